@@ -1,0 +1,1 @@
+"""Talking to chargers and meters (Modbus, OCPP, simulators); knows nothing of power sharing."""

@@ -1,0 +1,1 @@
+"""Simulated vehicles, chargers and meters, for tests, benchmarks and the demo."""

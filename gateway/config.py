@@ -1,0 +1,320 @@
+"""The site file: what the installer wrote, validated before anything is commanded.
+
+A mistake here can trip a building's breaker, so parsing is strict: unknown keys are errors (a misspelt
+``netwrok_limit_a`` must not silently fall back to a default), YAML duplicate keys are errors, and every message
+names the file and the key path (``site.yaml: chargers[2].breaker_limit_a: ...``). All errors are collected and
+reported together so an installer fixes the file in one pass.
+
+The seed's commissioning rules are enforced here too, because the same rules apply to a value written later over
+the BMS face or the web page (those call ``check_site`` on the would-be configuration before accepting it):
+
+* the network limit is at most the installation limit and at most what the chargers could ever draw;
+* a unit's limit is never above its nameplate;
+* a network limit below 6 A per charger is allowed (some cars wait, in rotation) and ``notes`` says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SITE_NODE = "site"
+"""The id of the root circuit node: the supply itself."""
+MIN_CHARGE_CURRENT_A = 6.0
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+_PHASE_NAMES = ("L1", "L2", "L3")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+Amps = Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+UnitId = Annotated[int, Field(ge=1, le=247)]
+
+
+class TcpTransport(Strict):
+    """Modbus TCP to the charger itself."""
+
+    type: Literal["tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: UnitId = 1
+    timeout_s: Seconds = 1.0
+
+
+class RtuOverTcpTransport(Strict):
+    """Modbus RTU frames tunnelled through a serial device server (common on DIN rails)."""
+
+    type: Literal["rtu-over-tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: UnitId = 1
+    timeout_s: Seconds = 0.5
+
+
+class RtuTransport(Strict):
+    """Modbus RTU on an RS-485 line; several chargers share one line by unit id."""
+
+    type: Literal["rtu"]
+    device: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=19200, ge=1200, le=921_600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    unit: UnitId = 1
+    timeout_s: Seconds = 0.3
+
+
+Transport = Annotated[TcpTransport | RtuOverTcpTransport | RtuTransport, Field(discriminator="type")]
+
+
+class SupplyConfig(Strict):
+    """The supply. A North American split-phase service is ``phases: 1, voltage_v: 240``: one current per leg."""
+
+    phases: Literal[1, 3] = 3
+    voltage_v: float = Field(default=230.0, gt=0, le=1000)
+
+
+class CircuitConfig(Strict):
+    """A sub-circuit (distribution board, feeder) with its own breaker, below ``parent``."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    parent: str = SITE_NODE
+    limit_a: Amps
+
+
+class ChargerConfig(Strict):
+    """One follower: which device, how to reach it, and where it sits electrically."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    profile: str = Field(min_length=1)
+    transport: Transport
+    breaker_limit_a: Amps | None = None
+    """The unit's own limit (its breaker); defaults to its nameplate, never above it."""
+    phases: Literal[1, 3] = 3
+    """How many phases are wired to the charger."""
+    phase_rotation: str = "L1L2L3"
+    """Which site phase the charger's L1, L2, L3 land on, e.g. "L2L3L1"; for a 1-phase charger just "L2"."""
+    circuit: str = SITE_NODE
+    priority: int = Field(default=0, ge=0, le=9)
+    """Higher priority is admitted first when there is not enough current for every car."""
+    weight: float = Field(default=1.0, gt=0, le=100)
+    """Relative share of the current above the 6 A minimum."""
+    comm_timeout_s: Seconds = 30.0
+    """The charger's own communication watchdog: after this long without the gateway it falls back."""
+
+    @field_validator("phase_rotation")
+    @classmethod
+    def _rotation(cls, value: str) -> str:
+        names = re.findall(r"L[123]", value.upper())
+        if "".join(names) != value.upper() or len(set(names)) != len(names) or len(names) not in (1, 3):
+            raise ValueError('must be a permutation of "L1L2L3" (e.g. "L2L3L1"), or one phase such as "L2"')
+        return value.upper()
+
+    @property
+    def site_phases(self) -> tuple[int, ...]:
+        """Site phase index (0..2) of the charger's L1, L2, L3 (only L1 for a 1-phase charger)."""
+        names = re.findall(r"L[123]", self.phase_rotation)
+        return tuple(_PHASE_NAMES.index(n) for n in names[: self.phases])
+
+
+class ControlConfig(Strict):
+    """Tuning of the controller; the defaults suit real cars and are what the benchmarks measure."""
+
+    tick_s: Seconds = 1.0
+    min_dwell_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """Under scarcity, a car switched on or off keeps that state at least this long."""
+    rotation_period_s: Seconds = 900.0
+    """Under scarcity, how long a car charges before a waiting car takes its turn."""
+    hysteresis_a: Annotated[float, Field(ge=0, le=10)] = 0.5
+    demand_margin_a: Annotated[float, Field(ge=0, le=10)] = 1.0
+    demand_window_s: Seconds = 60.0
+    probe_interval_s: Seconds = 120.0
+    ramp_down_timeout_s: Seconds = 10.0
+    """How long a car may take to follow a decrease before the charger is booked as not following."""
+
+
+class SiteConfig(Strict):
+    name: str = "powershare site"
+    supply: SupplyConfig = SupplyConfig()
+    installation_limit_a: Amps
+    """Hard limit per phase from the installation; nothing the gateway is told can exceed it."""
+    network_limit_a: Amps
+    """The current shared among the chargers per phase (seed: "network limit")."""
+    enabled: bool = False
+    """No vehicle charges until sharing is enabled (seed)."""
+    circuits: tuple[CircuitConfig, ...] = ()
+    chargers: tuple[ChargerConfig, ...] = Field(default=(), max_length=1000)
+    control: ControlConfig = ControlConfig()
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(ValueError):
+    """The file (or a proposed change) breaks a rule; ``issues`` lists every problem found."""
+
+    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = tuple(issues)
+        super().__init__("\n".join(f"{source}: {issue}" for issue in self.issues))
+
+
+NameplateLookup = Callable[[str], float]
+"""Returns a profile's nameplate maximum current per phase; raises ``KeyError`` for an unknown profile."""
+
+
+def _loc(parts: Iterable[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def unit_limit_a(charger: ChargerConfig, nameplate_a: float) -> float:
+    """The most this unit may ever be given: its breaker limit, or its nameplate."""
+    return charger.breaker_limit_a if charger.breaker_limit_a is not None else nameplate_a
+
+
+def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[ConfigIssue], list[str]]:
+    """The cross-field rules. Returns (errors, notes); notes are advice that does not stop the site."""
+    errors: list[ConfigIssue] = []
+    notes: list[str] = []
+    circuit_ids = {SITE_NODE}
+    for i, c in enumerate(site.circuits):
+        if c.id in circuit_ids:
+            errors.append(ConfigIssue(f"circuits[{i}].id", f"duplicate circuit id {c.id!r}"))
+        circuit_ids.add(c.id)
+    parents = {c.id: c.parent for c in site.circuits}
+    for i, c in enumerate(site.circuits):
+        if c.parent not in circuit_ids:
+            errors.append(ConfigIssue(f"circuits[{i}].parent", f"unknown circuit {c.parent!r}"))
+            continue
+        seen, node = {c.id}, c.parent
+        while node != SITE_NODE and node in parents:
+            if node in seen:
+                errors.append(ConfigIssue(f"circuits[{i}].parent", f"circuit {c.id!r} is part of a loop"))
+                break
+            seen.add(node)
+            node = parents[node]
+
+    if site.network_limit_a > site.installation_limit_a:
+        errors.append(ConfigIssue("network_limit_a", f"{site.network_limit_a:g} A is above the installation "
+                                  f"limit {site.installation_limit_a:g} A"))
+
+    per_phase_max = [0.0, 0.0, 0.0]
+    charger_ids: set[str] = set()
+    for i, ch in enumerate(site.chargers):
+        where = f"chargers[{i}]"
+        if ch.id in charger_ids:
+            errors.append(ConfigIssue(f"{where}.id", f"duplicate charger id {ch.id!r}"))
+        charger_ids.add(ch.id)
+        if ch.circuit not in circuit_ids:
+            errors.append(ConfigIssue(f"{where}.circuit", f"unknown circuit {ch.circuit!r}"))
+        if len(ch.phase_rotation) // 2 < ch.phases:
+            errors.append(ConfigIssue(f"{where}.phase_rotation", f"a {ch.phases}-phase charger needs all three "
+                                      "phases named, e.g. \"L1L2L3\""))
+        if site.supply.phases == 1 and any(p != 0 for p in ch.site_phases[:1]):
+            errors.append(ConfigIssue(f"{where}.phase_rotation", "a single-phase supply has only L1"))
+        try:
+            nameplate = nameplate_of(ch.profile)
+        except KeyError:
+            errors.append(ConfigIssue(f"{where}.profile", f"no profile named {ch.profile!r} "
+                                      "(see `powershare profiles`)"))
+            continue
+        if ch.breaker_limit_a is not None:
+            if ch.breaker_limit_a > nameplate:
+                errors.append(ConfigIssue(f"{where}.breaker_limit_a", f"{ch.breaker_limit_a:g} A is above the "
+                                          f"unit's nameplate {nameplate:g} A"))
+            elif ch.breaker_limit_a < MIN_CHARGE_CURRENT_A:
+                errors.append(ConfigIssue(f"{where}.breaker_limit_a", "below 6 A no vehicle can charge "
+                                          "(IEC 61851); remove the unit instead"))
+        unit_max = min(unit_limit_a(ch, nameplate), nameplate)
+        phases = ch.site_phases if site.supply.phases == 3 else (0,)
+        for p in phases:
+            per_phase_max[p] += unit_max
+
+    if site.chargers and not errors:
+        most = max(per_phase_max)
+        if site.network_limit_a > most:
+            errors.append(ConfigIssue("network_limit_a", f"{site.network_limit_a:g} A is above the sum of the "
+                                      f"chargers' limits on the busiest phase ({most:g} A); lower it to at most "
+                                      f"{most:g} A"))
+        busiest = max(sum(1 for ch in site.chargers if p in ch.site_phases) for p in range(site.supply.phases))
+        if site.network_limit_a < MIN_CHARGE_CURRENT_A * busiest:
+            notes.append(f"network limit {site.network_limit_a:g} A is below 6 A x {busiest} chargers on one "
+                         "phase: when every unit has a car, some wait and take turns (rotation)")
+    return errors, notes
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file strictly; raises ``ConfigError`` naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", f"cannot read: {exc.strerror or exc}")]) from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", f"not valid YAML: {exc}")]) from exc
+
+
+def parse_site(data: Any, source: str, nameplate_of: NameplateLookup) -> tuple[SiteConfig, list[str]]:
+    """Validate already-parsed data; returns the site and its notes or raises ``ConfigError``."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigIssue("", "the file must be a mapping of keys (installation_limit_a, "
+                                               "network_limit_a, chargers, ...)")])
+    try:
+        site = SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        issues = [ConfigIssue(_loc(e["loc"]), _message(e)) for e in exc.errors()]
+        raise ConfigError(source, issues) from None
+    errors, notes = check_site(site, nameplate_of)
+    if errors:
+        raise ConfigError(source, errors)
+    return site, notes
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check the spelling; see the configuration reference in README.md)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    return str(error["msg"])
+
+
+def load_site(path: Path, nameplate_of: NameplateLookup) -> tuple[SiteConfig, list[str]]:
+    """Read and validate a site file; raises ``ConfigError`` with every problem found."""
+    return parse_site(read_yaml(path), str(path), nameplate_of)

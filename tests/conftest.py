@@ -1,0 +1,1 @@
+"""Shared test helpers. Real sockets and serial lines are used throughout; see the individual fixtures."""
