@@ -49,6 +49,7 @@ BitTable = Literal["coil", "discrete"]
 MAX_READ_REGISTERS = 125
 MAX_WRITE_REGISTERS = 123
 MAX_READ_BITS = 2000
+MAX_WRITE_COILS = 1968
 _PYMODBUS_TIMEOUT_S = 3600.0
 """pymodbus's own response timeout: far beyond ours, so it never fires (see the module docstring)."""
 
@@ -130,6 +131,7 @@ class ModbusBus:
         self._online = False
         self._consecutive_timeouts = 0
         self._closed = False
+        self._connections = 0
 
     def _make_client(self) -> Client:
         endpoint = self.endpoint
@@ -165,6 +167,12 @@ class ModbusBus:
 
     def stats(self, unit: int) -> LinkStats:
         return self._stats.get(unit, LinkStats())
+
+    @property
+    def connections(self) -> int:
+        """How many times the bus has (re)connected: a driver whose device forgets its settings on a power cycle
+        re-sends them when this changes."""
+        return self._connections
 
     @property
     def connected(self) -> bool:
@@ -254,6 +262,21 @@ class ModbusBus:
 
         await self._transact(unit, timeout_s, f"FC5 {address}={value}", 5, call, check)
 
+    async def write_coils(self, unit: int, address: int, values: list[bool], timeout_s: float) -> None:
+        """Write coils with FC15 (some devices accept only this function code, even for one coil)."""
+        _check_span(address, len(values), MAX_WRITE_COILS)
+        bits = [bool(v) for v in values]
+
+        def call(client: Client) -> Awaitable[Any]:
+            return client.write_coils(address, bits, device_id=unit)
+
+        def check(rsp: Any) -> str | None:
+            if getattr(rsp, "address", None) != address or getattr(rsp, "count", None) != len(bits):
+                return "the answer names other coils than those written"
+            return None
+
+        await self._transact(unit, timeout_s, f"FC15 {address}={bits}", 15, call, check)
+
     async def close(self) -> None:
         """Close the client; later calls raise ``ConnectionLost``."""
         async with self._lock:
@@ -342,6 +365,7 @@ class ModbusBus:
         self._consecutive_timeouts = 0
         _log.info("%s: connected", self.endpoint.describe())
         self._online = True
+        self._connections += 1
         self._idle_since = loop.time()
 
     async def _wait_for_silence(self, unit: int) -> None:

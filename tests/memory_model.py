@@ -29,7 +29,7 @@ class MemoryModel:
         memory = self.holding if table == "holding" else self.input
         return [memory.get(a, 0) for a in range(address, address + count)]
 
-    def write(self, table: Table, address: int, values: Sequence[int]) -> int | None:
+    def write(self, table: Table, address: int, values: Sequence[int], function_code: int) -> int | None:
         if table == "coil":
             for i, v in enumerate(values):
                 self.coils[address + i] = bool(v)

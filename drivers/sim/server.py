@@ -62,8 +62,9 @@ class RegisterModel(Protocol):
         nonsense the driver must recognise as invalid."""
         ...
 
-    def write(self, table: Table, address: int, values: Sequence[int]) -> int | None:
-        """Apply a write at once (the echo and the next read must show it); return an exception code to refuse."""
+    def write(self, table: Table, address: int, values: Sequence[int], function_code: int) -> int | None:
+        """Apply a write at once (the echo and the next read must show it); return an exception code to refuse.
+        ``function_code`` lets a model refuse a write the device does not accept (FC16 where it takes only FC6)."""
         ...
 
 
@@ -205,7 +206,7 @@ class SimServer:
             return ExcCodes.ILLEGAL_FUNCTION
         bits = table in ("coil", "discrete")
         if values is not None:
-            code = model.write(table, address, [int(v) for v in values])
+            code = model.write(table, address, [int(v) for v in values], fc)
             return ExcCodes(code) if code else None
         # A read, or the echo half of FC5/FC6/FC23: fill the requested part of the block from the model.
         garbage = fault.kind is FaultKind.GARBAGE and fc in (1, 2, 3, 4)
