@@ -20,6 +20,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import TypeVar
 
 from drivers.bus import ModbusBus
@@ -42,6 +43,17 @@ async def read_block(bus: ModbusBus, unit: int, block: ReadBlock, timeout_s: flo
     if block.table is Table.COIL:
         return [int(b) for b in await bus.read_bits(device, "coil", block.start, block.count, timeout_s)]
     return [int(b) for b in await bus.read_bits(device, "discrete", block.start, block.count, timeout_s)]
+
+
+def commandable_a(profile: ChargerProfile, current_a: float) -> float:
+    """The setpoint actually sent for a request of ``current_a``: never more than asked, 0 or >= the minimum, a
+    whole number of register steps, within what the unit can do. Bad input raises ``ValueError``."""
+    if not math.isfinite(current_a) or current_a < 0:
+        raise ValueError(f"setpoint {current_a!r} must be a finite current >= 0 A")
+    top = min(current_a, profile.max_setpoint_a, profile.nameplate_a)
+    step = profile.resolution_a
+    value = round(math.floor(top / step + _EPSILON) * step, 9)
+    return value if value >= profile.control.min_current_a - _EPSILON else 0.0
 
 
 class PointValues:
@@ -144,8 +156,7 @@ class ModbusCharger:
             else:
                 enabled = raw == self.profile.control.enable_on
         error = values.number("error_code")
-        self.last_invalid = dict(values.invalid)
-        return ChargerReading(
+        reading = ChargerReading(
             state=state,
             current_a=values.phases("current"),
             voltage_v=values.phases("voltage"),
@@ -155,8 +166,10 @@ class ModbusCharger:
             setpoint_a=values.number(readback) if readback else None,
             enabled=enabled,
             error_code=int(error) if error is not None else None,
-            invalid=tuple(sorted(values.invalid)),
+            invalid=(),
         )
+        self.last_invalid = dict(values.invalid)
+        return replace(reading, invalid=tuple(sorted(values.invalid)))
 
     async def read_identity(self) -> ChargerIdentity:
         names = [n for n in self.profile.IDENTITY_ROLES if self.profile.has(n)]
@@ -176,15 +189,7 @@ class ModbusCharger:
 
     # -- commanding -------------------------------------------------------------------------------------------
     def commandable_a(self, current_a: float) -> float:
-        """The setpoint actually sent for a request of ``current_a``: never more than asked, 0 or >= minimum."""
-        if not math.isfinite(current_a) or current_a < 0:
-            raise ValueError(f"setpoint {current_a!r} must be a finite current >= 0 A")
-        profile = self.profile
-        top = min(current_a, profile.max_setpoint_a, profile.nameplate_a)
-        step = profile.resolution_a
-        steps = math.floor(top / step + _EPSILON)
-        value = round(steps * step, 9)
-        return value if value >= profile.control.min_current_a - _EPSILON else 0.0
+        return commandable_a(self.profile, current_a)
 
     async def write_setpoint(self, current_a: float) -> None:
         target = self.commandable_a(current_a)
@@ -279,8 +284,6 @@ class ModbusCharger:
     # -- plumbing -------------------------------------------------------------------------------------------
     async def _prepare(self) -> None:
         """Re-send what the device forgets (init writes, fail-safe) after a reconnect or an outage."""
-        if self.bus.connections != self._seen_connections:
-            self._needs_init = True
         if not self._needs_init:
             return
         for write in self.profile.quirks.init_writes:
@@ -290,7 +293,6 @@ class ModbusCharger:
         self._acked_a = None
         self._enabled = None
         self._needs_init = False
-        self._seen_connections = self.bus.connections
 
     async def _write_point(self, name: str, value: Value) -> None:
         point = self.profile.point(name)
@@ -319,4 +321,7 @@ class ModbusCharger:
             self._needs_init = True  # it may have power-cycled meanwhile and forgotten everything
             raise
         self._last_contact = self._clock()
+        if self._seen_connections not in (-1, self.bus.connections):
+            self._needs_init = True  # the line was reopened since we last talked: a TCP device may have rebooted
+        self._seen_connections = self.bus.connections
         return result

@@ -124,7 +124,7 @@ class SimCharger:
         if self.vehicle is None:
             return (0.0, 0.0, 0.0)
         l1, l2, l3 = self.vehicle.phase_currents_a()
-        return (l1, l2, l3) if self.profile.phases == 3 else (l1 + l2 + l3, 0.0, 0.0)
+        return (l1, l2, l3) if self.profile.phases == 3 else (l1, 0.0, 0.0)
 
     def state(self) -> Iec61851State:
         now = self._advance()
