@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from gateway import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("gateway.simulate_command", "gateway.probe_command")
 
 
 def build_parser() -> argparse.ArgumentParser:
