@@ -248,7 +248,7 @@ def quantize(value: float, fmt: Format) -> float:
 
 def encode(value: Value, fmt: Format) -> list[int]:
     """Engineering value -> registers to write. Raises ``ValueError`` if the value does not fit the point."""
-    if fmt.enum is not None and isinstance(value, str) and not fmt.type.is_text:
+    if fmt.enum is not None and isinstance(value, str):
         keys = [k for k, name in fmt.enum.items() if name == value]
         if not keys:
             raise ValueError(f"{value!r} is not one of {sorted(set(fmt.enum.values()))}")
