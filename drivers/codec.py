@@ -266,10 +266,16 @@ def encode(value: Value, fmt: Format) -> list[int]:
         raise ValueError(f"{number:g} is outside the valid range {_range_text(fmt)}")
     if fmt.type is DataType.BOOL:
         return [1 if number else 0]
+    if isinstance(value, int) and fmt.type.is_integer and _is_identity(fmt):
+        return encode_raw(value, fmt)  # exact: a 64-bit counter must not pass through a float
     raw = (quantize(number, fmt) - fmt.offset) / fmt.scale
     if fmt.type.is_float:
         return encode_raw(raw, fmt)
     return encode_raw(round(raw), fmt)
+
+
+def _is_identity(fmt: Format) -> bool:
+    return fmt.scale == 1 and fmt.offset == 0 and fmt.resolution in (None, 1)
 
 
 def encode_raw(raw: int | float | str, fmt: Format) -> list[int]:
