@@ -248,7 +248,7 @@ def quantize(value: float, fmt: Format) -> float:
 
 def encode(value: Value, fmt: Format) -> list[int]:
     """Engineering value -> registers to write. Raises ``ValueError`` if the value does not fit the point."""
-    if fmt.enum is not None and isinstance(value, str) and not fmt.type.is_text:
+    if fmt.enum is not None and isinstance(value, str):
         keys = [k for k, name in fmt.enum.items() if name == value]
         if not keys:
             raise ValueError(f"{value!r} is not one of {sorted(set(fmt.enum.values()))}")
@@ -266,10 +266,16 @@ def encode(value: Value, fmt: Format) -> list[int]:
         raise ValueError(f"{number:g} is outside the valid range {_range_text(fmt)}")
     if fmt.type is DataType.BOOL:
         return [1 if number else 0]
+    if isinstance(value, int) and fmt.type.is_integer and _is_identity(fmt):
+        return encode_raw(value, fmt)  # exact: a 64-bit counter must not pass through a float
     raw = (quantize(number, fmt) - fmt.offset) / fmt.scale
     if fmt.type.is_float:
         return encode_raw(raw, fmt)
     return encode_raw(round(raw), fmt)
+
+
+def _is_identity(fmt: Format) -> bool:
+    return fmt.scale == 1 and fmt.offset == 0 and fmt.resolution in (None, 1)
 
 
 def encode_raw(raw: int | float | str, fmt: Format) -> list[int]:

@@ -597,6 +597,9 @@ class ChargerProfile(ProfileMeta):
         if p.failsafe_current is not None and keep is KeepAlive.NONE:
             issues.append(("watchdog.keep_alive", "a charger with a fail-safe current has a watchdog: say what "
                            "keeps it alive (traffic, setpoint, heartbeat or timeout)"))
+        if p.failsafe_current is not None and p.failsafe_timeout is None and self.watchdog.fixed_timeout_s is None:
+            issues.append(("points.failsafe_current", "the gateway must know when the fail-safe current applies: "
+                           "declare failsafe_timeout or watchdog.fixed_timeout_s"))
         if p.heartbeat is not None and p.heartbeat.writable:
             try:
                 self.encode("heartbeat", self.watchdog.heartbeat_value)
