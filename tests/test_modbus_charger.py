@@ -20,7 +20,7 @@ from drivers.errors import ConnectionLost, DeviceBusy, DeviceRejected, DeviceTim
 from drivers.modbus_charger import ModbusCharger, commandable_a
 from drivers.model import Iec61851State
 from drivers.ports import ChargerDriver, IdentityReader
-from drivers.profile import ChargerProfile, ProfileRegistry, parse_profile
+from drivers.profile import ChargerProfile, PauseMethod, ProfileRegistry, parse_profile
 from drivers.sim.charger_sim import SimCharger
 from drivers.sim.faults import Fault, FaultKind
 from drivers.sim.server import SimServer, TcpListen
@@ -272,4 +272,5 @@ def test_a_commanded_setpoint_is_never_above_the_request_nor_between_zero_and_mi
     assert sent <= requested + 1e-9
     assert sent <= min(profile.max_setpoint_a, profile.nameplate_a) + 1e-9
     assert sent == 0 or sent >= profile.control.min_current_a
-    profile.encode("setpoint", sent)  # always representable in the register
+    if sent or profile.control.pause is not PauseMethod.DISABLE:  # pausing by disable never writes 0
+        profile.encode("setpoint", sent)  # always representable in the register

@@ -23,7 +23,7 @@ from drivers.codec import InvalidReading, Value
 from drivers.model import Iec61851State
 from drivers.profile import ChargerProfile, KeepAlive, PauseMethod
 from drivers.sim.image import ILLEGAL_VALUE, ProfileImage
-from drivers.sim.server import Span, Table
+from drivers.sim.server import RegisterModel, Span, Table
 from drivers.sim.vehicle import NOMINAL_VOLTAGE_V, Vehicle, VehicleSpec
 
 DEFAULT_WATCHDOG_S = 60.0
@@ -161,6 +161,11 @@ class SimCharger:
         values.update(self._state_values.get(self._state(now), {}))
         return values
 
+    def extra_units(self) -> dict[int, RegisterModel]:
+        """Unit ids besides its own that this charger answers on (Alfen: station registers on unit 200)."""
+        ids = {p.device_id for p in self.profile.all_points().values() if p.device_id is not None}
+        return {device_id: _OtherUnit(self, ProfileImage(self.profile, device_id)) for device_id in sorted(ids)}
+
     # -- RegisterModel ----------------------------------------------------------------------------------------
     def spans(self) -> Mapping[Table, Sequence[Span]]:
         return self.image.spans()
@@ -214,6 +219,27 @@ class SimCharger:
             if 0 < current < control.min_current_a - 1e-9 and not (
                     name == "setpoint" and control.pause is PauseMethod.DISABLE):
                 return ILLEGAL_VALUE
+        return None
+
+
+class _OtherUnit:
+    """The points a charger serves under another unit id, from the same live values."""
+
+    def __init__(self, charger: SimCharger, image: ProfileImage) -> None:
+        self.charger = charger
+        self.image = image
+
+    def spans(self) -> Mapping[Table, Sequence[Span]]:
+        return self.image.spans()
+
+    def read(self, table: Table, address: int, count: int, *, garbage: bool) -> list[int]:
+        return self.image.read(table, address, count, self.charger.values(), garbage=garbage)
+
+    def write(self, table: Table, address: int, values: Sequence[int], function_code: int) -> int | None:
+        written = self.image.decode_write(table, address, values, function_code)
+        if isinstance(written, int):
+            return written
+        self.charger.aux.update(written)
         return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from drivers.codec import DataType, Format, InvalidReading, Value, decode, encode, encode_raw
 from drivers.profile import ProfileMeta, Table
@@ -20,6 +21,7 @@ from drivers.sim.server import Span
 from drivers.sim.server import Table as TableName
 
 REGISTER_ALL_ONES = 0xFFFF
+_UNSIGNED = {1: DataType.U16, 2: DataType.U32, 4: DataType.U64}
 ILLEGAL_FUNCTION = 1
 ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
@@ -89,6 +91,13 @@ class ProfileImage:
                 return encode(min(max(float(value), low), high), fmt)
             except ValueError:
                 pass
+            if fmt.type.is_integer and fmt.mask is None:
+                # A counter too big for its register wraps around, as a device's 16-bit energy counter does.
+                raw = round((float(value) - fmt.offset) / fmt.scale) % (1 << (16 * fmt.register_count))
+                try:
+                    return encode_raw(raw, replace(fmt, type=_UNSIGNED[fmt.register_count]))
+                except (ValueError, KeyError):
+                    pass
         return [0] * fmt.register_count
 
     def decode_write(self, table: TableName, address: int, words: Sequence[int],
@@ -122,7 +131,10 @@ def _garbage_for(fmt: Format) -> list[int] | None:
     candidates: list[list[int]] = [[REGISTER_ALL_ONES] * count]  # NaN for floats, "not available", 6553.5 A
     if fmt.type.is_integer:
         candidates += [_raw(raw, fmt) for raw in _unknown_enum_keys(fmt)]
-        candidates += [[0x7FFF] + [REGISTER_ALL_ONES] * (count - 1), [0x8000] + [0] * (count - 1)]
+        bits = 16 * count
+        signed = fmt.type in (DataType.S16, DataType.S32, DataType.S64)
+        extremes = (2 ** (bits - 1) - 1, -(2 ** (bits - 1))) if signed else (2 ** bits - 1, 0)
+        candidates += [_raw(raw, fmt) for raw in extremes]  # in the point's own word order
     for words in candidates:
         if len(words) == count and isinstance(decode(words, fmt), InvalidReading):
             return words

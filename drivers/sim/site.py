@@ -23,6 +23,8 @@ class SimLine:
     listen: Listen
     chargers: dict[int, SimCharger] = field(default_factory=dict)
     meters: dict[int, SimMeter] = field(default_factory=dict)
+    others: dict[int, RegisterModel] = field(default_factory=dict)
+    """Extra unit ids chargers answer on (a station unit), shared by the chargers of the line."""
     server: SimServer | None = None
 
 
@@ -45,6 +47,8 @@ class SimulatedSite:
             if cars and unit in cars:
                 charger.plug(cars[unit])
             line.chargers[unit] = charger
+            for other, model in charger.extra_units().items():
+                line.others.setdefault(other, model)  # a shared station unit: the first charger's answers
             added.append(charger)
         return added
 
@@ -68,7 +72,7 @@ class SimulatedSite:
     async def start(self) -> None:
         try:
             for line in self.lines:
-                models: dict[int, RegisterModel] = {**line.chargers, **line.meters}
+                models: dict[int, RegisterModel] = {**line.others, **line.chargers, **line.meters}
                 server = SimServer(models, line.listen)
                 await server.start()
                 line.server = server
