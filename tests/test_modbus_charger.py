@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib.resources import files
 from typing import Any
@@ -274,3 +275,17 @@ def test_a_commanded_setpoint_is_never_above_the_request_nor_between_zero_and_mi
     assert sent == 0 or sent >= profile.control.min_current_a
     if sent or profile.control.pause is not PauseMethod.DISABLE:  # pausing by disable never writes 0
         profile.encode("setpoint", sent)  # always representable in the register
+
+
+async def test_pacing_quirks_cache_fast_polls_and_space_writes() -> None:
+    async with Rig(variant(quirks={"min_read_interval_s": 10, "min_write_interval_s": 0.2})) as r:
+        first = await r.driver.read()
+        count = r.transactions()
+        assert await r.driver.read() is first and r.transactions() == count  # too soon: the last poll stands
+        r.clock.advance(10)
+        await r.driver.read()
+        assert r.transactions() > count
+        await r.driver.write_setpoint(10)
+        started = time.monotonic()
+        await r.driver.write_setpoint(12)
+        assert time.monotonic() - started >= 0.2 and r.sim.setpoint_a == 12
