@@ -181,8 +181,8 @@ async def serve(site: SimulatedSite, faults: list[tuple[int, Fault]], status_eve
             for line in hit:
                 assert line.server is not None
                 line.server.set_fault(unit, fault)
-        speed = getattr(site.clock, "speed", 1.0)
-        print(f"powershare simulate: serving (simulated time x{speed:g})", flush=True)
+        speed = f" (simulated time x{site.clock.speed:g})" if isinstance(site.clock, ScaledClock) else ""
+        print(f"powershare simulate: serving{speed}", flush=True)
         for line in site.lines:
             print(_describe(line, line.chargers), flush=True)
         for unit, fault in faults:

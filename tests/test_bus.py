@@ -266,3 +266,24 @@ async def test_invalid_arguments_are_programming_errors(call: object) -> None:
     with pytest.raises(ValueError):
         await call(bus)  # type: ignore[operator]
     await bus.close()
+
+
+async def test_a_tcp_socket_where_every_unit_times_out_is_reopened() -> None:
+    async with SimServer({1: MemoryModel(), 2: MemoryModel()}, TcpListen()) as server:
+        bus = ModbusBus(TcpEndpoint("127.0.0.1", server.port), BusOptions(timeouts_before_reconnect=3))
+        assert await bus.read_registers(1, "input", 0, 1, 0.5) == [0]
+        server.set_fault(1, Fault(FaultKind.SILENT))
+        for _ in range(2):  # a dead unit among live ones never costs the others their socket
+            with pytest.raises(DeviceTimeout):
+                await bus.read_registers(1, "input", 0, 1, 0.1)
+            await bus.read_registers(2, "input", 0, 1, 0.5)
+        assert bus.connections == 1
+        server.set_fault(2, Fault(FaultKind.SILENT))
+        for unit in (1, 2, 1):
+            with pytest.raises(DeviceTimeout):
+                await bus.read_registers(unit, "input", 0, 1, 0.1)
+        assert not bus.connected  # presumed half-open: closed, and reopened by the next request
+        server.set_fault(1, Fault())
+        assert await bus.read_registers(1, "input", 0, 1, 0.5) == [0]
+        assert bus.connections == 2
+        await bus.close()

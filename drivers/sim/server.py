@@ -241,7 +241,7 @@ class _FaultyHandler(ServerRequestHandler):
         if fault.kind is FaultKind.SILENT:
             return
         if fault.kind is FaultKind.DROP:
-            if self._owner.listen.__class__ is TcpListen:
+            if isinstance(self._owner.listen, TcpListen):
                 self.close()
             return
         if fault.kind is FaultKind.LATE:
