@@ -346,9 +346,12 @@ class ProfileMeta(Strict):
             unit = UNIT_OF_ROLE.get(name)
             if unit is not None and point.unit is not None and point.unit != unit:
                 issues.append((f"points.{name}.unit", f"must be {unit!r}: scale converts the raw value to {unit}"))
-            if name in self.POLL_ROLES and point.register_count > self.quirks.max_registers_per_read:
-                issues.append((f"points.{name}", f"{point.register_count} registers exceed quirks."
-                               f"max_registers_per_read ({self.quirks.max_registers_per_read})"))
+        points = self.all_points()
+        for name in self.poll_points():
+            polled = points.get(name)
+            if polled is not None and polled.register_count > self.quirks.max_registers_per_read:
+                issues.append((f"{_path_of(self, name)}", f"{polled.register_count} registers exceed quirks."
+                               f"max_registers_per_read ({self.quirks.max_registers_per_read}); a poll reads it"))
         issues += _overlap_issues(self)
         for i, write in enumerate(self.quirks.init_writes):
             where = f"quirks.init_writes[{i}]"
@@ -491,7 +494,8 @@ class ChargerProfile(ProfileMeta):
         """The point to read the applied setpoint from: the read-back register, or the setpoint if readable."""
         if self.points.setpoint_readback is not None:
             return "setpoint_readback"
-        return "setpoint" if self.setpoint.readable else None
+        setpoint = self.points.setpoint
+        return "setpoint" if setpoint is not None and setpoint.readable else None
 
     @property
     def max_setpoint_a(self) -> float:
