@@ -54,10 +54,6 @@ class Table(StrEnum):
     def is_bit(self) -> bool:
         return self in (Table.COIL, Table.DISCRETE)
 
-    @property
-    def read_fc(self) -> int:
-        return {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}[self]
-
 
 class Trust(StrEnum):
     """How sure the research is of a fact (the register-map research marks ✅ / ⚠️ / ❌)."""
@@ -485,11 +481,6 @@ class ChargerProfile(ProfileMeta):
         return PLAUSIBLE_RANGE.get(unit or "")
 
     @property
-    def setpoint(self) -> Point:
-        assert self.points.setpoint is not None  # guaranteed by validation
-        return self.points.setpoint
-
-    @property
     def setpoint_readback_point(self) -> str | None:
         """The point to read the applied setpoint from: the read-back register, or the setpoint if readable."""
         if self.points.setpoint_readback is not None:
@@ -830,7 +821,4 @@ class ProfileRegistry:
 
     def __iter__(self) -> Iterator[ChargerProfile | MeterProfile]:
         return iter(self._profiles[n] for n in self.names())
-
-    def __len__(self) -> int:
-        return len(self._profiles)
 
