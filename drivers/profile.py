@@ -22,6 +22,7 @@ import importlib.resources
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -293,6 +294,13 @@ class ProfileMeta(Strict):
         """Every declared point, roles and aux, by name."""
         return {**self.roles(), **self.aux}
 
+    @cached_property
+    def formats(self) -> Mapping[str, Format]:
+        """Every point's format (see ``format_of``), built once: a poll decodes through these."""
+        roles = self.roles()
+        return {name: point.format(self._default_range(UNIT_OF_ROLE.get(name) if name in roles else None))
+                for name, point in self.all_points().items()}
+
     def point(self, name: str) -> Point:
         found = self.all_points().get(name)
         if found is None:
@@ -304,9 +312,10 @@ class ProfileMeta(Strict):
 
     def format_of(self, name: str) -> Format:
         """The point's format, with the plausible range of its role where the profile declares none."""
-        point = self.point(name)
-        unit = UNIT_OF_ROLE.get(name) if name in self.roles() else None
-        return point.format(self._default_range(unit))
+        found = self.formats.get(name)
+        if found is None:
+            raise KeyError(f"profile {self.name!r} declares no point {name!r}")
+        return found
 
     def _default_range(self, unit: str | None) -> tuple[float, float] | None:
         return None
@@ -331,7 +340,8 @@ class ProfileMeta(Strict):
 
     def decode_block(self, block: ReadBlock, values: Sequence[int]) -> dict[str, Decoded]:
         """Decode every point of ``block`` from the values its read returned."""
-        return {n: self.decode(n, block.slice(self.point(n), values)) for n in block.points}
+        points = self.all_points()
+        return {n: decode(block.slice(points[n], values), self.formats[n]) for n in block.points}
 
     def _issues(self) -> list[tuple[str, str]]:
         issues: list[tuple[str, str]] = []
