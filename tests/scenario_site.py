@@ -32,8 +32,9 @@ class SimCharger:
     vehicle: Vehicle | None = None
 
     def offered_a(self, now: float) -> float:
+        """After its watchdog expires a device latches its fail-safe current until it is commanded again."""
         if not self.online and now - self.last_contact_s > self.spec.comm_timeout_s:
-            return self.failsafe_a
+            self.setpoint_a = self.failsafe_a
         return self.setpoint_a
 
     def site_currents(self) -> list[float]:
@@ -188,15 +189,22 @@ def _reading(charger: SimCharger, now: float) -> ChargerReading:
 
 def _check_physical(now: float, chargers: dict[str, SimCharger], specs: dict[str, ChargerSpec],
                     history: list[tuple[float, dict[str, tuple[float, float, float]]]], result: ScenarioRun) -> None:
-    """Physical current per node and phase within the most generous limit of the last GRACE_S seconds."""
+    """Physical current per node and phase within the most generous limit of the last GRACE_S seconds.
+
+    The one exception is physics, not policy: if the limit is lowered below what chargers that cannot be reached
+    still draw (their fail-safe or last setpoint), the commanded chargers must be at zero; more cannot be done.
+    """
     load: dict[tuple[str, int], float] = {}
+    unreachable: dict[tuple[str, int], float] = {}
     for cid, charger in chargers.items():
         for phase, amps in enumerate(charger.site_currents()):
             for node in specs[cid].nodes:
                 load[(node, phase)] = load.get((node, phase), 0.0) + amps
+                if not charger.online:
+                    unreachable[(node, phase)] = unreachable.get((node, phase), 0.0) + amps
     recent = [limits for t, limits in history if now - t <= GRACE_S]
     for (node, phase), amps in load.items():
-        allowed = max(limits[node][phase] for limits in recent)
+        allowed = max(max(limits[node][phase] for limits in recent), unreachable.get((node, phase), 0.0))
         if amps > allowed + 1e-6:
             result.violations.append(Violation(now, f"{node} L{phase + 1} carries {amps:.2f} A > {allowed:g} A"))
 
