@@ -22,6 +22,7 @@ import importlib.resources
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -53,10 +54,6 @@ class Table(StrEnum):
     @property
     def is_bit(self) -> bool:
         return self in (Table.COIL, Table.DISCRETE)
-
-    @property
-    def read_fc(self) -> int:
-        return {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}[self]
 
 
 class Trust(StrEnum):
@@ -297,6 +294,13 @@ class ProfileMeta(Strict):
         """Every declared point, roles and aux, by name."""
         return {**self.roles(), **self.aux}
 
+    @cached_property
+    def formats(self) -> Mapping[str, Format]:
+        """Every point's format (see ``format_of``), built once: a poll decodes through these."""
+        roles = self.roles()
+        return {name: point.format(self._default_range(UNIT_OF_ROLE.get(name) if name in roles else None))
+                for name, point in self.all_points().items()}
+
     def point(self, name: str) -> Point:
         found = self.all_points().get(name)
         if found is None:
@@ -308,9 +312,10 @@ class ProfileMeta(Strict):
 
     def format_of(self, name: str) -> Format:
         """The point's format, with the plausible range of its role where the profile declares none."""
-        point = self.point(name)
-        unit = UNIT_OF_ROLE.get(name) if name in self.roles() else None
-        return point.format(self._default_range(unit))
+        found = self.formats.get(name)
+        if found is None:
+            raise KeyError(f"profile {self.name!r} declares no point {name!r}")
+        return found
 
     def _default_range(self, unit: str | None) -> tuple[float, float] | None:
         return None
@@ -335,7 +340,8 @@ class ProfileMeta(Strict):
 
     def decode_block(self, block: ReadBlock, values: Sequence[int]) -> dict[str, Decoded]:
         """Decode every point of ``block`` from the values its read returned."""
-        return {n: self.decode(n, block.slice(self.point(n), values)) for n in block.points}
+        points = self.all_points()
+        return {n: decode(block.slice(points[n], values), self.formats[n]) for n in block.points}
 
     def _issues(self) -> list[tuple[str, str]]:
         issues: list[tuple[str, str]] = []
@@ -346,9 +352,12 @@ class ProfileMeta(Strict):
             unit = UNIT_OF_ROLE.get(name)
             if unit is not None and point.unit is not None and point.unit != unit:
                 issues.append((f"points.{name}.unit", f"must be {unit!r}: scale converts the raw value to {unit}"))
-            if name in self.POLL_ROLES and point.register_count > self.quirks.max_registers_per_read:
-                issues.append((f"points.{name}", f"{point.register_count} registers exceed quirks."
-                               f"max_registers_per_read ({self.quirks.max_registers_per_read})"))
+        points = self.all_points()
+        for name in self.poll_points():
+            polled = points.get(name)
+            if polled is not None and polled.register_count > self.quirks.max_registers_per_read:
+                issues.append((f"{_path_of(self, name)}", f"{polled.register_count} registers exceed quirks."
+                               f"max_registers_per_read ({self.quirks.max_registers_per_read}); a poll reads it"))
         issues += _overlap_issues(self)
         for i, write in enumerate(self.quirks.init_writes):
             where = f"quirks.init_writes[{i}]"
@@ -482,16 +491,12 @@ class ChargerProfile(ProfileMeta):
         return PLAUSIBLE_RANGE.get(unit or "")
 
     @property
-    def setpoint(self) -> Point:
-        assert self.points.setpoint is not None  # guaranteed by validation
-        return self.points.setpoint
-
-    @property
     def setpoint_readback_point(self) -> str | None:
         """The point to read the applied setpoint from: the read-back register, or the setpoint if readable."""
         if self.points.setpoint_readback is not None:
             return "setpoint_readback"
-        return "setpoint" if self.setpoint.readable else None
+        setpoint = self.points.setpoint
+        return "setpoint" if setpoint is not None and setpoint.readable else None
 
     @property
     def max_setpoint_a(self) -> float:
@@ -826,7 +831,4 @@ class ProfileRegistry:
 
     def __iter__(self) -> Iterator[ChargerProfile | MeterProfile]:
         return iter(self._profiles[n] for n in self.names())
-
-    def __len__(self) -> int:
-        return len(self._profiles)
 

@@ -6,8 +6,10 @@ from typing import Any
 
 import yaml
 
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when libyaml is there
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+
+class _UniqueKeyLoader(_Base):  # type: ignore[valid-type,misc]
     pass
 
 

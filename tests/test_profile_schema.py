@@ -154,6 +154,15 @@ def test_read_plan_merges_adjacent_points_within_the_device_limit() -> None:
     assert [(b.start, b.count) for b in limited.read_plan() if b.table is Table.INPUT] == [(0, 2), (2, 2), (4, 2)]
 
 
+def test_every_polled_point_fits_one_read() -> None:
+    data = charger(quirks={"max_registers_per_read": 1}, state_rules=[{"when": {"cable": [1]}, "state": "B"}],
+                   aux={"cable": {"table": "input", "address": 20, "type": "u32"}})
+    del data["points"]["state"]
+    text = issues_of(data)
+    assert "aux.cable: 2 registers exceed quirks.max_registers_per_read (1)" in text
+    assert "points.energy: 2 registers exceed" in text
+
+
 def _points(starts: list[int]) -> dict[str, Point]:
     return {f"p{i}": Point(table=Table.HOLDING, address=a, type="u32") for i, a in enumerate(sorted(set(starts)))}  # type: ignore[arg-type]
 
