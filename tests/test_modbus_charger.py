@@ -289,3 +289,10 @@ async def test_pacing_quirks_cache_fast_polls_and_space_writes() -> None:
         started = time.monotonic()
         await r.driver.write_setpoint(12)
         assert time.monotonic() - started >= 0.2 and r.sim.setpoint_a == 12
+
+
+async def test_the_heartbeat_life_bit_reads_back_cleared_after_half_the_timeout(rig: Rig) -> None:
+    await rig.driver.keep_alive()
+    assert (await rig.driver.read_points(["heartbeat"]))["heartbeat"] == 1
+    rig.clock.advance(rig.sim.failsafe_timeout_s / 2)
+    assert (await rig.driver.read_points(["heartbeat"]))["heartbeat"] == 0

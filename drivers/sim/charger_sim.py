@@ -50,6 +50,7 @@ class SimCharger:
         """Set to E or F to simulate a pilot error or a charger fault."""
         self.aux: dict[str, Value] = {}
         self.heartbeat_raw: Value = 0
+        self._heartbeat_at = clock()
         self.vehicle: Vehicle | None = None
         self._finished_sessions_wh = 0.0
         self._last_keepalive = clock()
@@ -154,7 +155,7 @@ class SimCharger:
             "setpoint": self.setpoint_a, "setpoint_readback": self.pilot_a,
             "enable": control.enable_on if self.enabled else control.enable_off,
             "failsafe_current": self.failsafe_current_a, "failsafe_timeout": self.failsafe_timeout_s,
-            "heartbeat": self.heartbeat_raw, "nameplate": self.nameplate_a,
+            "heartbeat": self._heartbeat_readback(now), "nameplate": self.nameplate_a,
             "serial": self.serial, "firmware": "sim-1.0", "model": self.profile.models[0],
             "error_code": 1 if self._state(now) is Iec61851State.F else 0,
         })
@@ -165,6 +166,12 @@ class SimCharger:
         """Unit ids besides its own that this charger answers on (Alfen: station registers on unit 200)."""
         ids = {p.device_id for p in self.profile.all_points().values() if p.device_id is not None}
         return {device_id: _OtherUnit(self, ProfileImage(self.profile, device_id)) for device_id in sorted(ids)}
+
+    def _heartbeat_readback(self, now: float) -> Value:
+        """A life bit: the charger clears it when it checks it, every half timeout (Vestel/Webasto style)."""
+        if self.failsafe_timeout_s > 0 and now - self._heartbeat_at >= self.failsafe_timeout_s / 2:
+            return 0
+        return self.heartbeat_raw
 
     # -- RegisterModel ----------------------------------------------------------------------------------------
     def spans(self) -> Mapping[Table, Sequence[Span]]:
@@ -199,6 +206,7 @@ class SimCharger:
                 alive = alive or keep is KeepAlive.TIMEOUT
             elif name == "heartbeat":
                 self.heartbeat_raw = value
+                self._heartbeat_at = now
                 alive = alive or (keep is KeepAlive.HEARTBEAT and value == self.profile.watchdog.heartbeat_value)
             else:
                 self.aux[name] = value
