@@ -166,21 +166,27 @@ async def test_rtu_line_serves_the_live_unit_while_the_other_is_silent(
     assert bus.connected
 
 
-async def test_rtu_late_answer_is_never_taken_for_the_next_request(
-        rtu: tuple[SimServer, ModbusBus, dict[int, MemoryModel]]) -> None:
-    """The unit answers 0.25 s after each request, the timeout is 0.2 s. Its value changes between requests, so
-    an answer taken for the wrong request would show the old value. Only timeouts may come back, then, once the
-    unit is healthy again, the new value."""
-    server, bus, models = rtu
-    server.set_fault(2, Fault(FaultKind.LATE, late_s=0.25))
-    for value in range(500, 504):
-        models[2].holding[100] = value
-        with pytest.raises(DeviceTimeout):
-            await bus.read_registers(2, "holding", 100, 1, 0.2)
-        assert await bus.read_registers(1, "holding", 100, 1, 0.5) == [1]
-    server.set_fault(2, Fault())
-    models[2].holding[100] = 999
-    assert await bus.read_registers(2, "holding", 100, 1, 0.5) == [999]
+async def test_rtu_late_answer_is_never_taken_for_the_next_request() -> None:
+    """The unit answers 0.3 s after each request, the timeout is 0.15 s, the guard 0.35 s. Its value changes
+    between requests, so an answer taken for the wrong request would show the old value. Only timeouts may come
+    back, then, once the unit is healthy again, the new value. (Margins of 0.15-0.2 s keep this deterministic.)"""
+    bridge = PtyBridge()
+    models = {1: MemoryModel(1), 2: MemoryModel(2)}
+    try:
+        async with SimServer(models, SerialLine(bridge.a)) as server:
+            bus = ModbusBus(SerialLine(bridge.b), BusOptions(late_answer_guard_s=0.35))
+            server.set_fault(2, Fault(FaultKind.LATE, late_s=0.3))
+            for value in range(500, 503):
+                models[2].holding[100] = value
+                with pytest.raises(DeviceTimeout):
+                    await bus.read_registers(2, "holding", 100, 1, 0.15)
+                assert await bus.read_registers(1, "holding", 100, 1, 0.5) == [1]
+            server.set_fault(2, Fault())
+            models[2].holding[100] = 999
+            assert await bus.read_registers(2, "holding", 100, 1, 0.5) == [999]
+            await bus.close()
+    finally:
+        bridge.close()
 
 
 async def test_without_the_guard_a_late_answer_would_be_misassigned() -> None:
@@ -191,12 +197,12 @@ async def test_without_the_guard_a_late_answer_would_be_misassigned() -> None:
     try:
         async with SimServer({2: model}, SerialLine(bridge.a)) as server:
             bus = ModbusBus(SerialLine(bridge.b), BusOptions(late_answer_guard_s=0.0))
-            server.set_fault(2, Fault(FaultKind.LATE, late_s=0.25))
+            server.set_fault(2, Fault(FaultKind.LATE, late_s=0.3))
             model.holding[100] = 111
             with pytest.raises(DeviceTimeout):
-                await bus.read_registers(2, "holding", 100, 1, 0.2)
+                await bus.read_registers(2, "holding", 100, 1, 0.15)
             model.holding[100] = 222
-            assert await bus.read_registers(2, "holding", 100, 1, 0.2) == [111]
+            assert await bus.read_registers(2, "holding", 100, 1, 0.3) == [111]
             await bus.close()
     finally:
         bridge.close()
@@ -207,11 +213,11 @@ async def test_a_late_answer_of_another_shape_is_detected_even_without_the_guard
     try:
         async with SimServer({2: MemoryModel()}, SerialLine(bridge.a)) as server:
             bus = ModbusBus(SerialLine(bridge.b), BusOptions(late_answer_guard_s=0.0))
-            server.set_fault(2, Fault(FaultKind.LATE, late_s=0.25))
+            server.set_fault(2, Fault(FaultKind.LATE, late_s=0.3))
             with pytest.raises(DeviceTimeout):
-                await bus.read_registers(2, "holding", 100, 4, 0.2)
+                await bus.read_registers(2, "holding", 100, 4, 0.15)
             with pytest.raises(DeviceTimeout, match=r"function code|does not match"):
-                await bus.read_registers(2, "input", 0, 2, 0.2)  # gets the FC3 answer above: refused
+                await bus.read_registers(2, "input", 0, 2, 0.3)  # gets the FC3 answer above: refused
             await bus.close()
     finally:
         bridge.close()
