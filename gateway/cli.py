@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from gateway import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("gateway.profiles_command", "gateway.check_config_command")
 
 
 def build_parser() -> argparse.ArgumentParser:
