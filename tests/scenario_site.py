@@ -59,6 +59,8 @@ class ScenarioRun:
     timeline: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    served: set[str] = field(default_factory=set)
+    """Chargers that were given current while a vehicle was plugged in."""
 
 
 def _limits_of(value: Any) -> tuple[float, float, float]:
@@ -142,6 +144,7 @@ def run(scenario: dict[str, Any]) -> ScenarioRun:
             spec = specs[command.charger_id]
             if 0 < command.current_a < spec.min_current_a or command.current_a > spec.max_current_a + 1e-9:
                 result.violations.append(Violation(now, f"{command.charger_id} commanded {command.current_a} A"))
+        result.served |= {cid for cid, c in chargers.items() if c.setpoint_a > 0 and c.vehicle is not None}
         result.timeline.append(f"t={tick:>5}: " + " ".join(
             f"{cid}={c.setpoint_a:g}{'' if c.online else '(off)'}/{max(c.site_currents()):.1f}A"
             for cid, c in chargers.items()))
