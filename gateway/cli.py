@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 from gateway import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "gateway.bench_command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

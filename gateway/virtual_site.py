@@ -20,7 +20,7 @@ changes (lags need not be whole ticks):
 
 * ``over_limit_amp_seconds``: the integral of ``max(0, physical current − limit)``. When a limit is *lowered*,
   the lower value is held against the site only ``LIMIT_DROP_GRACE_S`` later: no policy can make a car obey
-  faster than IEC 61851-1 lets it (5 s), plus one tick to notice. ``over_limit_strict_amp_seconds`` is the same
+  faster than IEC 61851-1 lets it (5 s). ``over_limit_strict_amp_seconds`` is the same
   integral against the limit from the very instant it changed, so that grace is visible, not hidden;
 * energy per car, completion time per car (arrival until its target state of charge; a car that leaves or is
   still charging at the end counts its whole stay and is reported unfinished), and the peak per site phase.
@@ -42,9 +42,9 @@ SITE_NODE = "site"
 PhaseLimits = tuple[float, float, float]
 """A limit per site phase L1, L2, L3."""
 
-LIMIT_DROP_GRACE_S = 6.0
+LIMIT_DROP_GRACE_S = 5.0
 """How long after a limit is lowered the old value still counts for the over-limit integral: the 5 s a car may
-take to follow a lower offer (IEC 61851-1) plus one 1 s tick for the gateway to see the new limit."""
+take to follow a lower offer (IEC 61851-1). The policy sees the new limit in the very tick it changes."""
 
 _PHASE_NAMES = ("L1", "L2", "L3")
 

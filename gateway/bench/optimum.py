@@ -4,23 +4,26 @@ It knows the future (every arrival, departure and limit change) and ignores what
 policy can beat its energy; a policy's ratio to it says how much is left on the table. Relaxations, each of which
 only makes the bound looser:
 
-* time is cut into steps (60 s by default) and only the *average* current of a step is constrained, against the
-  step's average limit (a lowered limit counts after ``LIMIT_DROP_GRACE_S``, exactly as the virtual site
-  accounts for it); there is no lag and no 6 A minimum, so current can be split in any way;
+* time is cut into steps (60 s by default, also cut wherever a car arrives or leaves or a limit changes, so a car
+  is present for all of a step or none of it and a limit is constant in it); a car's current is constant within a
+  step, and a lowered limit counts after ``LIMIT_DROP_GRACE_S``, exactly as the virtual site accounts for it.
+  There is no lag and no 6 A minimum, so current can be split in any way (any real schedule's step averages are a
+  solution, so nothing real beats it);
 * the taper: a car accepts ``min(onboard, max(onboard·(1−soc)/0.2, 6 A))`` above 80 % (``drivers.sim.vehicle``).
   That is convex in the state of charge, so the chord from (80 %, onboard) to (100 %, 6 A) lies above it and is
   linear: ``I ≤ onboard + (onboard − 6)·(0.8 − soc)/0.2``, which is looser than the onboard limit below 80 % and
   so needs no case split. It is imposed with the state of charge at the start of each step, the highest in it.
 
 Two solves with HiGHS: the most energy, then, holding that energy, the earliest delivery: the least sum over cars
-of the mean time (since arrival) at which each car's energy arrives, each car weighted by its need so a small car
-is not kept waiting behind a big one, as shortest-job-first would. That is what keeps the optimum's completion
-times low; they are a good schedule's, not a proven minimum. scipy is only needed here (``pip install
+of the mean time (since arrival) at which the car's energy arrives. Each car counts once whatever its size, which
+favours finishing small cars first, as shortest-job-first does for mean completion time. That is what keeps the
+optimum's completion times low; they are a good schedule's, not a proven minimum. scipy is only needed here (``pip install
 '.[bench]'``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -41,11 +44,10 @@ class _Visit:
     charger_id: str
     keys: tuple[tuple[str, int], ...]
     cap_a: float
-    first_step: int
-    fractions: tuple[float, ...]
-    """Share of each step from ``first_step`` on that the car is present."""
+    steps: range
+    """The steps the car is present for (it is present for the whole of each)."""
     end_s: float
-    wh_per_amp_step: float
+    wh_per_amp_s: float
     need_wh: float
 
 
@@ -58,18 +60,19 @@ def solve_optimum(setup: SiteSetup, step_s: float = 60.0) -> RunResult:
     except ImportError as exc:
         raise SolverMissing(INSTALL_HINT) from exc
 
-    steps = math.ceil(setup.duration_s / step_s - 1e-9)
-    visits = _visits(setup, step_s, steps)
-    # Variables: per visit, I (average amps per phase) for each present step, then S (Wh delivered before the
-    # step) for each step but the first (where it is 0).
+    edges = _step_edges(setup, step_s)
+    lengths = [b - a for a, b in itertools.pairwise(edges)]
+    visits = _visits(setup, edges)
+    # Variables: per visit, I (amps per phase) for each step it is present, then S (Wh delivered before the
+    # step) for each of those steps but the first (where it is 0).
     i_index: list[int] = []
     s_index: list[int] = []
     n = 0
     for v in visits:
         i_index.append(n)
-        n += len(v.fractions)
+        n += len(v.steps)
         s_index.append(n)
-        n += len(v.fractions) - 1
+        n += len(v.steps) - 1
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -78,7 +81,7 @@ def solve_optimum(setup: SiteSetup, step_s: float = 60.0) -> RunResult:
     eq_cols: list[int] = []
     eq_vals: list[float] = []
     n_eq = 0
-    upper = np.zeros(n)
+    upper = np.full(n, np.inf)
 
     def add_row(entries: list[tuple[int, float]], bound: float) -> None:
         row = len(rhs)
@@ -96,36 +99,35 @@ def solve_optimum(setup: SiteSetup, step_s: float = 60.0) -> RunResult:
         slope = (onboard - MIN_CURRENT_A) / (1.0 - TAPER_START_SOC)
         battery_wh = v.spec.battery_kwh * 1000.0
         need_row: list[tuple[int, float]] = []
-        for j, fraction in enumerate(v.fractions):
+        for j, step in enumerate(v.steps):
             col = i0 + j
-            step = v.first_step + j
-            upper[col] = v.cap_a * fraction
-            energy_cost[col] = v.wh_per_amp_step
-            time_cost[col] = v.wh_per_amp_step * ((step + 0.5) * step_s - v.spec.arrival_s) / max(v.need_wh, 1.0)
-            need_row.append((col, v.wh_per_amp_step))
+            wh_per_amp = v.wh_per_amp_s * lengths[step]
+            upper[col] = v.cap_a
+            energy_cost[col] = wh_per_amp
+            # Mean time since arrival at which this energy arrives, per Wh the car needs.
+            mid = (edges[step] + edges[step + 1]) / 2
+            time_cost[col] = wh_per_amp * (mid - v.spec.arrival_s) / max(v.need_wh, 1.0)
+            need_row.append((col, wh_per_amp))
             for node, phase in v.keys:
                 node_rows.setdefault((node, phase, step), []).append((col, 1.0))
-            # Taper chord: I + fraction·slope·S/B <= fraction·(onboard + slope·(0.8 − soc_start)).
+            # Taper chord at the state of charge at the start of the step: I + slope·S/B <= onboard + slope·(0.8 − soc0)
             taper = [(col, 1.0)]
             if j > 0:
-                taper.append((s0 + j - 1, fraction * slope / battery_wh))
-            add_row(taper, fraction * (onboard + slope * (TAPER_START_SOC - v.spec.soc_start)))
-            if j + 1 < len(v.fractions):  # S[j+1] − S[j] − wh·I[j] = 0
-                row = n_eq
-                n_eq += 1
-                eq_rows.extend([row, row])
+                taper.append((s0 + j - 1, slope / battery_wh))
+            add_row(taper, onboard + slope * (TAPER_START_SOC - v.spec.soc_start))
+            if j + 1 < len(v.steps):  # S[j+1] − S[j] − wh·I[j] = 0
+                eq_rows.extend([n_eq, n_eq])
                 eq_cols.extend([s0 + j, col])
-                eq_vals.extend([1.0, -v.wh_per_amp_step])
+                eq_vals.extend([1.0, -wh_per_amp])
                 if j > 0:
-                    eq_rows.append(row)
+                    eq_rows.append(n_eq)
                     eq_cols.append(s0 + j - 1)
                     eq_vals.append(-1.0)
+                n_eq += 1
         add_row(need_row, v.need_wh)
-    limits = _average_limits(setup, step_s, steps)
+    limits = {step: accounting_limits_at(setup, edges[step]) for step in {key[2] for key in node_rows}}
     for (node, phase, step), entries in node_rows.items():
         add_row(entries, limits[step][node][phase])
-    for v, s0 in zip(visits, s_index, strict=True):
-        upper[s0:s0 + len(v.fractions) - 1] = np.inf
 
     a_ub = coo_array((vals, (rows, cols)), shape=(len(rhs), n)).tocsr()
     a_eq = coo_array((eq_vals, (eq_rows, eq_cols)), shape=(n_eq, n)).tocsr() if n_eq else None
@@ -136,16 +138,31 @@ def solve_optimum(setup: SiteSetup, step_s: float = 60.0) -> RunResult:
     if first.status != 0:
         raise RuntimeError(f"optimum LP for {setup.name}: {first.message}")
     best_wh = float(energy_cost @ first.x)
-    # Hold the energy (to a part in a million) and deliver it as early as possible.
+    # Hold that energy (to a milliwatt-hour) and deliver it as early as possible.
     held = coo_array(energy_cost.reshape(1, -1)).tocsr()
-    second = linprog(time_cost, A_ub=vstack([a_ub, -held]).tocsr(),
-                     b_ub=np.append(rhs, -(best_wh - 1e-6 * best_wh)), A_eq=a_eq, b_eq=b_eq, bounds=bounds,
-                     method="highs")
+    second = linprog(time_cost, A_ub=vstack([a_ub, -held]).tocsr(), b_ub=np.append(rhs, -(best_wh - 1e-3)),
+                     A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
     x = second.x if second.status == 0 else first.x
-    return _result(setup, visits, i_index, [float(value) for value in x], step_s, steps)
+    return _result(setup, edges, visits, i_index, [float(value) for value in x])
 
 
-def _visits(setup: SiteSetup, step_s: float, steps: int) -> list[_Visit]:
+def _step_edges(setup: SiteSetup, step_s: float) -> list[float]:
+    """Every ``step_s``, plus every instant something changes (arrival, departure, limit in force), so that within
+    a step each car is present throughout or not at all and each limit is constant."""
+    instants = {0.0, setup.duration_s}
+    instants.update(k * step_s for k in range(math.ceil(setup.duration_s / step_s)))
+    for ch in setup.chargers:
+        for car in ch.visits:
+            instants.add(car.arrival_s)
+            if car.departure_s is not None:
+                instants.add(car.departure_s)
+    for change in setup.limit_changes:
+        instants.update((change.at_s, change.at_s + LIMIT_DROP_GRACE_S))
+    return sorted(t for t in instants if 0.0 <= t <= setup.duration_s)
+
+
+def _visits(setup: SiteSetup, edges: list[float]) -> list[_Visit]:
+    index = {t: i for i, t in enumerate(edges)}
     visits = []
     for ch in setup.chargers:
         for original in ch.visits:
@@ -154,23 +171,18 @@ def _visits(setup: SiteSetup, step_s: float, steps: int) -> list[_Visit]:
             phases = min(original.phases, len(ch.site_phases))
             spec = replace(original, phases=phases, voltage_v=setup.voltage_v)
             end = setup.duration_s if spec.departure_s is None else min(spec.departure_s, setup.duration_s)
-            first = int(spec.arrival_s // step_s)
-            last = min(steps - 1, math.ceil(end / step_s) - 1)
-            fractions = tuple(
-                max(0.0, min(end, (k + 1) * step_s) - max(spec.arrival_s, k * step_s)) / step_s
-                for k in range(first, last + 1))
             visits.append(_Visit(
                 spec=spec, charger_id=ch.id,
                 keys=tuple((node, ch.site_phases[j]) for node in ch.nodes for j in range(phases)),
-                cap_a=min(spec.onboard_limit_a, ch.max_current_a), first_step=first, fractions=fractions, end_s=end,
-                wh_per_amp_step=spec.voltage_v * phases * step_s / 3600.0,
+                cap_a=min(spec.onboard_limit_a, ch.max_current_a), steps=range(index[spec.arrival_s], index[end]),
+                end_s=end, wh_per_amp_s=spec.voltage_v * phases / 3600.0,
                 need_wh=(spec.soc_target - spec.soc_start) * spec.battery_kwh * 1000.0))
     return visits
 
 
 def accounting_limits_at(setup: SiteSetup, t: float) -> dict[str, PhaseLimits]:
     """The limit the site is held to at ``t``: the highest in force at any time in the last ``LIMIT_DROP_GRACE_S``
-    (a lowered limit counts only after the grace; a raised one at once)."""
+    (a lowered limit counts only after the grace; a raised one at once), as the virtual site accounts for it."""
     instants = [t] + [c.at_s - 1e-9 for c in setup.limit_changes if t - LIMIT_DROP_GRACE_S < c.at_s <= t]
     result: dict[str, PhaseLimits] = {}
     for node in setup.node_limits_a:
@@ -187,45 +199,23 @@ def _limits_at(setup: SiteSetup, t: float) -> dict[str, PhaseLimits]:
     return limits
 
 
-def _average_limits(setup: SiteSetup, step_s: float, steps: int) -> list[dict[str, PhaseLimits]]:
-    """Each step's time-averaged accounting limit (the accounting limit is piecewise constant between these)."""
-    boundaries = sorted({0.0, setup.duration_s} | {c.at_s for c in setup.limit_changes}
-                        | {c.at_s + LIMIT_DROP_GRACE_S for c in setup.limit_changes}
-                        | {k * step_s for k in range(steps)})
-    boundaries = [b for b in boundaries if 0.0 <= b <= setup.duration_s]
-    sums = [{node: [0.0, 0.0, 0.0] for node in setup.node_limits_a} for _ in range(steps)]
-    for start, end in zip(boundaries, boundaries[1:], strict=False):
-        if end <= start:
-            continue
-        step = min(steps - 1, int(start // step_s))
-        for node, values in accounting_limits_at(setup, start).items():
-            for phase in range(3):
-                sums[step][node][phase] += values[phase] * (end - start)
-    averages = []
-    for k, by_node in enumerate(sums):
-        length = min(setup.duration_s, (k + 1) * step_s) - k * step_s
-        averages.append({node: (v[0] / length, v[1] / length, v[2] / length) for node, v in by_node.items()})
-    return averages
-
-
-def _result(setup: SiteSetup, visits: list[_Visit], i_index: list[int], x: list[float], step_s: float,
-            steps: int) -> RunResult:
+def _result(setup: SiteSetup, edges: list[float], visits: list[_Visit], i_index: list[int],
+            x: list[float]) -> RunResult:
     cars = []
-    site_load = [[0.0, 0.0, 0.0] for _ in range(steps)]
+    site_load = [[0.0, 0.0, 0.0] for _ in range(len(edges) - 1)]
     for v, i0 in zip(visits, i_index, strict=True):
         delivered = 0.0
         completion: float | None = 0.0 if v.need_wh <= 0 else None
-        for j in range(len(v.fractions)):
+        for j, step in enumerate(v.steps):
             amps = max(0.0, x[i0 + j])
-            step = v.first_step + j
             for node, phase in v.keys:
                 if node == SITE_NODE:
                     site_load[step][phase] += amps
-            energy = amps * v.wh_per_amp_step
+            length = edges[step + 1] - edges[step]
+            energy = amps * v.wh_per_amp_s * length
             if completion is None and energy > 0 and delivered + energy >= v.need_wh - FINISHED_TOLERANCE_WH:
-                start = max(v.spec.arrival_s, step * step_s)
-                within = max(0.0, min(1.0, (v.need_wh - delivered) / energy)) * v.fractions[j] * step_s
-                completion = start + within - v.spec.arrival_s
+                within = max(0.0, min(1.0, (v.need_wh - delivered) / energy)) * length
+                completion = edges[step] + within - v.spec.arrival_s
             delivered += energy
         cars.append(CarResult(
             name=v.spec.name, charger_id=v.charger_id, arrival_s=v.spec.arrival_s, energy_wh=delivered,

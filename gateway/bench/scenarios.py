@@ -10,7 +10,8 @@ compressed; cars keep their real sizes, so in short variants most are still char
   feeder binds long before the site does; 1-phase vans spread over L1/L2/L3 by phase rotation.
 * ``scarce``: eight 3-phase chargers on 32 A per phase: less than 6 A for every car, so cars must take turns.
 * ``faults``: eight 3-phase chargers on 80 A per phase; chargers drop out (one of them for less than its
-  communication timeout, one that has no fail-safe) and come back, and the network limit drops to 48 A mid-run.
+  communication timeout, one that has no fail-safe, one late in the evening when it runs well above its fail-safe
+  share) and come back, and the network limit drops to 48 A mid-run.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def faults(seed: int = 1, hours: float = 8.0) -> SiteSetup:
         Outage("f3", _at(0.40, duration), _at(0.40, duration) + 20.0),
         Outage("f8", _at(0.50, duration), _at(0.55, duration)),
         Outage("f2", _at(0.60, duration), _at(0.65, duration)),
+        Outage("f3", _at(0.75, duration), _at(0.80, duration)),
     )
     limit_changes = (
         LimitChange(_at(0.45, duration), SITE_NODE, (48.0, 48.0, 48.0)),
@@ -110,7 +112,7 @@ def faults(seed: int = 1, hours: float = 8.0) -> SiteSetup:
     )
     return SiteSetup(name="faults", chargers=tuple(chargers), node_limits_a={SITE_NODE: (80.0, 80.0, 80.0)},
                      duration_s=duration, outages=outages, limit_changes=limit_changes,
-                     description="8 x 32 A, 80 A; five outages (one < timeout, one without fail-safe), "
+                     description="8 x 32 A, 80 A; six outages (one < timeout, one without fail-safe), "
                                  "limit 80 -> 48 -> 80 A")
 
 
