@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                 continue
             wall = time.perf_counter() - started
             results[policy] = result
-            row = figures(result) | {"wall_s": round(wall, 3)}
+            row = figures(result) | {"wall_s": round(wall, 3),
+                                     "x_real_time": round(setup.duration_s / wall) if wall > 0 else None}
             if policy == "powershare":
                 row |= powershare_ratios(results)
             entry["policies"][policy] = row
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 _COLUMNS = (("scenario", 10), ("policy", 12), ("kWh", 8), ("over A·s", 9), ("strict A·s", 10), ("compl h", 7),
-            ("unfin", 7), ("peak L1/L2/L3 A", 17), ("vs opt", 6), ("vs static", 9), ("wall s", 7))
+            ("unfin", 7), ("peak L1/L2/L3 A", 17), ("vs opt", 6), ("vs static", 9), ("wall s", 7), ("x real", 7))
 
 
 def _header() -> str:
@@ -100,6 +101,6 @@ def _row(scenario: str, policy: str, row: dict[str, Any]) -> str:
              f"{row['over_limit_strict_amp_seconds']:.1f}", f"{row['mean_completion_h']:.2f}",
              f"{row['unfinished']}/{row['cars']}", f"{peak['L1']:.0f}/{peak['L2']:.0f}/{peak['L3']:.0f}",
              "" if ratio is None else f"{ratio:.3f}", "" if versus_static is None else f"{versus_static:.3f}",
-             f"{row['wall_s']:.2f}")
+             f"{row['wall_s']:.2f}", f"{row['x_real_time'] or 0:.0f}")
     return "  ".join(f"{cell:>{width}}" if i > 1 else f"{cell:<{width}}"
                      for i, (cell, (_, width)) in enumerate(zip(cells, _COLUMNS, strict=True)))
