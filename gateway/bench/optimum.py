@@ -17,8 +17,8 @@ only makes the bound looser:
 Two solves with HiGHS: the most energy, then, holding that energy, the earliest delivery: the least sum over cars
 of the mean time (since arrival) at which the car's energy arrives. Each car counts once whatever its size, which
 favours finishing small cars first, as shortest-job-first does for mean completion time. That is what keeps the
-optimum's completion times low; they are a good schedule's, not a proven minimum. scipy is only needed here (``pip install
-'.[bench]'``).
+optimum's completion times low; they are a good schedule's, not a proven minimum. scipy is only needed here
+(``pip install '.[bench]'``).
 """
 
 from __future__ import annotations
