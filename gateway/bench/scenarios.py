@@ -17,7 +17,7 @@ compressed; cars keep their real sizes, so in short variants most are still char
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from drivers.sim.vehicle import VehicleSpec
 from gateway.virtual_site import SITE_NODE, LimitChange, Outage, SiteCharger, SiteSetup
@@ -125,7 +125,7 @@ def _car(rng: random.Random, name: str, arrival_s: float, departure_s: float | N
                        lag_s=_lag(rng))
 
 
-SCENARIOS: dict[str, Callable[..., SiteSetup]] = {
+SCENARIOS: Mapping[str, Callable[..., SiteSetup]] = {
     "seed-six": seed_six,
     "depot-3ph": depot_3ph,
     "scarce": scarce,

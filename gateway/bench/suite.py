@@ -20,7 +20,7 @@ from gateway.virtual_site import Policy, RunResult, SiteSetup, run_site
 
 ENERGY_TARGET = 0.97
 OPTIMUM = "optimum"
-POLICY_FACTORIES: dict[str, Callable[[SiteSetup], Policy]] = {
+POLICY_FACTORIES: Mapping[str, Callable[[SiteSetup], Policy]] = {
     "static_split": StaticSplit,
     "naive_equal": NaiveEqual,
     "powershare": Powershare,
