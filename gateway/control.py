@@ -575,12 +575,16 @@ class Controller:
 
     def _grantable(self, unit: _Unit, target: float, booked: tuple[float, float, float],
                    headroom: Mapping[NodePhase, float]) -> float | None:
-        """The largest setpoint up to ``target`` that fits existing headroom, or None if no useful increase fits."""
+        """The largest setpoint up to ``target`` that fits existing headroom, or None if no useful increase fits.
+
+        Headroom may be negative while cars are still coming down from a lower limit; then nothing is raised, not
+        even within a charger's own booking: that booking is a car on its way down, and the plan counts on it.
+        """
         spec = unit.spec
         amps = target
         for node in spec.nodes:
             for phase in self._booked_phases(unit):
-                amps = min(amps, booked[phase] + max(0.0, headroom[(node, phase)]))
+                amps = min(amps, booked[phase] + headroom[(node, phase)])
         amps = _floor_to(amps, spec.resolution_a, spec.min_current_a)
         current = unit.commanded_a or 0.0
         if amps <= current:

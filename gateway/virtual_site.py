@@ -20,8 +20,10 @@ changes (lags need not be whole ticks):
 
 * ``over_limit_amp_seconds``: the integral of ``max(0, physical current − limit)``. When a limit is *lowered*,
   the lower value is held against the site only ``LIMIT_DROP_GRACE_S`` later: no policy can make a car obey
-  faster than IEC 61851-1 lets it (5 s). ``over_limit_strict_amp_seconds`` is the same
-  integral against the limit from the very instant it changed, so that grace is visible, not hidden;
+  faster than IEC 61851-1 lets it (5 s). Likewise what chargers that cannot be commanded draw (unreachable, or
+  answering again for less than that same grace) is never counted against the policy: if a limit falls below
+  it, only the commanded chargers' share above the limit counts. ``over_limit_strict_amp_seconds`` is the
+  integral against the limit from the very instant it changed, with no exemption, so nothing is hidden;
 * energy per car, completion time per car (arrival until its target state of charge; a car that leaves or is
   still charging at the end counts its whole stay and is reported unfinished), and the peak per site phase.
 """
@@ -208,6 +210,7 @@ class _SimCharger:
     failsafe_a: float = 0.0
     last_comm_s: float = 0.0
     reachable: bool = True
+    rejoined_s: float = -math.inf
     vehicle: Vehicle | None = None
     keys: list[int] = field(default_factory=list)
     """Constraint indices the present car draws on."""
@@ -283,8 +286,10 @@ class _Run:
         for n in range(ticks):
             now = self.now = n * setup.tick_s
             while events and events[0][0] <= now:
-                _, _, charger_id, reachable = events.pop(0)
+                at, _, charger_id, reachable = events.pop(0)
                 self.chargers[charger_id].reachable = reachable
+                if reachable:
+                    self.chargers[charger_id].rejoined_s = at
             while changes and changes[0].at_s <= now:
                 self._change_limit(changes.pop(0))
             self._update_accounting_limits(now)
@@ -395,12 +400,16 @@ class _Run:
         a = start
         for b in instants:
             currents = [0.0] * len(self.keys)
+            uncommanded = [0.0] * len(self.keys)
             for ch in plugged:
                 drawn = ch.vehicle.drawn_a if ch.vehicle is not None else 0.0
                 if drawn > 0:
+                    free = not ch.reachable or a - ch.rejoined_s < LIMIT_DROP_GRACE_S
                     for k in ch.keys:
                         currents[k] += drawn
-            self._account(currents, b - a, tick_max)
+                        if free:
+                            uncommanded[k] += drawn
+            self._account(currents, uncommanded, b - a, tick_max)
             for ch in plugged:
                 if ch.vehicle is not None:
                     ch.vehicle.advance(b)
@@ -409,11 +418,12 @@ class _Run:
             a = b
         self.trace.append(tuple(tick_max))
 
-    def _account(self, currents: Sequence[float], dt: float, tick_max: list[float]) -> None:
+    def _account(self, currents: Sequence[float], uncommanded: Sequence[float], dt: float,
+                 tick_max: list[float]) -> None:
         for k, current in enumerate(currents):
             if current > tick_max[k]:
                 tick_max[k] = current
-            over = current - self.acc_lim[k]
+            over = current - max(self.acc_lim[k], uncommanded[k])
             if over > 0:
                 self.over += over * dt
                 self.over_by_key[k] += over * dt
