@@ -58,7 +58,8 @@ def splice(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.bms.doc_table", description="Refresh the BMS register table in documents.")
+    parser = argparse.ArgumentParser(prog="python -m gateway.bms.doc_table",
+                                     description="Refresh the BMS register table in documents.")
     parser.add_argument("--check", action="store_true", help="report out-of-date files instead of rewriting them")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
