@@ -83,7 +83,7 @@ async def test_every_mbpoll_line_in_the_docs_works_against_the_demo_address_layo
     gateway = FakeGateway()
     async with running_server(gateway, bms_config()) as server:
         assert server.tcp_address is not None
-        host, port = server.tcp_address
+        port = server.tcp_address[1]
         for argv in commands:
             assert argv[argv.index("-p") + 1] == DEMO_PORT and "127.0.0.1" in argv
             argv = [port_or(arg, str(port)) for arg in argv]

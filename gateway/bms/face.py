@@ -22,25 +22,23 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import partial
+from functools import cached_property, partial
 
 from gateway.bms.register_map import (
     HEARTBEAT,
     NETWORK_LIMIT,
     SITE_SETTING_AT,
-    SITE_VALUE_AT,
-    SITE_VALUES,
     UNIT_BLOCK_BASE,
     UNIT_BLOCK_SIZE,
     UNIT_LIMIT,
     UNIT_LIMIT_BASE,
-    UNIT_VALUE_AT,
-    UNIT_VALUES,
     Heartbeat,
     SiteSetting,
     Table,
     encode,
     largest_raw,
+    site_input_registers,
+    unit_input_block,
 )
 from gateway.commands import BmsHeartbeat, Command, CommandRejected, GatewayControl
 from gateway.read_model import SiteStatus, UnitStatus
@@ -76,6 +74,28 @@ class _Change:
 _HoldingTarget = SiteSetting | Heartbeat | UnitStatus
 
 
+class _Snapshot:
+    """One published status with its input registers, each encoded at most once and only when first read: a
+    snapshot never changes, and a BMS (or several) may read it many times before the next one is published."""
+
+    def __init__(self, status: SiteStatus) -> None:
+        self.status = status
+        self._blocks: dict[int, list[int]] = {}
+
+    @cached_property
+    def units(self) -> dict[int, UnitStatus]:
+        return {u.index: u for u in self.status.units}
+
+    @cached_property
+    def site_inputs(self) -> dict[int, int]:
+        return site_input_registers(self.status)
+
+    def block(self, index: int) -> list[int] | None:
+        if (block := self._blocks.get(index)) is None and (unit := self.units.get(index)) is not None:
+            block = self._blocks[index] = unit_input_block(unit)
+        return block
+
+
 class BmsFace:
     """The register map served over the read model and the command interface of one running gateway."""
 
@@ -84,15 +104,16 @@ class BmsFace:
         self._heartbeat_value = 0
         self._written: dict[int | str, float] = {}
         self._written_against: SiteStatus | None = None
+        self._snapshot: _Snapshot | None = None
 
     def read(self, table: Table, address: int, count: int) -> list[int] | Refusal:
-        status = self._status()
-        units = {u.index: u for u in status.units}
+        snapshot = self._current()
         if table is Table.INPUT:
-            return self._read_input(status, units, address, count)
+            return _read_input(snapshot, address, count)
+        status = snapshot.status
         registers: list[int] = []
         for a in range(address, address + count):
-            target = _holding_target(units, a)
+            target = _holding_target(snapshot, a)
             if target is None:
                 return Refusal(ExceptionCode.ILLEGAL_ADDRESS, f"HR{a} is not defined")
             if isinstance(target, Heartbeat):
@@ -105,12 +126,12 @@ class BmsFace:
 
     def write(self, address: int, values: Sequence[int], origin: str) -> Refusal | None:
         """Apply a write of ``values`` from HR``address`` on, entirely or not at all."""
-        status = self._status()
-        units = {u.index: u for u in status.units}
+        snapshot = self._current()
+        status = snapshot.status
         changes: list[_Change] = []
         heartbeat = False
         for a, raw in enumerate(values, start=address):
-            target = _holding_target(units, a)
+            target = _holding_target(snapshot, a)
             if target is None:
                 return Refusal(ExceptionCode.ILLEGAL_ADDRESS, f"HR{a} is not defined")
             if isinstance(target, Heartbeat):
@@ -175,43 +196,40 @@ class BmsFace:
             except Exception:
                 log.exception("%s: could not undo %s", origin, change.label)
 
-    def _status(self) -> SiteStatus:
+    def _current(self) -> _Snapshot:
         status = self._control.status()
         if status is not self._written_against:
             self._written.clear()
             self._written_against = None
-        return status
-
-    @staticmethod
-    def _read_input(status: SiteStatus, units: dict[int, UnitStatus], address: int,
-                    count: int) -> list[int] | Refusal:
-        registers: list[int] = []
-        for a in range(address, address + count):
-            if a < UNIT_BLOCK_BASE:
-                hit = SITE_VALUE_AT.get(a)
-                if hit is None:
-                    return Refusal(ExceptionCode.ILLEGAL_ADDRESS, f"IR{a} is not defined")
-                site_value = SITE_VALUES[hit[0]]
-                registers.append(encode(site_value.read(status), site_value.scale, site_value.words)[hit[1]])
-                continue
-            index, offset = divmod(a - UNIT_BLOCK_BASE, UNIT_BLOCK_SIZE)
-            unit = units.get(index)
-            if unit is None:
-                return Refusal(ExceptionCode.ILLEGAL_ADDRESS, f"IR{a}: there is no charger {index}")
-            hit = UNIT_VALUE_AT.get(offset)
-            if hit is None:
-                registers.append(0)
-                continue
-            unit_value = UNIT_VALUES[hit[0]]
-            registers.append(encode(unit_value.read(unit), unit_value.scale, unit_value.words)[hit[1]])
-        return registers
+        if self._snapshot is None or self._snapshot.status is not status:
+            self._snapshot = _Snapshot(status)
+        return self._snapshot
 
 
-def _holding_target(units: dict[int, UnitStatus], address: int) -> _HoldingTarget | None:
+def _read_input(snapshot: _Snapshot, address: int, count: int) -> list[int] | Refusal:
+    if address < UNIT_BLOCK_BASE:
+        # The site registers end well before the first charger block, so a range starting here ends here too.
+        missing = next((a for a in range(address, address + count) if a not in snapshot.site_inputs), None)
+        if missing is not None:
+            return Refusal(ExceptionCode.ILLEGAL_ADDRESS, f"IR{missing} is not defined")
+        return [snapshot.site_inputs[a] for a in range(address, address + count)]
+    registers: list[int] = []
+    first, last = address - UNIT_BLOCK_BASE, address - UNIT_BLOCK_BASE + count - 1
+    for index in range(first // UNIT_BLOCK_SIZE, last // UNIT_BLOCK_SIZE + 1):
+        block = snapshot.block(index)
+        if block is None:
+            return Refusal(ExceptionCode.ILLEGAL_ADDRESS, f"IR{UNIT_BLOCK_BASE + UNIT_BLOCK_SIZE * index}…: there "
+                                                          f"is no charger {index}")
+        base = index * UNIT_BLOCK_SIZE
+        registers += block[max(first - base, 0):min(last - base, UNIT_BLOCK_SIZE - 1) + 1]
+    return registers
+
+
+def _holding_target(snapshot: _Snapshot, address: int) -> _HoldingTarget | None:
     if address == HEARTBEAT.address:
         return HEARTBEAT
     if (setting := SITE_SETTING_AT.get(address)) is not None:
         return setting
     if address >= UNIT_LIMIT_BASE:
-        return units.get(address - UNIT_LIMIT_BASE)
+        return snapshot.units.get(address - UNIT_LIMIT_BASE)
     return None

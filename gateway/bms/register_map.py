@@ -62,7 +62,9 @@ def encode(value: float | None, scale: float = 1.0, words: int = 1) -> list[int]
     if value is None or not math.isfinite(value):
         raw = not_available
     else:
-        raw = min(max(round(value * scale), 0), not_available - 1)
+        # Compared before rounding: a huge finite value times the scale can overflow to infinity.
+        scaled = value * scale
+        raw = 0 if scaled <= 0 else not_available - 1 if scaled >= not_available - 1 else round(scaled)
     return [(raw >> (16 * (words - 1 - k))) & 0xFFFF for k in range(words)]
 
 
@@ -287,15 +289,24 @@ UNIT_VALUES: tuple[UnitValue, ...] = (
 """Offsets 16–19 of each block are reserved: they read 0 (so whole blocks can be read in one request)."""
 
 
-def _by_word(firsts_and_words: list[tuple[int, int]]) -> dict[int, tuple[int, int]]:
-    """Maps each register (address or offset) to (index of its definition, word within the value)."""
-    return {first + word: (index, word)
-            for index, (first, words) in enumerate(firsts_and_words) for word in range(words)}
-
-
-SITE_VALUE_AT = _by_word([(v.address, v.words) for v in SITE_VALUES])
-UNIT_VALUE_AT = _by_word([(v.offset, v.words) for v in UNIT_VALUES])
 SITE_SETTING_AT: dict[int, SiteSetting] = {s.address: s for s in SITE_SETTINGS}
+
+
+def site_input_registers(status: SiteStatus) -> dict[int, int]:
+    """Every site input register (IR0 …) of a snapshot, by address."""
+    out: dict[int, int] = {}
+    for v in SITE_VALUES:
+        for word, register in enumerate(encode(v.read(status), v.scale, v.words)):
+            out[v.address + word] = register
+    return out
+
+
+def unit_input_block(unit: UnitStatus) -> list[int]:
+    """The 20 registers of a charger's status block; reserved offsets read 0."""
+    block = [0] * UNIT_BLOCK_SIZE
+    for v in UNIT_VALUES:
+        block[v.offset:v.offset + v.words] = encode(v.read(unit), v.scale, v.words)
+    return block
 
 
 def all_rows() -> list[DocRow]:
