@@ -37,6 +37,8 @@ PHASE_ACTIVE_A = 1.0
 """A phase carrying at least this current is a phase the car draws on."""
 PHASE_EVIDENCE_S = 20.0
 """How long a car must draw on fewer phases than wired before it is booked on those phases only."""
+DOWN_TOLERANCE_A = 0.5
+"""A car within this of its new, lower setpoint has come down."""
 FOLLOW_TOLERANCE_A = 1.0
 """Measured current above the setpoint by more than this, for longer than the ramp-down timeout, is not following."""
 _EPS = 1e-6
@@ -116,6 +118,12 @@ class _Unit:
     acked_a: float | None = None
     pending_a: float | None = None
     failed_high_a: float | None = None
+    decrease_from_a: float | None = None
+    """Until a decrease is confirmed, the car may still draw up to this (it may even be ramping up to it)."""
+    decrease_at_s: float = 0.0
+    seen_above: bool = False
+    resync: bool = False
+    """The device may not be at the setpoint we believe (it came back, or its read-back differs): re-send."""
     failsafe_acked_a: float | None = None
     reachable: bool = False
     ever_seen: bool = False
@@ -216,8 +224,14 @@ class Controller:
             unit.failed_high_a = max(unit.failed_high_a or 0.0, old, current_a)
             return
         was_on = unit.acked_a is not None and unit.acked_a >= unit.spec.min_current_a
+        previous = unit.acked_a if unit.acked_a is not None else unit.spec.max_current_a
+        if current_a < previous:
+            unit.decrease_from_a = max(previous, unit.decrease_from_a or 0.0)
+            unit.decrease_at_s = now
+            unit.seen_above = False
         unit.acked_a = current_a
         unit.failed_high_a = None
+        unit.resync = False
         is_on = current_a >= unit.spec.min_current_a
         if is_on and not was_on:
             unit.on_since = now
@@ -283,10 +297,16 @@ class Controller:
             unit.reachable = False
             unit.reason = obs.error or "no answer"
             return
+        if not unit.reachable and unit.ever_seen:
+            self._rejoin(unit, reading, now)
         unit.reachable = True
         unit.ever_seen = True
         unit.reason = None
         unit.last_ok_s = now
+        readback = reading.setpoint_a
+        if (readback is not None and unit.acked_a is not None and unit.pending_a is None
+                and abs(readback - unit.acked_a) > max(DOWN_TOLERANCE_A, unit.spec.resolution_a / 2)):
+            unit.resync = True
         if unit.acked_a is None and unit.pending_a is None and reading.setpoint_a is not None:
             # After a gateway restart: book what the device says it applies, and let a running session keep its turn.
             unit.acked_a = reading.setpoint_a
@@ -306,9 +326,37 @@ class Controller:
             elif not plugged and unit.plugged:
                 unit.reset_session()
             unit.plugged = plugged
+        self._confirm_decrease(unit, now)
         self._learn_phases(unit, now)
         self._learn_demand(unit, now)
         self._watch_following(unit, now)
+
+    def _rejoin(self, unit: _Unit, reading: ChargerReading, now: float) -> None:
+        """A charger that answers again is at what it was booked at while away (its fail-safe, its last setpoint,
+        or its maximum), unless it says otherwise; from there any increase needs real headroom. Re-send its setpoint,
+        since its watchdog may have latched the fail-safe current meanwhile.
+        """
+        booked_as = self._may_draw(unit, now)
+        unit.acked_a = reading.setpoint_a if reading.setpoint_a is not None else booked_as
+        unit.pending_a = None
+        unit.failed_high_a = None
+        unit.decrease_from_a = None
+        unit.resync = True
+
+    def _confirm_decrease(self, unit: _Unit, now: float) -> None:
+        """A decrease frees current only once the car has been seen above the new value and come down, or once the
+        vehicle response time has passed: a car still ramping up to the old value may reach it after the decrease.
+        """
+        if unit.decrease_from_a is None or unit.acked_a is None:
+            return
+        if not unit.plugged:
+            unit.decrease_from_a = None  # no vehicle: nothing can draw
+            return
+        drawn = max(unit.measured)
+        if drawn > unit.acked_a + DOWN_TOLERANCE_A:
+            unit.seen_above = True
+        elif unit.seen_above or now - unit.decrease_at_s >= self.settings.vehicle_response_s:
+            unit.decrease_from_a = None
 
     def _learn_phases(self, unit: _Unit, now: float) -> None:
         """Book a car only on the phases it draws on, once it has shown that for a while."""
@@ -365,7 +413,7 @@ class Controller:
     def _may_draw(self, unit: _Unit, now: float) -> float:
         spec = unit.spec
         held = unit.acked_a if unit.acked_a is not None else spec.max_current_a
-        for extra in (unit.pending_a, unit.failed_high_a):
+        for extra in (unit.pending_a, unit.failed_high_a, unit.decrease_from_a):
             if extra is not None:
                 held = max(held, extra)
         if unit.reachable:
@@ -498,7 +546,8 @@ class Controller:
             if not unit.reachable or unit.pending_a is not None:
                 continue
             target, current = targets[cid], unit.commanded_a
-            if current is None or target < current:
+            within_booking = unit.resync and target <= self._may_draw(unit, now)
+            if current is None or target < current or within_booking:
                 decreases.append(SetpointCommand(cid, target))
                 unit.pending_a = target
             elif target > current:

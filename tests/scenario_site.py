@@ -32,8 +32,9 @@ class SimCharger:
     vehicle: Vehicle | None = None
 
     def offered_a(self, now: float) -> float:
+        """After its watchdog expires a device latches its fail-safe current until it is commanded again."""
         if not self.online and now - self.last_contact_s > self.spec.comm_timeout_s:
-            return self.failsafe_a
+            self.setpoint_a = self.failsafe_a
         return self.setpoint_a
 
     def site_currents(self) -> list[float]:
@@ -58,6 +59,8 @@ class ScenarioRun:
     timeline: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    served: set[str] = field(default_factory=set)
+    """Chargers that were given current while a vehicle was plugged in."""
 
 
 def _limits_of(value: Any) -> tuple[float, float, float]:
@@ -141,6 +144,7 @@ def run(scenario: dict[str, Any]) -> ScenarioRun:
             spec = specs[command.charger_id]
             if 0 < command.current_a < spec.min_current_a or command.current_a > spec.max_current_a + 1e-9:
                 result.violations.append(Violation(now, f"{command.charger_id} commanded {command.current_a} A"))
+        result.served |= {cid for cid, c in chargers.items() if c.setpoint_a > 0 and c.vehicle is not None}
         result.timeline.append(f"t={tick:>5}: " + " ".join(
             f"{cid}={c.setpoint_a:g}{'' if c.online else '(off)'}/{max(c.site_currents()):.1f}A"
             for cid, c in chargers.items()))
@@ -188,15 +192,22 @@ def _reading(charger: SimCharger, now: float) -> ChargerReading:
 
 def _check_physical(now: float, chargers: dict[str, SimCharger], specs: dict[str, ChargerSpec],
                     history: list[tuple[float, dict[str, tuple[float, float, float]]]], result: ScenarioRun) -> None:
-    """Physical current per node and phase within the most generous limit of the last GRACE_S seconds."""
+    """Physical current per node and phase within the most generous limit of the last GRACE_S seconds.
+
+    The one exception is physics, not policy: if the limit is lowered below what chargers that cannot be reached
+    still draw (their fail-safe or last setpoint), the commanded chargers must be at zero; more cannot be done.
+    """
     load: dict[tuple[str, int], float] = {}
+    unreachable: dict[tuple[str, int], float] = {}
     for cid, charger in chargers.items():
         for phase, amps in enumerate(charger.site_currents()):
             for node in specs[cid].nodes:
                 load[(node, phase)] = load.get((node, phase), 0.0) + amps
+                if not charger.online:
+                    unreachable[(node, phase)] = unreachable.get((node, phase), 0.0) + amps
     recent = [limits for t, limits in history if now - t <= GRACE_S]
     for (node, phase), amps in load.items():
-        allowed = max(limits[node][phase] for limits in recent)
+        allowed = max(max(limits[node][phase] for limits in recent), unreachable.get((node, phase), 0.0))
         if amps > allowed + 1e-6:
             result.violations.append(Violation(now, f"{node} L{phase + 1} carries {amps:.2f} A > {allowed:g} A"))
 
