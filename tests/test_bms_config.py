@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
-from gateway.config import BmsConfig, ConfigError, parse_site
+from gateway.config import BmsConfig, BmsRtuConfig, ConfigError, parse_site
 
 SITE = {"installation_limit_a": 40, "network_limit_a": 32}
 
@@ -49,3 +50,10 @@ def test_the_section_is_frozen() -> None:
     config = BmsConfig()
     with pytest.raises(ValueError):
         config.read_only = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("doc", ["configuration.md", "bms.md"])
+def test_every_key_of_the_section_is_documented(doc: str) -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / doc).read_text(encoding="utf-8")
+    keys = {*BmsConfig.model_fields, *BmsRtuConfig.model_fields}
+    assert sorted(k for k in keys if f"`{k}`" not in text and f"{k}:" not in text) == []
