@@ -1,19 +1,18 @@
-"""Test doubles for the BMS face: a small honest gateway, a BMS server on a free loopback port, a pty line.
+"""Test doubles for the BMS face: a small honest gateway, a BMS server on a free loopback port, a serial line.
 
 ``FakeGateway`` implements ``GatewayControl`` the way the supervisor promises to: it holds the settings, applies
-the site file's range rules to every command (including one the register map does not know: the network limit
-may not exceed what the chargers could draw), records every applied command with its origin, and publishes a new
+the site file's range rules to every command (including two the register map does not know: the network limit
+may not exceed what the chargers could draw, and a charger's breaker may be below its nameplate), records every applied command with its origin, and publishes a new
 snapshot either at once or only when told to (like a control loop that has not run yet).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import tty
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
+
+from ptybridge import PtyBridge
 
 from drivers.model import Iec61851State
 from gateway.bms.server import BmsServer
@@ -143,28 +142,9 @@ async def running_server(gateway: FakeGateway, config: BmsConfig) -> AsyncIterat
 
 @contextlib.contextmanager
 def pty_line() -> Iterator[tuple[str, str]]:
-    """Two serial device paths joined like a null-modem cable: what one end writes, the other reads.
-
-    Two pseudo-terminals whose master sides this relays in the running loop (no thread, no task: reader callbacks
-    removed on exit). Parity stays N: a pty refuses even or odd parity.
-    """
-    loop = asyncio.get_running_loop()
-    ends = [os.openpty(), os.openpty()]
-    for master, slave in ends:
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-
-    def relay(source: int, target: int) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(target, os.read(source, 4096))
-
-    (m1, s1), (m2, s2) = ends
-    loop.add_reader(m1, relay, m1, m2)
-    loop.add_reader(m2, relay, m2, m1)
+    """Two serial device paths joined like a null-modem cable (see ``ptybridge``); parity must stay N."""
+    bridge = PtyBridge()
     try:
-        yield os.ttyname(s1), os.ttyname(s2)
+        yield bridge.a, bridge.b
     finally:
-        loop.remove_reader(m1)
-        loop.remove_reader(m2)
-        for fd in (m1, s1, m2, s2):
-            os.close(fd)
+        bridge.close()
