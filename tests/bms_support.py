@@ -1,9 +1,10 @@
 """Test doubles for the BMS face: a small honest gateway, a BMS server on a free loopback port, a serial line.
 
-``FakeGateway`` implements ``GatewayControl`` the way the supervisor promises to: it holds the settings, applies
-the site file's range rules to every command (including two the register map does not know: the network limit
-may not exceed what the chargers could draw, and a charger's breaker may be below its nameplate), records every applied command with its origin, and publishes a new
-snapshot either at once or only when told to (like a control loop that has not run yet).
+``FakeGateway`` implements ``GatewayControl`` the way the supervisor promises to: it holds the settings,
+applies the site file's range rules to every command (including two the register map does not know: the network
+limit may not exceed what the chargers could draw, and a charger's breaker may be below its nameplate), records
+every applied command with its origin, and publishes a new snapshot either at once or only when told to (like a
+control loop that has not run yet).
 """
 
 from __future__ import annotations
