@@ -16,10 +16,11 @@ Guarantees, for a caller that peeks, sends, and marks the message delivered once
   left is between the central system's answer and ``mark_delivered`` returning: a crash exactly there resends
   that one message after restart (no protocol can close it; the central system sees the same timestamp and
   meter values again);
-* transaction ids: a transaction started offline gets a local key (``new_local_tx``); its StopTransaction and
-  MeterValues are queued under that key and go out carrying the central system's ``transactionId`` once
-  StartTransaction.conf gave it (``mark_delivered(seq, transaction_id=...)`` records both in one write). If the
-  StartTransaction was given up, they go out with ``transactionId`` -1 (errata §3.18).
+* transaction ids: a transaction gets a local key (``new_local_tx``); its StopTransaction and MeterValues are
+  queued under that key and go out carrying the central system's ``transactionId`` once StartTransaction.conf
+  gave it (``mark_delivered(seq, transaction_id=...)`` records both in one write). The id is kept until the
+  transaction's StopTransaction is delivered. If the StartTransaction was given up, they go out with
+  ``transactionId`` -1 (errata §3.18).
 
 Bound: at most ``max_messages`` pending. When full, the oldest pending MeterValues (not the one at the head,
 which may be in flight) is dropped to make room, and ``dropped`` counts it: meter samples are the least harmful
@@ -96,6 +97,8 @@ class Outbox:
         """MeterValues dropped since opening because the queue was full."""
         self._pending: dict[int, dict[str, Any]] = {}
         self._tx_ids: dict[int, int] = {}
+        self._finished: set[int] = set()
+        """Local keys whose StopTransaction was delivered: their id is needed only by messages still pending."""
         self._next_seq = 1
         self._next_tx = 1
         self._records = 0
@@ -138,7 +141,7 @@ class Outbox:
                 if tx is not None:
                     self._next_tx = max(self._next_tx, int(tx) + 1)
             elif op == "done":
-                self._pending.pop(int(record["seq"]), None)
+                self._forget(self._pending.pop(int(record["seq"]), None))
                 if record.get("tx") is not None:
                     self._tx_ids[int(record["tx"])] = int(record["id"])
             elif op == "txid":
@@ -148,6 +151,10 @@ class Outbox:
         except (KeyError, TypeError, ValueError):
             return False
         return True
+
+    def _forget(self, message: Mapping[str, Any] | None) -> None:
+        if message is not None and message["action"] == STOP and message["tx"] is not None:
+            self._finished.add(message["tx"])
 
     # --- writing -------------------------------------------------------------------------------------------------
 
@@ -162,13 +169,15 @@ class Outbox:
 
     def _rewrite(self) -> None:
         """Replace the journal by the shortest one with the same state (atomic rename)."""
-        live_tx = {m["tx"] for m in self._pending.values() if m["tx"] is not None}
+        pending_tx = {m["tx"] for m in self._pending.values() if m["tx"] is not None}
+        live_tx = pending_tx | (set(self._tx_ids) - self._finished)
         records: list[Mapping[str, Any]] = [{"op": "head", "next_seq": self._next_seq, "next_tx": self._next_tx}]
         records += [{"op": "txid", "tx": tx, "id": real} for tx, real in sorted(self._tx_ids.items())
                     if tx in live_tx]
         records += [{"op": "add", "seq": seq, "action": m["action"], "payload": m["payload"], "tx": m["tx"]}
                     for seq, m in self._pending.items()]
         self._tx_ids = {tx: real for tx, real in self._tx_ids.items() if tx in live_tx}
+        self._finished &= set(self._tx_ids)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(b"".join(_frame(r) for r in records))
@@ -226,7 +235,7 @@ class Outbox:
         if victim is None:
             raise OutboxFull(f"{len(self._pending)} transaction messages are waiting for the central system")
         self._write({"op": "done", "seq": victim})
-        del self._pending[victim]
+        self._forget(self._pending.pop(victim))
         self.dropped += 1
 
     def _message(self, seq: int, m: Mapping[str, Any]) -> QueuedMessage:
@@ -256,7 +265,7 @@ class Outbox:
         if learnt:
             record.update(tx=m["tx"], id=transaction_id)
         self._write(record)
-        del self._pending[seq]
+        self._forget(self._pending.pop(seq))
         if learnt:
             self._tx_ids[m["tx"]] = record["id"]
         self._maybe_compact()
