@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 from gateway import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "gateway.csms_command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
