@@ -269,7 +269,7 @@ def test_script_errors_are_all_reported_with_their_step() -> None:
 
 
 def test_site_cap_must_be_a_tenth_of_an_amp() -> None:
-    with pytest.raises(ValueError, match="multiple of 0.1"):
+    with pytest.raises(ValueError, match=r"multiple of 0\.1"):
         CentralSystem(cap_site_a=32.15)
     assert ScriptStep(at=1, action="Reset", payload={"type": "Soft"}).at == 1
 
