@@ -138,6 +138,8 @@ class ControlConfig(Strict):
     demand_margin_a: Annotated[float, Field(ge=0, le=10)] = 1.0
     demand_window_s: Seconds = 60.0
     probe_interval_s: Seconds = 120.0
+    vehicle_response_s: Annotated[float, Field(ge=0, le=60)] = 5.0
+    """How long a car may take to follow a lower current (IEC 61851-1: 5 s); a decrease is booked until then."""
     ramp_down_timeout_s: Seconds = 10.0
     """How long a car may take to follow a decrease before the charger is booked as not following."""
 
