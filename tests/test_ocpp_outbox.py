@@ -253,6 +253,6 @@ def test_a_leftover_temporary_file_is_harmless(tmp_path: Path) -> None:
     path = tmp_path / "q"
     with Outbox(path) as box:
         box.append(METER_VALUES, meter(1))
-    (tmp_path / "q.tmp").write_bytes(b"garbage from a crash during compaction")
+    (tmp_path / ".q.x1y2z3.tmp").write_bytes(b"garbage from a crash during compaction")
     with Outbox(path) as box:
         assert [m.payload for m in box.pending()] == [meter(1)]

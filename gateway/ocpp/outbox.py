@@ -6,7 +6,8 @@ Storage is an append-only journal, one record per line: ``<crc32 hex> <json>\\n`
 call returns. A crash can only leave the last record half-written; at open such a record fails its checksum (or
 lacks its newline) and is discarded, and the file is cut back to the last whole record. When most records
 describe delivered messages the journal is rewritten to a temporary file and renamed over the old one, so it
-stays small; the rename is atomic, so a crash during compaction leaves the old journal intact.
+stays small (``gateway.store.write_atomically``); the rename is atomic, so a crash during compaction leaves the
+old journal intact.
 
 Guarantees, for a caller that peeks, sends, and marks the message delivered once the central system answered:
 
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
+
+from gateway.store import write_atomically
 
 START = "StartTransaction"
 STOP = "StopTransaction"
@@ -85,7 +88,8 @@ class Outbox:
     """A durable FIFO for one charge point. Not thread-safe; one owner (the OCPP client's sender)."""
 
     def __init__(self, path: Path, *, max_messages: int = 10_000, durable: bool = True) -> None:
-        """Open or create the journal at ``path``. ``durable=False`` skips fsync (tests of logic only)."""
+        """Open or create the journal at ``path``. ``durable=False`` skips the fsync after each record (tests of
+        logic only); a compaction is always written with ``gateway.store.write_atomically``."""
         if max_messages < 2:
             raise ValueError("max_messages must be at least 2")
         self.path = path
@@ -178,24 +182,12 @@ class Outbox:
                     for seq, m in self._pending.items()]
         self._tx_ids = {tx: real for tx, real in self._tx_ids.items() if tx in live_tx}
         self._finished &= set(self._tx_ids)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(b"".join(_frame(r) for r in records))
-            f.flush()
-            if self.durable:
-                os.fsync(f.fileno())
+        write_atomically(self.path, b"".join(_frame(r) for r in records))
         if self._file is not None:
             self._file.close()
-        os.replace(tmp, self.path)
-        if self.durable:
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
         self._records = len(records)
         if self._file is not None:
-            self._file = open(self.path, "ab")  # noqa: SIM115 - replaces the handle closed above
+            self._file = open(self.path, "ab")  # noqa: SIM115 - the renamed-over file needs a new handle
 
     def _maybe_compact(self) -> None:
         if self._records > 64 and self._records > 4 * (len(self._pending) + len(self._tx_ids)):
