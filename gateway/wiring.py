@@ -12,7 +12,7 @@ from drivers.profile import ProfileRegistry
 from gateway.config import ChargerConfig
 from gateway.endpoints import endpoint_of
 from gateway.settings import SiteSettings
-from gateway.supervisor import ChargerHandle
+from gateway.supervisor import ChargerHandle, UnitRatings
 
 
 class ModbusWiring:
@@ -30,7 +30,8 @@ class ModbusWiring:
                                comm_timeout_s=charger.comm_timeout_s)
         return ChargerHandle(driver, endpoint.key)
 
-    def capabilities(self, charger: ChargerConfig) -> tuple[float, float, float, bool]:
-        """(unit max A, minimum A, resolution A, has fail-safe) as the controller plans with them."""
+    def ratings(self, charger: ChargerConfig) -> UnitRatings:
         caps = self.registry.charger(charger.profile).capabilities()
-        return self.settings.unit_max_a(charger), caps.min_current_a, caps.resolution_a, caps.has_failsafe
+        return UnitRatings(nameplate_a=caps.max_current_a, limit_a=self.settings.unit_max_a(charger),
+                           min_current_a=caps.min_current_a, resolution_a=caps.resolution_a,
+                           has_failsafe=caps.has_failsafe)

@@ -17,18 +17,17 @@ from bms_support import bms_config
 from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.bus import BusPool
-from drivers.modbus_charger import ModbusCharger
 from drivers.profile import ProfileRegistry
 from drivers.sim.charger_sim import SimCharger
 from drivers.sim.server import SimServer, TcpListen
 from drivers.sim.vehicle import VehicleSpec
 from drivers.transport import BusOptions
 from gateway.bms.server import BmsServer
-from gateway.config import ChargerConfig, SiteConfig
-from gateway.endpoints import endpoint_of
+from gateway.config import SiteConfig
 from gateway.read_model import LimitSource
 from gateway.settings import SiteSettings
-from gateway.supervisor import ChargerHandle, Supervisor
+from gateway.supervisor import Supervisor
+from gateway.wiring import ModbusWiring
 
 REGISTRY = ProfileRegistry.shipped()
 PROFILE = REGISTRY.charger("powershare-sim")
@@ -80,16 +79,8 @@ async def rig() -> AsyncIterator[Rig]:
     settings = SiteSettings(site, REGISTRY.nameplate_a)
     pool = BusPool(FAST)
 
-    def make_driver(charger: ChargerConfig) -> ChargerHandle:
-        bus = pool.bus_for(endpoint_of(charger.transport))
-        return ChargerHandle(ModbusCharger(PROFILE, bus, charger.transport.unit, timeout_s=0.5,
-                                           comm_timeout_s=charger.comm_timeout_s), bus_key=str(sim.port))
-
-    def capabilities_of(charger: ChargerConfig) -> tuple[float, float, float, bool]:
-        caps = PROFILE.capabilities()
-        return settings.unit_max_a(charger), caps.min_current_a, caps.resolution_a, caps.has_failsafe
-
-    supervisor = Supervisor(settings, make_driver, capabilities_of=capabilities_of)
+    wiring = ModbusWiring(REGISTRY, settings, pool)
+    supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings)
     bms = BmsServer(supervisor, bms_config())
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(sim.stop)

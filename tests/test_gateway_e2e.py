@@ -88,7 +88,7 @@ async def start_gateway(port: int, n: int, limit: float, state: Path) -> Supervi
     config, _ = parse_site(site_file(port, n, limit), "site.yaml", REGISTRY.nameplate_a)
     settings = SiteSettings(config, REGISTRY.nameplate_a, JsonStore(state / "settings.json"))
     wiring = ModbusWiring(REGISTRY, settings, BusPool())
-    supervisor = Supervisor(settings, wiring.make_driver, capabilities_of=wiring.capabilities)
+    supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings)
     await supervisor.start()
     await supervisor.wait_ready(5)
     return supervisor
