@@ -14,7 +14,8 @@ this tree at the bus boundary and never escape the library.
     └── PermanentError
         ├── ProfileError           the profile file is invalid
         ├── UnsupportedOperation   the profile does not declare the point needed
-        └── DeviceRejected         Modbus exception 1/2/3/4: the device refuses what the profile says it accepts
+        ├── DeviceRejected         Modbus exception 1/2/3/4: the device refuses what the profile says it accepts
+        └── RequestRefused         an OCPP device answered Rejected/NotSupported or a CALLERROR
 """
 
 from __future__ import annotations
@@ -62,3 +63,11 @@ class DeviceRejected(PermanentError):
     def __init__(self, message: str, exception_code: int) -> None:
         super().__init__(message)
         self.exception_code = exception_code
+
+
+class RequestRefused(PermanentError):
+    """An OCPP charge point refused a call: a status other than Accepted, or a CALLERROR (``answer`` says which)."""
+
+    def __init__(self, message: str, answer: str) -> None:
+        super().__init__(message)
+        self.answer = answer
