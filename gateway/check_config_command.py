@@ -19,12 +19,14 @@ from drivers.profile import ChargerProfile, ProfileRegistry
 from gateway.config import (
     ConfigError,
     ConfigIssue,
+    OcppTransport,
     RtuTransport,
     SiteConfig,
     load_site,
     read_yaml,
     unit_limit_a,
 )
+from gateway.ocpp_wiring import endpoint_config, file_issues
 
 
 def register(subparsers: Any) -> None:
@@ -74,6 +76,12 @@ def profile_notes(site: SiteConfig, registry: ProfileRegistry) -> list[str]:
     """What the installer should know about the chosen devices (not errors)."""
     notes: list[str] = []
     for charger in site.chargers:
+        if isinstance(charger.transport, OcppTransport):
+            if charger.transport.failsafe_current_key is None:
+                notes.append(f"{charger.id} (OCPP {charger.transport.charge_point_id}) has no fail-safe "
+                             "configuration key: while unreachable it is booked at its full limit")
+            continue
+        assert charger.profile is not None  # a validated Modbus charger has one
         profile = registry.charger(charger.profile)
         caps = profile.capabilities()
         if not caps.has_failsafe:
@@ -104,11 +112,13 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(ConfigError(str(path), [*exc.issues, *extra]), file=sys.stderr)
         return 1
+    files, file_notes = file_issues(site, path.parent)
+    extra += files
     if extra:
         print(ConfigError(str(path), extra), file=sys.stderr)
         return 1
     print(f"ok: {path}")
-    print(summary(site, registry, [*notes, *profile_notes(site, registry)]))
+    print(summary(site, registry, [*notes, *profile_notes(site, registry), *file_notes]))
     return 0
 
 
@@ -120,12 +130,23 @@ def summary(site: SiteConfig, registry: ProfileRegistry, notes: list[str]) -> st
         f"chargers: {len(site.chargers)}",
     ]
     for charger in site.chargers:
-        profile: ChargerProfile = registry.charger(charger.profile)
         transport = charger.transport
+        wiring = f"{charger.phases}-phase {charger.phase_rotation}, circuit {charger.circuit}"
+        if isinstance(transport, OcppTransport):
+            limit = unit_limit_a(charger, transport.max_current_a)
+            lines.append(f"  {charger.id}: OCPP charge point {transport.charge_point_id} connector "
+                         f"{transport.connector_id}, limit {limit:g} A, {wiring}")
+            continue
+        assert charger.profile is not None  # a validated Modbus charger has one
+        profile: ChargerProfile = registry.charger(charger.profile)
         where = transport.device if isinstance(transport, RtuTransport) else f"{transport.host}:{transport.port}"
         limit = unit_limit_a(charger, profile.nameplate_a)
         lines.append(f"  {charger.id}: {profile.name} via {transport.type} {where} unit {transport.unit}, "
-                     f"limit {limit:g} A, {charger.phases}-phase {charger.phase_rotation}, circuit {charger.circuit}")
+                     f"limit {limit:g} A, {wiring}")
+    if any(isinstance(c.transport, OcppTransport) for c in site.chargers) or site.ocpp_endpoint is not None:
+        endpoint = endpoint_config(site)
+        scheme = "wss" if endpoint.tls_cert_file else "ws"
+        lines.append(f"OCPP endpoint: {scheme}://{endpoint.host}:{endpoint.port}/<chargePointId>")
     lines.append(f"circuits: {len(site.circuits)}")
     lines += [f"  {c.id}: limit {c.limit_a:g} A, below {c.parent}" for c in site.circuits]
     if notes:

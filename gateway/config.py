@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
 SITE_NODE = "site"
 """The id of the root circuit node: the supply itself."""
 MIN_CHARGE_CURRENT_A = 6.0
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+CHARGE_POINT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.*+-]{0,47}$"
+"""An OCPP identity the gateway admits: no ``/`` (it ends the URL path) and no ``:`` (it splits Basic credentials)."""
 _PHASE_NAMES = ("L1", "L2", "L3")
 
 
@@ -75,7 +77,47 @@ class RtuTransport(Strict):
     timeout_s: Seconds = 0.3
 
 
-Transport = Annotated[TcpTransport | RtuOverTcpTransport | RtuTransport, Field(discriminator="type")]
+class OcppTransport(Strict):
+    """An OCPP 1.6J charger that connects to the gateway's own endpoint (``ocpp_endpoint``; docs/ocpp-followers.md).
+
+    It has no profile: what a profile would say (its nameplate, its fail-safe means) is written here.
+    """
+
+    type: Literal["ocpp"]
+    charge_point_id: str = Field(pattern=CHARGE_POINT_ID_PATTERN)
+    """The identity it connects with (the last segment of its URL path); also the HTTP Basic user name."""
+    connector_id: int = Field(default=1, ge=1, le=32)
+    """Which connector of the charge point this charger is; a two-socket charger is two chargers."""
+    password_file: str = Field(min_length=1)
+    """File holding its AuthorizationKey (HTTP Basic password); relative paths are relative to the site file."""
+    max_current_a: Annotated[float, Field(ge=MIN_CHARGE_CURRENT_A, le=80, allow_inf_nan=False)]
+    """Its nameplate maximum per phase (an OCPP charger has no register to read it from)."""
+    meter_interval_s: int = Field(default=1, ge=1, le=60)
+    """MeterValueSampleInterval the gateway configures: how often it reports its currents."""
+    stack_level: int | None = Field(default=None, ge=0, le=1000)
+    """Stack level of the gateway's profiles; default: the charger's ChargeProfileMaxStackLevel."""
+    failsafe_current_key: str | None = Field(default=None, min_length=1, max_length=50)
+    """The charger's own configuration key for its fall-back current without the gateway, if it has one."""
+    failsafe_timeout_key: str | None = Field(default=None, min_length=1, max_length=50)
+    """The charger's own key for how long it waits before falling back (optional, with the current key)."""
+    timeout_s: Seconds = 3.0
+    """How long to wait for it to answer a call."""
+
+    @model_validator(mode="after")
+    def _failsafe_keys(self) -> OcppTransport:
+        if self.failsafe_timeout_key is not None and self.failsafe_current_key is None:
+            raise ValueError("failsafe_timeout_key needs failsafe_current_key")
+        return self
+
+    @property
+    def station_settings(self) -> tuple[object, ...]:
+        """What every connector of one charge point must agree on."""
+        return (self.password_file, self.meter_interval_s, self.stack_level, self.failsafe_current_key,
+                self.failsafe_timeout_key, self.timeout_s)
+
+
+Transport = Annotated[TcpTransport | RtuOverTcpTransport | RtuTransport | OcppTransport, Field(discriminator="type")]
+ModbusTransport = TcpTransport | RtuOverTcpTransport | RtuTransport
 
 
 class SupplyConfig(Strict):
@@ -97,7 +139,8 @@ class ChargerConfig(Strict):
     """One follower: which device, how to reach it, and where it sits electrically."""
 
     id: str = Field(pattern=ID_PATTERN)
-    profile: str = Field(min_length=1)
+    profile: str | None = Field(default=None, min_length=1)
+    """The Modbus register map by name; required for Modbus transports, absent for OCPP."""
     transport: Transport
     breaker_limit_a: Amps | None = None
     """The unit's own limit (its breaker); defaults to its nameplate, never above it."""
@@ -120,6 +163,16 @@ class ChargerConfig(Strict):
         if "".join(names) != value.upper() or len(set(names)) != len(names) or len(names) not in (1, 3):
             raise ValueError('must be a permutation of "L1L2L3" (e.g. "L2L3L1"), or one phase such as "L2"')
         return value.upper()
+
+    @model_validator(mode="after")
+    def _profile_for_modbus_only(self) -> ChargerConfig:
+        if isinstance(self.transport, OcppTransport):
+            if self.profile is not None:
+                raise ValueError("an OCPP charger has no profile: remove `profile` (its nameplate is "
+                                 "transport.max_current_a)")
+        elif self.profile is None:
+            raise ValueError("`profile` is required for a Modbus charger (see `powershare profiles`)")
+        return self
 
     @property
     def site_phases(self) -> tuple[int, ...]:
@@ -172,6 +225,26 @@ class BmsConfig(Strict):
     rtu: BmsRtuConfig | None = None
 
 
+class OcppEndpointConfig(Strict):
+    """The gateway's OCPP 1.6J endpoint that OCPP chargers connect to (docs/ocpp-followers.md)."""
+
+    host: str = Field(default="0.0.0.0", min_length=1)
+    port: int = Field(default=8180, ge=0, le=65535)
+    """0 lets the system pick a free port (tests); the port in use is logged."""
+    tls_cert_file: str | None = Field(default=None, min_length=1)
+    """Server certificate (PEM, chain included): with ``tls_key_file``, chargers connect over ``wss://`` only."""
+    tls_key_file: str | None = Field(default=None, min_length=1)
+    heartbeat_interval_s: int = Field(default=300, ge=10, le=86_400)
+    id_tags: tuple[Annotated[str, Field(min_length=1, max_length=20)], ...] | None = None
+    """The local authorisation list; absent: every idTag is accepted (a site without badges)."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> OcppEndpointConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
 class SiteConfig(Strict):
     name: str = "powershare site"
     supply: SupplyConfig = SupplyConfig()
@@ -185,6 +258,8 @@ class SiteConfig(Strict):
     chargers: tuple[ChargerConfig, ...] = Field(default=(), max_length=1000)
     control: ControlConfig = ControlConfig()
     bms: BmsConfig | None = None
+    ocpp_endpoint: OcppEndpointConfig | None = None
+    """Where OCPP chargers connect; the defaults apply when OCPP chargers are configured without it."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +289,14 @@ def _loc(parts: Iterable[str | int]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def nameplate_a(charger: ChargerConfig, nameplate_of: NameplateLookup) -> float:
+    """The unit's nameplate: its profile's, or an OCPP charger's ``max_current_a``; ``KeyError`` if unknown."""
+    if isinstance(charger.transport, OcppTransport):
+        return charger.transport.max_current_a
+    assert charger.profile is not None  # a validated Modbus charger has one
+    return nameplate_of(charger.profile)
 
 
 def unit_limit_a(charger: ChargerConfig, nameplate_a: float) -> float:
@@ -262,7 +345,7 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
         if site.supply.phases == 1 and any(p != 0 for p in ch.site_phases[:1]):
             errors.append(ConfigIssue(f"{where}.phase_rotation", "a single-phase supply has only L1"))
         try:
-            nameplate = nameplate_of(ch.profile)
+            nameplate = nameplate_a(ch, nameplate_of)
         except KeyError:
             errors.append(ConfigIssue(f"{where}.profile", f"no profile named {ch.profile!r} "
                                       "(see `powershare profiles`)"))
@@ -279,6 +362,7 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
         for p in phases:
             per_phase_max[p] += unit_max
 
+    errors += _ocpp_issues(site)
     if site.chargers and not errors:
         most = max(per_phase_max)
         if site.network_limit_a > most:
@@ -290,6 +374,36 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
             notes.append(f"network limit {site.network_limit_a:g} A is below 6 A x {busiest} chargers on one "
                          "phase: when every unit has a car, some wait and take turns (rotation)")
     return errors, notes
+
+
+def _ocpp_issues(site: SiteConfig) -> list[ConfigIssue]:
+    """A charge point with several connectors is several chargers: they must agree on everything per charge point."""
+    issues: list[ConfigIssue] = []
+    first: dict[str, tuple[int, OcppTransport]] = {}
+    connectors: set[tuple[str, int]] = set()
+    for i, ch in enumerate(site.chargers):
+        transport = ch.transport
+        if not isinstance(transport, OcppTransport):
+            continue
+        where = f"chargers[{i}].transport"
+        key = (transport.charge_point_id, transport.connector_id)
+        if key in connectors:
+            issues.append(ConfigIssue(f"{where}.connector_id", f"connector {transport.connector_id} of "
+                                      f"{transport.charge_point_id} is configured twice"))
+        connectors.add(key)
+        if transport.charge_point_id not in first:
+            first[transport.charge_point_id] = (i, transport)
+            continue
+        j, other = first[transport.charge_point_id]
+        if transport.station_settings != other.station_settings:
+            issues.append(ConfigIssue(where, f"charge point {transport.charge_point_id} is also chargers[{j}]: "
+                                      "password_file, meter_interval_s, stack_level, fail-safe keys and timeout_s "
+                                      "must be the same for all its connectors"))
+        elif transport.failsafe_current_key is not None:
+            issues.append(ConfigIssue(f"{where}.failsafe_current_key", "fail-safe keys are only supported on "
+                                      "single-connector charge points (the key is the charge point's, the "
+                                      "fair share is each connector's)"))
+    return issues
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

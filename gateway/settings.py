@@ -31,7 +31,7 @@ from gateway.commands import (
     SetNetworkLimit,
     SetUnitLimit,
 )
-from gateway.config import ChargerConfig, NameplateLookup, SiteConfig, check_site, unit_limit_a
+from gateway.config import ChargerConfig, NameplateLookup, SiteConfig, check_site, nameplate_a, unit_limit_a
 from gateway.store import JsonStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class SiteSettings:
 
     def unit_max_a(self, charger: ChargerConfig) -> float:
         """The most a unit may be given: its breaker limit, never above its nameplate."""
-        nameplate = self._nameplate_of(charger.profile)
+        nameplate = nameplate_a(charger, self._nameplate_of)
         return min(unit_limit_a(charger, nameplate), nameplate)
 
     def charger(self, charger_id: str) -> ChargerConfig:
@@ -146,7 +146,7 @@ class SiteSettings:
                 overlay.followers_added = [c for c in overlay.followers_added if c.get("id") != charger.id]
                 overlay.followers_added.append(charger.model_dump(mode="json"))
                 overlay.followers_removed = [i for i in overlay.followers_removed if i != charger.id]
-                text = f"follower {charger.id} added ({charger.profile})"
+                text = f"follower {charger.id} added ({charger.profile or charger.transport.type})"
             case RemoveFollower(charger_id=cid):
                 self.charger(cid)
                 config = self._with(config, chargers=[c for c in config.chargers if c.id != cid])

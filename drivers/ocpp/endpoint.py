@@ -57,8 +57,6 @@ class EndpointSettings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     heartbeat_interval_s: int = 300
-    response_timeout_s: float = 3.0
-    """How long a follower may take to answer a call (a control step may wait that long for a setpoint)."""
     ping_interval_s: float | None = 10.0
     """Websocket pings: a follower whose network silently died is noticed within two intervals."""
     id_tags: frozenset[str] | None = None
@@ -194,14 +192,14 @@ class OcppEndpoint:
             await connection.close(1008, "not configured")
             return
         link = ChargePointLink(station, connection, heartbeat_interval_s=self.settings.heartbeat_interval_s,
-                               response_timeout_s=self.settings.response_timeout_s, wall=self._wall)
+                               wall=self._wall)
         previous = station.attach(link)
         if isinstance(previous, ChargePointLink):
             log.info("%s connected again; closing its previous connection", link.id)
             previous.closed.set()
             await previous.connection.close(1000, "replaced by a new connection")
         log.info("%s connected from %s", link.id, connection.remote_address)
-        configuring = asyncio.create_task(provision(station, link, self.settings.response_timeout_s),
+        configuring = asyncio.create_task(provision(station, link),
                                           name=f"configure {link.id}")
         try:
             await link.start()

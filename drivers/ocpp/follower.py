@@ -49,14 +49,12 @@ def limit_of(current_a: float) -> float:
 class OcppCharger:
     """One connector of one OCPP charge point. Implements ``ChargerDriver`` and ``IdentityReader``."""
 
-    def __init__(self, station: Station, connector_id: int, capabilities: ChargerCapabilities, *,
-                 timeout_s: float) -> None:
+    def __init__(self, station: Station, connector_id: int, capabilities: ChargerCapabilities) -> None:
         if connector_id not in station.settings.connectors:
             raise ValueError(f"{station.settings.charge_point_id} has no connector {connector_id} configured")
         self.station = station
         self.connector_id = connector_id
         self._capabilities = capabilities
-        self._timeout_s = timeout_s
 
     @property
     def capabilities(self) -> ChargerCapabilities:
@@ -72,7 +70,7 @@ class OcppCharger:
         limit = limit_of(current_a)
         request = call.SetChargingProfile(connector_id=self.connector_id, cs_charging_profiles=setpoint_profile(
             self.connector_id, station.stack_level, limit))
-        answer = await station.call(request, self._timeout_s)
+        answer = await station.call(request)
         if answer.status != "Accepted":
             raise RequestRefused(f"{station.settings.charge_point_id} connector {self.connector_id}: "
                                  f"SetChargingProfile {limit:g} A {answer.status}", str(answer.status))
@@ -89,7 +87,7 @@ class OcppCharger:
             await self._change(settings.failsafe_timeout_key, str(max(1, math.ceil(timeout_s))))
 
     async def _change(self, key: str, value: str) -> None:
-        answer = await self.station.call(call.ChangeConfiguration(key=key, value=value), self._timeout_s)
+        answer = await self.station.call(call.ChangeConfiguration(key=key, value=value))
         if answer.status != "Accepted":  # RebootRequired too: the value is not in force yet
             raise RequestRefused(f"{self.station.settings.charge_point_id}: ChangeConfiguration {key}={value} "
                                  f"{answer.status}", str(answer.status))

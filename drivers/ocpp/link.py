@@ -52,8 +52,8 @@ class ChargePointLink(ChargePoint):  # type: ignore[misc]  # the library has no 
     """The gateway's side of one follower connection."""
 
     def __init__(self, station: Station, connection: ServerConnection, *, heartbeat_interval_s: int,
-                 response_timeout_s: float, wall: Callable[[], float]) -> None:
-        super().__init__(station.settings.charge_point_id, connection, response_timeout=response_timeout_s,
+                 wall: Callable[[], float]) -> None:
+        super().__init__(station.settings.charge_point_id, connection, response_timeout=station.settings.timeout_s,
                          logger=logging.getLogger("ocpp"))
         self.station = station
         self.connection = connection

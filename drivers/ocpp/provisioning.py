@@ -32,9 +32,10 @@ BOOT_WAIT_S = 1.0
 FALLBACK_STACK_LEVEL = 0
 
 
-async def provision(station: Station, link: Link, timeout_s: float) -> None:
+async def provision(station: Station, link: Link) -> None:
     """Configure the charger on ``link``; sets ``station.provisioning.done`` (problems listed, never raised)."""
     name = station.settings.charge_point_id
+    timeout_s = station.settings.timeout_s
     state = station.provisioning  # this connection's: a replacing connection starts its own
     problems = state.problems
     with contextlib.suppress(TimeoutError):

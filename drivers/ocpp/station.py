@@ -69,6 +69,8 @@ class StationSettings:
     """The charger's own configuration key for the current it falls back to without the gateway (vendor-specific)."""
     failsafe_timeout_key: str | None = None
     """The charger's key for how long it waits without the gateway before falling back (vendor-specific)."""
+    timeout_s: float = 3.0
+    """How long the charger may take to answer a call (a control step may wait that long for a setpoint)."""
 
     @property
     def stale_after_s(self) -> float:
@@ -153,11 +155,11 @@ class Station:
             connector.sample = None  # a reading from before the gap says nothing about now
         return previous
 
-    async def call(self, request: Any, timeout_s: float) -> Any:
+    async def call(self, request: Any) -> Any:
         """Call the charger on its live connection (``call_link``); ``ConnectionLost`` if it has none."""
         if self.link is None:
             raise ConnectionLost(f"{self.settings.charge_point_id} is not connected")
-        return await call_link(self.link, request, timeout_s, self.settings.charge_point_id)
+        return await call_link(self.link, request, self.settings.timeout_s, self.settings.charge_point_id)
 
     def detach(self, link: Link) -> None:
         if self.link is link:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from gateway.config import NameplateLookup, SiteConfig, unit_limit_a
+from gateway.config import NameplateLookup, SiteConfig, nameplate_a, unit_limit_a
 from gateway.ocpp.charging_profile import (
     DAY_S,
     ChargingProfile,
@@ -88,7 +88,7 @@ class Electrical:
     def from_site(cls, site: SiteConfig, nameplate_of: NameplateLookup) -> Electrical:
         ratings = []
         for charger in site.chargers:
-            nameplate = nameplate_of(charger.profile)
+            nameplate = nameplate_a(charger, nameplate_of)
             ratings.append(ConnectorRating(charger.phases, min(unit_limit_a(charger, nameplate), nameplate)))
         return cls(site.supply.voltage_v, site.supply.phases, site.installation_limit_a, tuple(ratings))
 
