@@ -187,8 +187,7 @@ class Station:
         was_serving = connector.serving
         connector.status = status
         connector.error_code = error_code
-        if connector.serving and not was_serving:
-            connector.active_since = self._clock()
+        self._serving_changed(connector, was_serving)
 
     def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: float) -> tuple[int, str]:
         """Issue a transaction id; the status is "Invalid" on a connector the gateway does not lead."""
@@ -204,15 +203,24 @@ class Station:
         connector.id_tag = id_tag
         connector.meter_start_wh = meter_start_wh
         connector.energy_wh = meter_start_wh
-        if not was_serving:
-            connector.active_since = self._clock()
+        self._serving_changed(connector, was_serving)
         return transaction_id, status
 
     def stop_transaction(self, transaction_id: int, meter_stop_wh: float) -> None:
         for connector in self.connectors.values():
             if connector.transaction_id == transaction_id:
+                was_serving = connector.serving
                 connector.transaction_id = None
                 connector.energy_wh = meter_stop_wh
+                self._serving_changed(connector, was_serving)
+
+    def _serving_changed(self, connector: ConnectorState, was_serving: bool) -> None:
+        """A connector that starts serving gets a grace period for its first sample; one that stops delivers no
+        energy (no transaction, no car being served), so its last sample no longer describes it."""
+        if connector.serving and not was_serving:
+            connector.active_since = self._clock()
+        elif was_serving and not connector.serving:
+            connector.sample = None
 
     def meter_values(self, connector_id: int, meter_value: list[Any]) -> None:
         """Raises ``MeterValuesError`` for a message the handler must answer with a CALLERROR."""
