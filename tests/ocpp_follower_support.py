@@ -117,7 +117,9 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0, show: Cal
     failure shows ``show()``."""
     try:
         async with asyncio.timeout(timeout_s):
-            while not condition():
+            while True:
+                if condition():
+                    return
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"condition not met within {timeout_s:g} s: {show() if show else ''}") from None

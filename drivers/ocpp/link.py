@@ -72,8 +72,8 @@ class ChargePointLink(ChargePoint):  # type: ignore[misc]  # the library has no 
         message_id = frame[1] if isinstance(frame, list) and len(frame) > 1 else None
         answerable = isinstance(message_id, str) and 0 < len(message_id) <= MAX_MESSAGE_ID
         if not isinstance(frame, list) or not frame or frame[0] not in (2, 3, 4) or isinstance(frame[0], bool):
-            if answerable and isinstance(frame, list) and frame and frame[0] == 2:
-                await self._send_error(str(message_id), "ProtocolError", "not an OCPP-J frame")
+            if answerable:
+                await self._send_error(str(message_id), "ProtocolError", "unknown message type")
             else:
                 self._malformed("not an OCPP-J frame")
             return
