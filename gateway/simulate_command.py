@@ -1,8 +1,11 @@
-"""``powershare simulate``: simulated chargers (and a site meter) on real Modbus TCP and RTU, until stopped.
+"""``powershare simulate``: simulated chargers (and a site meter) on real Modbus TCP and RTU, and simulated OCPP
+1.6J chargers that connect to a gateway's endpoint, until stopped.
 
 This is what docker-compose runs in place of real hardware, and what an installer can point ``probe`` or the
 gateway at to rehearse a site. Any charger profile can be served; cars are plugged in at start, faults can be set
-per unit at start (``--fault 3=silent``) to rehearse what the gateway does when a unit misbehaves.
+per unit at start (``--fault 3=silent``) to rehearse what the gateway does when a unit misbehaves. ``--ocpp URL``
+adds OCPP chargers (``drivers.sim.ocpp_charger``) for a mixed fleet; they keep reconnecting until the gateway is
+there.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +24,12 @@ from drivers.profile import ProfileRegistry
 from drivers.sim.charger_sim import SimCharger
 from drivers.sim.clock import ScaledClock
 from drivers.sim.faults import Fault
+from drivers.sim.ocpp_charger import SimOcppCharger
 from drivers.sim.server import TcpListen
 from drivers.sim.site import SimLine, SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
 from drivers.transport import SerialLine
+from gateway.ocpp_wiring import read_password
 
 DEFAULT_PROFILE = "powershare-sim"
 DEFAULT_METER_UNIT = 100
@@ -114,13 +121,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--profiles-dir", action="append", default=[], type=Path, metavar="DIR")
     parser.add_argument("--status-every", type=float, default=0.0, metavar="S",
                         help="print every unit's state every S seconds (0: never)")
+    ocpp = parser.add_argument_group("OCPP chargers", "simulated OCPP 1.6J charge points that connect to a gateway")
+    ocpp.add_argument("--ocpp", metavar="URL", help="connect to URL/<identity>, e.g. ws://gateway:8180/ocpp")
+    ocpp.add_argument("--ocpp-chargers", type=int, default=1, metavar="N", help="how many (default 1)")
+    ocpp.add_argument("--ocpp-prefix", default="sim-ocpp-", help="identities PREFIX1..PREFIXN (default %(default)s)")
+    secret = ocpp.add_mutually_exclusive_group()
+    secret.add_argument("--ocpp-password", metavar="KEY", help="HTTP Basic password (AuthorizationKey)")
+    secret.add_argument("--ocpp-password-file", type=Path, metavar="FILE", help="read the password from FILE")
+    ocpp.add_argument("--ocpp-cars", default="all", help="cars at start, as --cars, numbered 1..N")
+    ocpp.add_argument("--ocpp-cafile", type=Path, metavar="PEM", help="trust this certificate for wss://")
+    ocpp.add_argument("--ocpp-failsafe-keys", action="store_true",
+                      help="give them fail-safe configuration keys (PowershareSimFailsafeCurrent/-Timeout)")
     parser.set_defaults(func=run)
 
 
 def build_site(args: argparse.Namespace) -> SimulatedSite:
     """The site the arguments describe; ``ValueError``/``KeyError``/``ProfileError`` for bad arguments."""
-    if not args.tcp and not args.rtu:
-        raise ValueError("give --tcp HOST:PORT and/or --rtu DEVICE")
+    if not args.tcp and not args.rtu and not args.ocpp:
+        raise ValueError("give --tcp HOST:PORT, --rtu DEVICE and/or --ocpp URL")
     if not args.speed > 0:
         raise ValueError("--speed must be > 0")
     registry = ProfileRegistry.load(args.profiles_dir)
@@ -144,7 +162,33 @@ def build_site(args: argparse.Namespace) -> SimulatedSite:
     return site
 
 
-def _status(site: SimulatedSite) -> str:
+def build_ocpp(args: argparse.Namespace, site: SimulatedSite) -> list[SimOcppCharger]:
+    """The OCPP chargers the arguments describe (none without ``--ocpp``); ``ValueError``/``OSError`` if bad."""
+    if not args.ocpp:
+        return []
+    if not args.ocpp.startswith(("ws://", "wss://")):
+        raise ValueError(f"--ocpp {args.ocpp!r}: give a ws:// or wss:// URL")
+    if not 1 <= args.ocpp_chargers <= 247:
+        raise ValueError("--ocpp-chargers must be 1..247")
+    password = args.ocpp_password
+    if args.ocpp_password_file is not None:
+        password = read_password(args.ocpp_password_file)
+    context = None
+    if args.ocpp.startswith("wss://"):
+        context = ssl.create_default_context(cafile=str(args.ocpp_cafile) if args.ocpp_cafile else None)
+    numbers = list(range(1, args.ocpp_chargers + 1))
+    cars = parse_cars(args.ocpp_cars, numbers)
+    sims = []
+    for n in numbers:
+        sim = SimOcppCharger(f"{args.ocpp_prefix}{n}", args.ocpp, site.clock, password=password,
+                             ssl_context=context, failsafe_keys=args.ocpp_failsafe_keys)
+        if n in cars:
+            sim.plug(cars[n])
+        sims.append(sim)
+    return sims
+
+
+def _status(site: SimulatedSite, ocpp: Sequence[SimOcppCharger] = ()) -> str:
     rows = []
     for line in site.lines:
         for unit, charger in sorted(line.chargers.items()):
@@ -154,6 +198,10 @@ def _status(site: SimulatedSite) -> str:
                         f"{' FAILSAFE' if charger.in_failsafe else ''}")
         for unit, meter in sorted(line.meters.items()):
             rows.append(f"meter {unit}: " + "/".join(f"{i:.1f}" for i in meter.phase_currents_a()) + " A")
+    for sim in ocpp:
+        currents = "/".join(f"{i:.1f}" for i in sim.phase_currents_a())
+        rows.append(f"{sim.id}: {sim.status()} {'online' if sim.connected else 'offline'} pilot {sim.pilot_a():g} A "
+                    f"drawing {currents} A{' FAILSAFE' if sim.in_failsafe else ''}")
     return "\n".join(rows)
 
 
@@ -170,10 +218,14 @@ def _describe(line: SimLine, chargers: dict[int, SimCharger]) -> str:
 
 
 async def serve(site: SimulatedSite, faults: list[tuple[int, Fault]], status_every: float,
-                stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event, ready: asyncio.Event | None = None, ocpp: Sequence[SimOcppCharger] = ()) -> None:
     """Start the site, report what it serves (then set ``ready``), run until ``stop`` is set, stop everything."""
     await site.start()
+    started: list[SimOcppCharger] = []
     try:
+        for sim in ocpp:
+            await sim.start()
+            started.append(sim)
         for unit, fault in faults:
             hit = [line for line in site.lines if line.server is not None and unit in line.server.models]
             if not hit:
@@ -185,6 +237,9 @@ async def serve(site: SimulatedSite, faults: list[tuple[int, Fault]], status_eve
         print(f"powershare simulate: serving{speed}", flush=True)
         for line in site.lines:
             print(_describe(line, line.chargers), flush=True)
+        for sim in ocpp:
+            car = " with a car" if any(c.vehicle for c in sim.connectors.values()) else ""
+            print(f"  ocpp {sim.url}{car}", flush=True)
         for unit, fault in faults:
             print(f"  unit {unit} starts with fault {fault.kind.value}", flush=True)
         print("running until SIGINT/SIGTERM", flush=True)
@@ -195,8 +250,10 @@ async def serve(site: SimulatedSite, faults: list[tuple[int, Fault]], status_eve
                 async with asyncio.timeout(status_every if status_every > 0 else None):
                     await stop.wait()
             except TimeoutError:
-                print(_status(site), flush=True)
+                print(_status(site, ocpp), flush=True)
     finally:
+        for sim in started:
+            await sim.stop()
         await site.stop()
     print("stopped", flush=True)
 
@@ -204,8 +261,9 @@ async def serve(site: SimulatedSite, faults: list[tuple[int, Fault]], status_eve
 def run(args: argparse.Namespace) -> int:
     try:
         site = build_site(args)
+        ocpp = build_ocpp(args, site)
         faults = [parse_fault(text) for text in args.fault]
-    except (ValueError, ProfileError) as exc:
+    except (ValueError, ProfileError, OSError) as exc:
         print(f"powershare simulate: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:
@@ -218,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await serve(site, faults, args.status_every, stop)
+            await serve(site, faults, args.status_every, stop, ocpp=ocpp)
         except ValueError as exc:
             print(f"powershare simulate: {exc}", file=sys.stderr)
             return 2

@@ -166,6 +166,7 @@ class SimOcppCharger:
         return self._currents(self.connectors[connector_id])
 
     def pilot_a(self, connector_id: int = 1) -> float:
+        self._advance()
         return self._pilot(self.connectors[connector_id])
 
     def status(self, connector_id: int = 1) -> str:
