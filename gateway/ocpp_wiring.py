@@ -1,9 +1,10 @@
 """From the site file to OCPP followers: the endpoint they connect to, their stations, and one driver per connector.
 
-The endpoint (``drivers.ocpp.endpoint``) is owned here and started and stopped with the gateway. Every time the
-supervisor asks for a driver, the endpoint's admitted stations are brought in line with the configuration in
-force, so a follower added or removed at run time is admitted or dropped at once (the endpoint must be running
-for that: configure ``ocpp_endpoint`` if OCPP chargers may be added to a site that has none yet).
+The endpoint (``drivers.ocpp.endpoint``) is owned here and started and stopped with the gateway. When the supervisor
+asks for a driver, and at every connection attempt, the endpoint's admitted stations are brought in line with the
+configuration in force (password files are read again then), so a follower added or removed at run time is admitted
+or refused without a restart (the endpoint must be running for that: configure ``ocpp_endpoint`` if OCPP chargers
+may be added to a site that has none yet).
 
 Secrets stay out of the site file: each charger names a ``password_file``. A file that cannot be read when the
 gateway needs it is logged and the charge point gets a random password nobody knows, so it is refused rather than
@@ -76,8 +77,10 @@ def endpoint_settings(config: OcppEndpointConfig, base_dir: Path) -> EndpointSet
         id_tags=frozenset(config.id_tags) if config.id_tags is not None else None)
 
 
-def station_settings(site: SiteConfig, base_dir: Path) -> list[StationSettings]:
-    """One ``StationSettings`` per charge point, with every connector the site file leads."""
+def station_settings(site: SiteConfig, base_dir: Path, unreadable: set[str] | None = None) -> list[StationSettings]:
+    """One ``StationSettings`` per charge point, with every connector the site file leads. ``unreadable`` holds the
+    charge points whose password file could not be read last time, so that is logged once, not at every attempt."""
+    unreadable = set() if unreadable is None else unreadable
     transports: dict[str, list[OcppTransport]] = {}
     for charger in site.chargers:
         if isinstance(charger.transport, OcppTransport):
@@ -88,8 +91,15 @@ def station_settings(site: SiteConfig, base_dir: Path) -> list[StationSettings]:
         try:
             password = read_password(base_dir / first.password_file)
         except (OSError, ValueError) as exc:
-            log.error("%s: cannot read its password file (%s): it cannot connect until this is fixed", cp_id, exc)
+            if cp_id not in unreadable:
+                log.error("%s: cannot read its password file (%s): it cannot connect until this is fixed", cp_id,
+                          exc)
+                unreadable.add(cp_id)
             password = secrets.token_hex(32)
+        else:
+            if cp_id in unreadable:
+                log.info("%s: its password file can be read again", cp_id)
+                unreadable.discard(cp_id)
         out.append(StationSettings(
             charge_point_id=cp_id, password=password, connectors=tuple(sorted(t.connector_id for t in connectors)),
             meter_interval_s=first.meter_interval_s, stack_level=first.stack_level,
@@ -133,10 +143,14 @@ class OcppWiring:
         """``base_dir``: where relative paths in the site file start (the site file's directory)."""
         self.settings = settings
         self.base_dir = base_dir
+        self._unreadable: set[str] = set()
         config = settings.config
-        self.endpoint = OcppEndpoint(endpoint_settings(endpoint_config(config), base_dir),
-                                     station_settings(config, base_dir), ids=ids if ids is not None else CountingIds(),
-                                     clock=clock, wall=wall)
+        self.endpoint = OcppEndpoint(endpoint_settings(endpoint_config(config), base_dir), self._stations(),
+                                     ids=ids if ids is not None else CountingIds(), clock=clock, wall=wall,
+                                     refresh=self._stations)
+
+    def _stations(self) -> list[StationSettings]:
+        return station_settings(self.settings.config, self.base_dir, self._unreadable)
 
     @property
     def wanted(self) -> bool:
@@ -154,7 +168,7 @@ class OcppWiring:
 
     def make_driver(self, charger: ChargerConfig) -> ChargerHandle:
         transport = _ocpp(charger)
-        self.endpoint.configure(station_settings(self.settings.config, self.base_dir))
+        self.endpoint.configure(self._stations())
         station = self.endpoint.stations[transport.charge_point_id]
         caps = ChargerCapabilities(max_current_a=transport.max_current_a, resolution_a=RESOLUTION_A,
                                    phases=charger.phases, has_failsafe=transport.failsafe_current_key is not None)

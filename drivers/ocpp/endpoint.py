@@ -96,8 +96,12 @@ class OcppEndpoint:
 
     def __init__(self, settings: EndpointSettings, stations: Iterable[StationSettings] = (), *,
                  ids: TransactionIds | None = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 refresh: Callable[[], Iterable[StationSettings]] | None = None) -> None:
+        """``refresh``, if given, is asked for the stations to admit at every connection attempt, so a charger
+        added to or removed from the site at run time is admitted or refused without a restart."""
         self.settings = settings
+        self._refresh = refresh
         self._ids = ids if ids is not None else CountingIds()
         self._clock = clock
         self._wall = wall
@@ -169,6 +173,8 @@ class OcppEndpoint:
 
     # -- connections ---------------------------------------------------------------------------------------------
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self._refresh is not None:
+            self.configure(self._refresh())
         cp_id = identity_of(request.path)
         station = self.stations.get(cp_id)
         if station is None:
