@@ -38,6 +38,8 @@ class Strict(BaseModel):
 Amps = Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 UnitId = Annotated[int, Field(ge=1, le=247)]
+TcpUnitId = Annotated[int, Field(ge=0, le=255)]
+"""Modbus TCP devices often answer only on unit 255 (KEBA, Vestel, Bender, CHARX, Schneider) or 0."""
 
 
 class TcpTransport(Strict):
@@ -46,7 +48,7 @@ class TcpTransport(Strict):
     type: Literal["tcp"]
     host: str = Field(min_length=1)
     port: int = Field(default=502, ge=1, le=65535)
-    unit: UnitId = 1
+    unit: TcpUnitId = 1
     timeout_s: Seconds = 1.0
 
 
@@ -138,6 +140,8 @@ class ControlConfig(Strict):
     demand_margin_a: Annotated[float, Field(ge=0, le=10)] = 1.0
     demand_window_s: Seconds = 60.0
     probe_interval_s: Seconds = 120.0
+    vehicle_response_s: Annotated[float, Field(ge=0, le=60)] = 5.0
+    """How long a car may take to follow a lower current (IEC 61851-1: 5 s); a decrease is booked until then."""
     ramp_down_timeout_s: Seconds = 10.0
     """How long a car may take to follow a decrease before the charger is booked as not following."""
 

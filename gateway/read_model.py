@@ -92,6 +92,9 @@ class SiteStatus:
     power_w: float
     units: tuple[UnitStatus, ...]
     health: GatewayHealth
+    bms_watchdog_s: float = 0.0
+    """0 = off; otherwise the fallback limit applies if no BMS limit write or heartbeat arrives within it."""
+    bms_fallback_limit_a: float = 0.0
 
     @property
     def online(self) -> int:

@@ -1,0 +1,81 @@
+"""Persisted state, written so that a power cut at any instant leaves either the old file or the new one.
+
+Every write goes to a temporary file in the same directory, is flushed and fsync'd, then atomically renamed over
+the old file, and the directory itself is fsync'd so the rename survives the power cut too. A file that cannot be
+read back (truncated by a disk fault, edited by hand into invalid JSON) is never silently replaced by defaults: it
+is moved aside as ``NAME.corrupt-<n>`` and the caller is told, so no setting is lost without a trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """The state directory cannot be written (permissions, disk full); the message names the path."""
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+class JsonStore:
+    """One JSON document on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Any] | None:
+        """The stored document, or None if there is none yet (or it was unreadable and has been moved aside)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        try:
+            document = json.loads(raw)
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            aside = self._move_aside()
+            log.error("%s is unreadable (%s); kept as %s and starting from the site file", self.path, exc, aside)
+            return None
+        return document
+
+    def save(self, document: dict[str, Any]) -> None:
+        write_atomically(self.path, json.dumps(document, indent=1, sort_keys=True).encode("utf-8"))
+
+    def _move_aside(self) -> Path:
+        n = 1
+        while (aside := self.path.with_name(f"{self.path.name}.corrupt-{n}")).exists():
+            n += 1
+        self.path.rename(aside)
+        return aside
