@@ -49,8 +49,8 @@ _ULP = 2.0**-52
 """Twice the relative rounding error of one float operation."""
 _GUARD_ULPS_PER_CHARGER = 8
 """Room kept back per constraint, in ulps of its limit per admitted charger: about twice the worst-case rounding."""
-_MIN_WEIGHT = 1e-3
-_MAX_WEIGHT = 1e3
+_WEIGHTS = (1e-9, 1e9)
+"""Accepted weights: far wider than any policy needs, narrow enough that levels (amps / weight) stay finite."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,9 @@ def allocate(requests: Sequence[Request], capacity: Mapping[NodePhase, float]) -
 
     A (node, phase) missing from ``capacity`` is a programming error (every node has a limit) and raises
     ``KeyError``, for any request, admissible or not: an unknown node must never mean "unlimited". A negative or
-    NaN capacity is no room. ``ValueError`` for a request that makes no sense: a weight outside 0.001..1000 (wider
-    ratios are no policy anyone needs, and would let rounding swamp the small weights), a minimum that is negative
-    or not finite, a cap that is not finite, a node or phase named twice, or a charger id used twice.
+    NaN capacity is no room. ``ValueError`` for a request that makes no sense: a weight outside 1e-9..1e9, a
+    minimum that is negative or not finite, a cap that is not finite, a node or phase named twice, or a charger id
+    used twice.
     """
     problem = _Problem(requests, capacity)
     grant = dict.fromkeys(problem.charger_ids, 0.0)
@@ -138,13 +138,13 @@ class _Problem:
 
 def _check_numbers(requests: Sequence[Request], weights: list[float], mins: list[float], caps: list[float]) -> None:
     """Reject NaN, infinite and out-of-range inputs: checked on whole lists (fast), searched one by one to explain."""
-    if (min(weights) >= _MIN_WEIGHT and max(weights) <= _MAX_WEIGHT and not math.isnan(sum(weights))
+    if (min(weights) >= _WEIGHTS[0] and max(weights) <= _WEIGHTS[1] and not math.isnan(sum(weights))
             and min(mins) >= 0.0 and max(mins) < _INF and not math.isnan(sum(mins))
             and min(caps) > -_INF and max(caps) < _INF and not math.isnan(sum(caps))):
         return
     for r in requests:
-        if not (_MIN_WEIGHT <= r.weight <= _MAX_WEIGHT and 0.0 <= r.min_a < _INF and -_INF < r.cap_a < _INF):
-            raise ValueError(f"request {r.charger_id!r}: weight must be within {_MIN_WEIGHT:g}..{_MAX_WEIGHT:g}, "
+        if not (_WEIGHTS[0] <= r.weight <= _WEIGHTS[1] and 0.0 <= r.min_a < _INF and -_INF < r.cap_a < _INF):
+            raise ValueError(f"request {r.charger_id!r}: weight must be within {_WEIGHTS[0]:g}..{_WEIGHTS[1]:g}, "
                              f"min_a non-negative and finite, cap_a finite; got weight={r.weight!r} "
                              f"min_a={r.min_a!r} cap_a={r.cap_a!r}")
 
@@ -273,6 +273,7 @@ class _Sweep:
                 rising_left[g] = 0
                 rising_weight[g] = 0.0
 
+        self._settle()
         mins, caps, ids = self.problem.mins, self.problem.caps, self.problem.charger_ids
         for i in self.admitted:
             t = level[i]
@@ -299,3 +300,22 @@ class _Sweep:
             for j in js:
                 level[j] = t
         return frozen
+
+    def _settle(self) -> None:
+        """Last line of defence: lower the shares above the minimum on any constraint whose booking overshot.
+
+        The sweep books exactly what it gives (to an ulp or two, which the guard absorbs), so this finds nothing
+        unless the running per-group weights lost a small weight to rounding beside one many orders of magnitude
+        larger, and a cap freeze slipped past a binding level. Each constraint is checked once; lowering a request
+        only ever helps its other constraints.
+        """
+        used, room = self.used, self.room
+        for k, groups in enumerate(self.groups_on_key):
+            total = sum(map(used.__getitem__, groups))
+            over = total - room[k]
+            if total > 0.0 and over > 4 * _ULP * (total + abs(room[k])):
+                keep = max(0.0, 1.0 - over / total) * (1.0 - 1024 * _ULP)
+                for g in groups:
+                    used[g] *= keep
+                    for j in self.members.get(g, ()):
+                        self.level[j] *= keep
