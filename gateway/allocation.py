@@ -106,8 +106,9 @@ class _Problem:
             _check_numbers(requests, self.weights, self.mins, self.caps)
         group_id: dict[tuple[tuple[str, ...], tuple[int, ...]], int] = {}
         self.group_of = [group_id.setdefault((r.nodes, r.phases), len(group_id)) for r in requests]
-        key_id = {key: k for k, key in enumerate(capacity)}
-        self.limit = [value if value > 0.0 else 0.0 for value in capacity.values()]
+        key_id: dict[NodePhase, int] = {}
+        """Constraint ids, given in order of first use: only constraints someone touches are ever looked at."""
+        self.limit: list[float] = []
         """Room per constraint id before anything is admitted: the capacity, or 0 if it is negative or NaN."""
         self.keys_of_group: list[list[int]] = []
         path_keys: dict[tuple[str, ...], dict[int, list[int]] | None] = {}
@@ -127,7 +128,14 @@ class _Problem:
             for phase in phases:
                 on_phase = along.get(phase)
                 if on_phase is None:
-                    on_phase = along[phase] = [key_id[node, phase] for node in nodes]
+                    on_phase = along[phase] = []
+                    for node in nodes:
+                        k = key_id.get((node, phase))
+                        if k is None:
+                            value = capacity[node, phase]
+                            k = key_id[node, phase] = len(self.limit)
+                            self.limit.append(value if value > 0.0 else 0.0)
+                        on_phase.append(k)
                 keys += on_phase
             self.keys_of_group.append(keys)
         self.groups_on_key: list[list[int]] = [[] for _ in self.limit]
@@ -196,8 +204,8 @@ def _admit(problem: _Problem, requests: Sequence[Request], room: list[float]) ->
 class _Sweep:
     """Water-filling of the admitted requests' share above their minimums, as one sweep over the level."""
 
-    __slots__ = ("admitted", "groups_on_key", "heap", "level", "level_cap", "members", "problem", "rising_left",
-                 "rising_weight", "room", "used", "weights")
+    __slots__ = ("admitted", "full_weight", "groups_on_key", "heap", "level", "level_cap", "members", "problem",
+                 "rising_left", "rising_weight", "room", "used", "weights")
 
     def __init__(self, problem: _Problem, admitted: list[int], room: list[float]) -> None:
         self.problem = problem
@@ -223,6 +231,8 @@ class _Sweep:
         for g, members in self.members.items():
             self.rising_left[g] = len(members)
             self.rising_weight[g] = sum(map(weights.__getitem__, members))
+        self.full_weight = list(self.rising_weight)
+        """Per group: the weight of all its rising members, for a group that binds before any of them is capped."""
         guard = (len(admitted) + 1) * _GUARD_ULPS_PER_CHARGER * _ULP
         self.room = room
         self.heap: list[tuple[float, int]] = []
@@ -277,7 +287,11 @@ class _Sweep:
         mins, caps, ids = self.problem.mins, self.problem.caps, self.problem.charger_ids
         for i in self.admitted:
             t = level[i]
-            grant[ids[i]] = mins[i] if t < 0.0 else min(caps[i], mins[i] + weights[i] * t)
+            if t < 0.0:
+                grant[ids[i]] = mins[i]
+            else:
+                amps = mins[i] + weights[i] * t
+                grant[ids[i]] = amps if amps < caps[i] else caps[i]
 
     def _bind(self, left: float, ceiling: float, groups: list[int]) -> int:
         """A constraint with ``left`` amps of room is full: freeze all still rising on it, at the level that fills it.
@@ -286,16 +300,26 @@ class _Sweep:
         (which carry rounding from earlier freezes), so what is booked is exactly what they are given. Returns how
         many it froze.
         """
-        level, weights = self.level, self.weights
-        live = [g for g in groups if self.rising_left[g]]
-        still = [[j for j in self.members[g] if level[j] < 0.0] for g in live]
-        group_weight = [sum(map(weights.__getitem__, js)) for js in still]
-        t = min(ceiling, max(0.0, left / sum(group_weight)))
+        level, rising_left, members = self.level, self.rising_left, self.members
+        freezing: list[tuple[int, list[int], float]] = []
+        total = 0.0
+        for g in groups:
+            if rising_left[g]:
+                js = members[g]
+                if rising_left[g] == len(js):
+                    weight = self.full_weight[g]
+                else:
+                    js = [j for j in js if level[j] < 0.0]
+                    weight = sum(map(self.weights.__getitem__, js))
+                freezing.append((g, js, weight))
+                total += weight
+        t = left / total
+        t = ceiling if t > ceiling else t if t > 0.0 else 0.0
         frozen = 0
-        for g, js, w in zip(live, still, group_weight, strict=True):
-            self.rising_left[g] = 0
+        for g, js, weight in freezing:
+            rising_left[g] = 0
             self.rising_weight[g] = 0.0
-            self.used[g] += w * t
+            self.used[g] += weight * t
             frozen += len(js)
             for j in js:
                 level[j] = t
