@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from gateway import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "gateway.profiles_command", "gateway.check_config_command", "gateway.simulate_command", "gateway.probe_command")
+    "gateway.profiles_command", "gateway.check_config_command", "gateway.simulate_command", "gateway.probe_command",
+    "gateway.bench_command",
+    "gateway.csms_command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.config import ChargerConfig
-from gateway.read_model import SiteStatus
+from gateway.read_model import Event, SiteStatus
 
 
 class CommandRejected(ValueError):
@@ -88,4 +88,8 @@ class GatewayControl(Protocol):
 
     def updates(self) -> AsyncIterator[SiteStatus]:
         """Each new snapshot as it is published (for live pages and OCPP status changes)."""
+        ...
+
+    def recent_events(self) -> tuple[Event, ...]:
+        """The latest state changes and settings changes, oldest first."""
         ...

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
 
 SITE_NODE = "site"
 """The id of the root circuit node: the supply itself."""
@@ -146,6 +146,32 @@ class ControlConfig(Strict):
     """How long a car may take to follow a decrease before the charger is booked as not following."""
 
 
+class BmsRtuConfig(Strict):
+    """The BMS face as an RTU slave on its own RS-485 port (same register map, same unit id)."""
+
+    device: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB1")
+    baudrate: int = Field(default=19200, ge=1200, le=921_600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+class BmsConfig(Strict):
+    """The Modbus face a building management system polls and writes (see docs/bms.md)."""
+
+    enabled: bool = True
+    host: str = Field(default="0.0.0.0", min_length=1)
+    """Address to listen on; "0.0.0.0" is every IPv4 interface."""
+    port: int = Field(default=502, ge=0, le=65535)
+    """0 lets the system pick a free port (tests); the port in use is logged."""
+    unit_id: UnitId = 1
+    allow_write_from: tuple[IPvAnyNetwork, ...] = ()
+    """Client addresses or networks ("10.0.0.5", "10.0.8.0/24") whose TCP writes are accepted; reads are open."""
+    read_only: bool = False
+    """Refuse every write, over TCP and RTU alike."""
+    rtu: BmsRtuConfig | None = None
+
+
 class SiteConfig(Strict):
     name: str = "powershare site"
     supply: SupplyConfig = SupplyConfig()
@@ -158,6 +184,7 @@ class SiteConfig(Strict):
     circuits: tuple[CircuitConfig, ...] = ()
     chargers: tuple[ChargerConfig, ...] = Field(default=(), max_length=1000)
     control: ControlConfig = ControlConfig()
+    bms: BmsConfig | None = None
 
 
 @dataclass(frozen=True)

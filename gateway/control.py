@@ -9,11 +9,13 @@ The safety invariant (ARCHITECTURE.md) is enforced by *booking*: every charger i
     max(current it may draw now, current it draws now)
 
 where "may draw" is the last acknowledged setpoint (raised to any write in flight or any write that failed: the
-device may have applied it), and, for a charger that stopped answering, what it may still draw: its last
-setpoint until its own communication timeout has passed, then its programmed fail-safe current (its maximum if it
-has no fail-safe feature, or we do not know what is programmed). A decrease is always sent at once. An increase is
-granted only into headroom that exists *now* against those bookings, so current moves from A to B only after A's
-car has really come down; until then B waits a step or two.
+device may have applied it), and, for a charger that stopped answering, what it may still draw: the higher of its
+last setpoint and its programmed fail-safe current (its maximum if it has no fail-safe feature, or we do not know
+what is programmed). The higher of the two, for as long as it is away, because after its own timeout it falls
+back to the fail-safe, and some devices resume their last setpoint the instant they hear the gateway again, before
+the gateway can send anything. A decrease is always sent at once. An increase is granted only into headroom that
+exists *now* against those bookings, so current moves from A to B only after A's car has really come down; until
+then B waits a step or two.
 
 What each car should get in the end state is decided by ``gateway.allocation``; this module feeds it:
 who asks for current (plugged in, reachable, enabled), each car's cap (nameplate, breaker, runtime caps, and what
@@ -127,7 +129,6 @@ class _Unit:
     failsafe_acked_a: float | None = None
     reachable: bool = False
     ever_seen: bool = False
-    last_ok_s: float | None = None
     reason: str | None = "not polled yet"
     measured: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Per site phase."""
@@ -302,7 +303,6 @@ class Controller:
         unit.reachable = True
         unit.ever_seen = True
         unit.reason = None
-        unit.last_ok_s = now
         readback = reading.setpoint_a
         if (readback is not None and unit.acked_a is not None and unit.pending_a is None
                 and abs(readback - unit.acked_a) > max(DOWN_TOLERANCE_A, unit.spec.resolution_a / 2)):
@@ -420,10 +420,7 @@ class Controller:
             return held
         if not spec.has_failsafe or unit.failsafe_acked_a is None:
             return spec.max_current_a
-        failsafe = unit.failsafe_acked_a
-        if unit.last_ok_s is None or now - unit.last_ok_s <= spec.comm_timeout_s + self.settings.tick_s:
-            return max(held, failsafe)
-        return failsafe
+        return max(held, unit.failsafe_acked_a)
 
     def _booking(self, unit: _Unit, now: float) -> tuple[float, float, float]:
         """Per site phase: max(what it may draw, what it draws)."""
@@ -578,12 +575,16 @@ class Controller:
 
     def _grantable(self, unit: _Unit, target: float, booked: tuple[float, float, float],
                    headroom: Mapping[NodePhase, float]) -> float | None:
-        """The largest setpoint up to ``target`` that fits existing headroom, or None if no useful increase fits."""
+        """The largest setpoint up to ``target`` that fits existing headroom, or None if no useful increase fits.
+
+        Headroom may be negative while cars are still coming down from a lower limit; then nothing is raised, not
+        even within a charger's own booking: that booking is a car on its way down, and the plan counts on it.
+        """
         spec = unit.spec
         amps = target
         for node in spec.nodes:
             for phase in self._booked_phases(unit):
-                amps = min(amps, booked[phase] + max(0.0, headroom[(node, phase)]))
+                amps = min(amps, booked[phase] + headroom[(node, phase)])
         amps = _floor_to(amps, spec.resolution_a, spec.min_current_a)
         current = unit.commanded_a or 0.0
         if amps <= current:

@@ -42,6 +42,19 @@ class GatewayHealth(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """Something an installer or operator wants to see in a log: a state change, not a poll."""
+
+    time_s: float
+    """Wall-clock time (UNIX seconds)."""
+    kind: str
+    """"unit-unavailable", "unit-available", "setting", "limit-source"."""
+    text: str
+    origin: str | None = None
+    """Who made a change: "bms 10.0.0.5:50123", "web admin@10.0.0.7", "ocpp", "site file"."""
+
+
+@dataclass(frozen=True, slots=True)
 class LinkQuality:
     success_rate: float
     """Fraction of recent exchanges that succeeded, 0..1."""

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from gateway.control import ChargerSpec, Controller, Limits, Observation, Setpoi
 from gateway.limits import LimitSources, bms_fallback_in_force, effective_limits
 from gateway.read_model import (
     Availability,
+    Event,
     GatewayHealth,
     LimitSource,
     LinkQuality,
@@ -42,6 +44,8 @@ from gateway.settings import SiteSettings
 
 log = logging.getLogger(__name__)
 
+EVENT_LOG = 200
+"""How many recent events the gateway keeps for its faces."""
 LINK_WINDOW = 20
 """Link quality is the success rate over this many recent exchanges."""
 UPDATE_QUEUE = 8
@@ -57,6 +61,21 @@ class ChargerHandle:
 
 DriverFactory = Callable[[ChargerConfig], ChargerHandle]
 """Builds the driver of one charger; the default talks Modbus (``gateway.wiring``), tests may use a simulator."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRatings:
+    """What a charger can take, from its profile and the site file."""
+
+    nameplate_a: float
+    limit_a: float
+    """Its breaker limit, never above the nameplate: the most the controller ever gives it."""
+    min_current_a: float
+    resolution_a: float
+    has_failsafe: bool
+
+
+RatingsOf = Callable[[ChargerConfig], UnitRatings]
 
 
 @dataclass
@@ -96,17 +115,13 @@ class _Unit:
 class Supervisor:
     """Leads one power-sharing network; implements ``gateway.commands.GatewayControl`` for the faces."""
 
-    def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *,
-                 capabilities_of: Callable[[ChargerConfig], tuple[float, float, float, bool]],
+    def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  ocpp_site_limit: Callable[[float], SitePhases | None] | None = None) -> None:
-        """``capabilities_of`` gives (unit max A, min A, resolution A, has fail-safe) for a charger.
-
-        ``ocpp_site_limit`` (wall time -> per-phase amps or None) is the OCPP face's ChargePointMaxProfile.
-        """
+        """``ocpp_site_limit`` (wall time -> per-phase amps or None) is the OCPP face's ChargePointMaxProfile."""
         self.settings = settings
         self._make_driver = make_driver
-        self._capabilities_of = capabilities_of
+        self._ratings_of = ratings_of
         self._clock = clock
         self._wall = wall
         self._ocpp_site_limit = ocpp_site_limit
@@ -124,6 +139,7 @@ class Supervisor:
         self._last_bms_s: float | None = None
         self._limit_source: LimitSource | None = None
         self._failsafe_wanted: dict[str, float] = {}
+        self._events: deque[Event] = deque(maxlen=EVENT_LOG)
         self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
         self._sync_units()
 
@@ -141,9 +157,16 @@ class Supervisor:
             self._last_bms_s = self._clock()
         if not isinstance(command, BmsHeartbeat):
             log.info("%s (from %s)", text, origin)
+            self._event("setting", text, origin)
         if self.settings.config.chargers != before.chargers or self.settings.config.control != before.control:
             self._config_changed = True
         self._wake.set()
+
+    def recent_events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+    def _event(self, kind: str, text: str, origin: str | None = None) -> None:
+        self._events.append(Event(self._wall(), kind, text, origin))
 
     async def updates(self) -> AsyncIterator[SiteStatus]:
         queue: asyncio.Queue[SiteStatus] = asyncio.Queue(UPDATE_QUEUE)
@@ -196,10 +219,11 @@ class Supervisor:
         self._controller.reconfigure([self._spec(c) for c in config.chargers])
 
     def _spec(self, charger: ChargerConfig) -> ChargerSpec:
-        unit_max, min_a, resolution, has_failsafe = self._capabilities_of(charger)
+        ratings = self._ratings_of(charger)
         return ChargerSpec(id=charger.id, nodes=self._path(charger.circuit), site_phases=self._site_phases(charger),
-                           max_current_a=unit_max, min_current_a=min_a, resolution_a=resolution,
-                           has_failsafe=has_failsafe, comm_timeout_s=charger.comm_timeout_s,
+                           max_current_a=ratings.limit_a, min_current_a=ratings.min_current_a,
+                           resolution_a=ratings.resolution_a, has_failsafe=ratings.has_failsafe,
+                           comm_timeout_s=charger.comm_timeout_s,
                            priority=charger.priority, weight=charger.weight)
 
     def _site_phases(self, charger: ChargerConfig) -> tuple[int, ...]:
@@ -263,8 +287,11 @@ class Supervisor:
         if unit.link.available is not available:
             if available:
                 log.info("charger %s available%s", cid, "" if unit.link.available is None else " again")
+                if unit.link.available is not None:
+                    self._event("unit-available", f"charger {cid} available again")
             else:
                 log.warning("charger %s unavailable: %s", cid, error)
+                self._event("unit-unavailable", f"charger {cid} unavailable: {error}")
             unit.link.available = available
         self._fresh[cid] = Observation(reading, error)
 
@@ -334,8 +361,10 @@ class Supervisor:
         limits, source = self._limits(now)
         if source is not self._limit_source:
             if self._limit_source is not None:
-                log.info("effective limit now set by %s: %s A", source.name.lower().replace("_", " "),
-                         "/".join(f"{v:g}" for v in limits.node_limits_a[SITE_NODE]))
+                text = "effective limit now set by {}: {} A".format(
+                    source.name.lower().replace("_", " "), "/".join(f"{v:g}" for v in limits.node_limits_a[SITE_NODE]))
+                log.info("%s", text)
+                self._event("limit-source", text)
             self._limit_source = source
         fresh, self._fresh = self._fresh, {}
         commands = self._controller.step(now, fresh, limits)
@@ -383,7 +412,7 @@ class Supervisor:
         for index, (cid, unit) in enumerate(self._units.items()):
             view = views.get(cid)
             reading = unit.reading if unit.error is None else None
-            spec_max = self._capabilities_of(unit.config)[0]
+            ratings = self._ratings_of(unit.config)
             if view is not None:
                 for p in range(3):
                     measured[p] += view.measured_a[p]
@@ -403,7 +432,7 @@ class Supervisor:
                 current_a=view.measured_a if view else (0.0, 0.0, 0.0), power_w=unit_power,
                 session_energy_wh=self._session_energy(unit),
                 energy_wh=reading.energy_wh if reading is not None else None,
-                limit_a=min(caps.get(cid, spec_max), spec_max), max_current_a=spec_max,
+                limit_a=min(caps.get(cid, ratings.limit_a), ratings.limit_a), max_current_a=ratings.nameplate_a,
                 waiting=bool(view and view.waiting), error_code=(reading.error_code or 0) if reading else 0,
                 link=LinkQuality(success_rate=unit.link.quality, latency_ms=unit.link.latency_ms,
                                  last_seen_s=unit.link.last_seen_wall)))

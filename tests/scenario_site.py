@@ -29,12 +29,14 @@ class SimCharger:
     setpoint_a: float = 0.0
     failsafe_a: float = 0.0
     last_contact_s: float = 0.0
+    rejoined_s: float = -GRACE_S
     vehicle: Vehicle | None = None
 
     def offered_a(self, now: float) -> float:
-        """After its watchdog expires a device latches its fail-safe current until it is commanded again."""
-        if not self.online and now - self.last_contact_s > self.spec.comm_timeout_s:
-            self.setpoint_a = self.failsafe_a
+        """After its watchdog expires a device offers its fail-safe current; when it hears the gateway again it
+        resumes its last setpoint at once (the harsher of the two behaviours real devices show)."""
+        if not self.online and self.spec.has_failsafe and now - self.last_contact_s > self.spec.comm_timeout_s:
+            return self.failsafe_a
         return self.setpoint_a
 
     def site_currents(self) -> list[float]:
@@ -172,6 +174,7 @@ def _apply_event(event: dict[str, Any], chargers: dict[str, SimCharger],
         chargers[event["offline"]].online = False
     if "online" in event:
         chargers[event["online"]].online = True
+        chargers[event["online"]].rejoined_s = now
     if "unit_limit_a" in event:
         unit_caps[event["charger"]] = float(event["unit_limit_a"])
     if "enable" in event:
@@ -195,7 +198,8 @@ def _check_physical(now: float, chargers: dict[str, SimCharger], specs: dict[str
     """Physical current per node and phase within the most generous limit of the last GRACE_S seconds.
 
     The one exception is physics, not policy: if the limit is lowered below what chargers that cannot be reached
-    still draw (their fail-safe or last setpoint), the commanded chargers must be at zero; more cannot be done.
+    still draw (their fail-safe or last setpoint), the commanded chargers must be at zero; more cannot be done. A
+    charger that has just answered again is given the same response time to come down as after a limit change.
     """
     load: dict[tuple[str, int], float] = {}
     unreachable: dict[tuple[str, int], float] = {}
@@ -203,7 +207,7 @@ def _check_physical(now: float, chargers: dict[str, SimCharger], specs: dict[str
         for phase, amps in enumerate(charger.site_currents()):
             for node in specs[cid].nodes:
                 load[(node, phase)] = load.get((node, phase), 0.0) + amps
-                if not charger.online:
+                if not charger.online or now - charger.rejoined_s <= GRACE_S:
                     unreachable[(node, phase)] = unreachable.get((node, phase), 0.0) + amps
     recent = [limits for t, limits in history if now - t <= GRACE_S]
     for (node, phase), amps in load.items():
