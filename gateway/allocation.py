@@ -17,9 +17,9 @@ rule respects by itself:
 Rounding. "Fits" tolerates 1e-9 A of float noise, so a limit that arithmetic left at 17.999999999999996 A still
 takes three 6 A chargers, and a cap within 1e-9 A below the minimum counts as the minimum. That tolerance is the
 only way a result can exceed a capacity: by at most 1e-9 A, on a (node, phase) that the admitted minimums alone
-fill. The share above the minimum is computed against each room less a guard of a few ulps per charger, larger
-than every rounding error the computation and the caller's own summation can make, so it never overshoots; it
-costs nanoamps.
+fill. The share above the minimum is computed against each room less a guard (a few ulps per charger, and a
+picoamp) larger than every rounding error the computation and the caller's own summation can make, so it never
+overshoots; it costs nanoamps at most.
 
 Speed (see docs/allocation.md for figures): the filling is not run in rounds over every constraint, but as one
 sweep over the common *level* ``t`` (amps above the minimum per unit of weight), from one event to the next. A
@@ -49,6 +49,8 @@ _ULP = 2.0**-52
 """Twice the relative rounding error of one float operation."""
 _GUARD_ULPS_PER_CHARGER = 8
 """Room kept back per constraint, in ulps of its limit per admitted charger: about twice the worst-case rounding."""
+_GUARD_A = 1e-12
+"""And a picoamp more, for limits so small (subnormal floats) that relative rounding bounds no longer hold."""
 _WEIGHTS = (1e-9, 1e9)
 """Accepted weights: far wider than any policy needs, narrow enough that levels (amps / weight) stay finite."""
 
@@ -238,7 +240,7 @@ class _Sweep:
         self.heap: list[tuple[float, int]] = []
         for k, groups in enumerate(self.groups_on_key):
             if room[k] < _INF:
-                room[k] -= guard * problem.limit[k]
+                room[k] -= guard * problem.limit[k] + _GUARD_A
                 weight = sum(map(self.rising_weight.__getitem__, groups))
                 if weight > 0.0:
                     self.heap.append((room[k] / weight, k))
