@@ -215,7 +215,7 @@ def admitted(r: Request, grant: Mapping[str, float]) -> bool:
     return grant[r.charger_id] > 0.0 or (r.min_a == 0.0 and admissible(r))
 
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
