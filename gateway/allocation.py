@@ -113,19 +113,19 @@ class _Problem:
         self.limit: list[float] = []
         """Room per constraint id before anything is admitted: the capacity, or 0 if it is negative or NaN."""
         self.keys_of_group: list[list[int]] = []
-        path_keys: dict[tuple[str, ...], dict[int, list[int]] | None] = {}
+        path_keys: dict[tuple[str, ...], dict[int, list[int]]] = {}
         """Constraint ids along one path of nodes, per phase: groups on the same circuit share them."""
-        distinct_phases: dict[tuple[int, ...], bool] = {}
+        sound_phases: set[tuple[int, ...]] = set()
         for g, (nodes, phases) in enumerate(group_id):
             along = path_keys.get(nodes)
             if along is None:
-                along = path_keys[nodes] = {} if len(set(nodes)) == len(nodes) else None
-            distinct = distinct_phases.get(phases)
-            if distinct is None:
-                distinct = distinct_phases[phases] = len(set(phases)) == len(phases)
-            if along is None or not distinct:
-                raise ValueError(f"request {self.charger_ids[self.group_of.index(g)]!r}: a node or phase is named "
-                                 f"twice in {nodes!r} x {phases!r}")
+                if len(set(nodes)) != len(nodes):
+                    raise self._named_twice(g, nodes, phases)
+                along = path_keys[nodes] = {}
+            if phases not in sound_phases:
+                if len(set(phases)) != len(phases):
+                    raise self._named_twice(g, nodes, phases)
+                sound_phases.add(phases)
             keys: list[int] = []
             for phase in phases:
                 on_phase = along.get(phase)
@@ -144,6 +144,10 @@ class _Problem:
         for g, keys in enumerate(self.keys_of_group):
             for k in keys:
                 self.groups_on_key[k].append(g)
+
+    def _named_twice(self, group: int, nodes: tuple[str, ...], phases: tuple[int, ...]) -> ValueError:
+        charger_id = self.charger_ids[self.group_of.index(group)]
+        return ValueError(f"request {charger_id!r}: a node or phase is named twice in {nodes!r} x {phases!r}")
 
 
 def _check_numbers(requests: Sequence[Request], weights: list[float], mins: list[float], caps: list[float]) -> None:
@@ -315,8 +319,7 @@ class _Sweep:
                     weight = sum(map(self.weights.__getitem__, js))
                 freezing.append((g, js, weight))
                 total += weight
-        t = left / total
-        t = ceiling if t > ceiling else t if t > 0.0 else 0.0
+        t = min(ceiling, max(0.0, left / total))
         frozen = 0
         for g, js, weight in freezing:
             rising_left[g] = 0
