@@ -104,6 +104,7 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
         for i, arg in enumerate(args[:-1]):
             if isinstance(arg, str) and arg.lower() in ("authorization", "proxy-authorization"):
                 cleaned[i + 1] = REDACTED
+        kwargs.setdefault("stacklevel", 3)  # the caller of .warning() etc., not this adapter
         self.logger.log(level, self._clean(msg), *cleaned, **kwargs)
 
     def _clean(self, value: Any) -> Any:
