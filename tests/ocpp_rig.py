@@ -32,7 +32,7 @@ KEY = "0123456789abcdef0123"
 def site_data(port: int, n: int, ocpp: dict[str, Any], limit: float = 48) -> dict[str, Any]:
     return {
         "installation_limit_a": 100, "network_limit_a": limit, "enabled": True,
-        "control": {"tick_s": 0.2, "vehicle_response_s": 1.0},
+        "control": {"tick_s": 0.1, "vehicle_response_s": 0.3},
         "chargers": [{"id": f"cp{i}", "profile": "powershare-sim", "comm_timeout_s": 5,
                       "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "unit": i, "timeout_s": 0.3}}
                      for i in range(1, n + 1)],
@@ -42,7 +42,7 @@ def site_data(port: int, n: int, ocpp: dict[str, Any], limit: float = 48) -> dic
 
 
 def car(name: str, limit: float = 32) -> VehicleSpec:
-    return VehicleSpec(name, onboard_limit_a=limit, lag_s=0.3, battery_kwh=80, soc_start=0.2)
+    return VehicleSpec(name, onboard_limit_a=limit, lag_s=0.1, battery_kwh=80, soc_start=0.2)
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
