@@ -47,7 +47,9 @@ def car(name: str, limit: float = 32) -> VehicleSpec:
 
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     async with asyncio.timeout(timeout_s):
-        while not condition():
+        while True:
+            if condition():
+                return
             await asyncio.sleep(0.02)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from ocpp_peers import NodePeer, Peer, PeerCallFailed, any_peer, node_peer
-from ocpp_rig import CP_ID, Gateway, car, gateway, until
+from ocpp_rig import CP_ID, car, gateway, until
 
 from gateway.read_model import Availability
 

@@ -90,7 +90,7 @@ async def test_profile_1_basic_auth_with_the_key_from_the_environment(tmp_path: 
                     environ={"OCPP_KEY": KEY}) as gw:
         await booted(peer, gw)
         if kind == "node":
-            connected = [e for e in peer.events if e["event"] == "connected"][0]
+            connected = next(e for e in peer.events if e["event"] == "connected")
             assert connected["password"] == KEY and connected["identity"] == CP_ID
 
 
@@ -157,8 +157,10 @@ async def test_the_authorization_key_is_never_logged(tmp_path: Path, caplog: pyt
     assert "AuthorizationKey" in text and '"<redacted>"' in text, "the frame was logged: redacted"
     for secret in (KEY, KEY[::-1], token, new_key):
         assert secret not in text
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            content = path.read_bytes()
-            assert KEY.encode() not in content and new_key.encode() not in content, path
+    for path, content in _files(tmp_path):
+        assert KEY.encode() not in content and new_key.encode() not in content, path
+
+
+def _files(folder: Path) -> list[tuple[Path, bytes]]:
+    return [(path, path.read_bytes()) for path in folder.rglob("*") if path.is_file()]
 
