@@ -29,10 +29,11 @@ CP_ID = "GW-0001"
 KEY = "0123456789abcdef0123"
 
 
-def site_data(port: int, n: int, ocpp: dict[str, Any], limit: float = 48) -> dict[str, Any]:
+def site_data(port: int, n: int, ocpp: dict[str, Any], limit: float = 48,
+              control: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "installation_limit_a": 100, "network_limit_a": limit, "enabled": True,
-        "control": {"tick_s": 0.1, "vehicle_response_s": 0.3},
+        "control": {"tick_s": 0.1, "vehicle_response_s": 0.3, **(control or {})},
         "chargers": [{"id": f"cp{i}", "profile": "powershare-sim", "comm_timeout_s": 5,
                       "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "unit": i, "timeout_s": 0.3}}
                      for i in range(1, n + 1)],
@@ -91,14 +92,15 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def gateway(tmp_path: Path, ocpp: dict[str, Any], n: int = 2, limit: float = 48,
-                  start: bool = True, environ: dict[str, str] | None = None) -> Any:
+                  start: bool = True, environ: dict[str, str] | None = None,
+                  control: dict[str, Any] | None = None) -> Any:
     clock = ScaledClock(1.0)
     site = SimulatedSite(clock)
     line = site.add_line(TcpListen("127.0.0.1", 0))
     chargers = site.add_chargers(line, REGISTRY.charger("powershare-sim"), range(1, n + 1))
     await site.start()
     assert line.server is not None
-    config, _ = parse_site(site_data(line.server.port, n, ocpp, limit), "site.yaml", REGISTRY.nameplate_a)
+    config, _ = parse_site(site_data(line.server.port, n, ocpp, limit, control), "site.yaml", REGISTRY.nameplate_a)
     gw = Gateway(site, chargers, line.server.port, tmp_path, config)
     try:
         if start:
