@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.ocpp.measurands import MEASURANDS, measurand_problem
 
 SITE_NODE = "site"
 """The id of the root circuit node: the supply itself."""
@@ -245,6 +256,113 @@ class OcppEndpointConfig(Strict):
         return self
 
 
+IdTag = Annotated[str, Field(min_length=1, max_length=20)]
+"""OCPP 1.6 ``IdToken``: CiString20."""
+
+
+class OcppAuthorizationConfig(Strict):
+    """Who may charge, as the central system sees it (see docs/ocpp.md)."""
+
+    mode: Literal["free_vend", "authorize", "remote"] = "free_vend"
+    """free_vend: a transaction starts at plug-in with ``id_tag``; authorize: the same, once the central system (or
+    the local list or cache) accepts ``id_tag``; remote: a car waits until RemoteStartTransaction."""
+    id_tag: IdTag = "POWERSHARE"
+    local_list: tuple[IdTag, ...] = ()
+    """idTags accepted without asking the central system (when offline, or with LocalPreAuthorize)."""
+
+
+class OcppMeterValuesConfig(Strict):
+    """Site defaults for the meter-value configuration keys; a central system's ChangeConfiguration wins."""
+
+    sample_interval_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    """MeterValueSampleInterval (0: off); unset: the key's default."""
+    sampled_data: tuple[str, ...] | None = None
+    """MeterValuesSampledData."""
+    clock_aligned_interval_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    """ClockAlignedDataInterval (0: off)."""
+    aligned_data: tuple[str, ...] | None = None
+    """MeterValuesAlignedData."""
+
+    @field_validator("sampled_data", "aligned_data")
+    @classmethod
+    def _measurands(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            problem = measurand_problem(list(value))
+            if problem is not None:
+                raise ValueError(f"{problem} (supported: {', '.join(sorted(MEASURANDS))})")
+        return value
+
+
+class OcppConfig(Strict):
+    """The connection to the operator's OCPP 1.6J central system: the site is one charge point whose connectors
+    1..N are the chargers in the order of ``chargers``."""
+
+    url: str = Field(pattern=r"^wss?://[^\s/]+(/\S*)?$")
+    """The central system's endpoint, without the charge point id (``wss://cs.example.com/ocpp``)."""
+    charge_point_id: str = Field(pattern=r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
+    """The identity: the last URL path segment and the Basic-auth user name."""
+    security_profile: Literal[0, 1, 2, 3] = 0
+    """0: none; 1: Basic auth over ws://; 2: Basic auth over wss://; 3: wss:// with a client certificate."""
+    password: SecretStr | None = None
+    """The AuthorizationKey in the site file itself; prefer ``password_file`` or ``password_env``."""
+    password_file: Path | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    ca_file: Path | None = None
+    """Certificates that may sign the central system's (profiles 2 and 3); unset: the system's trust store."""
+    client_cert: Path | None = None
+    """The charge point's certificate chain (PEM), profile 3."""
+    client_key: Path | None = None
+    authorization: OcppAuthorizationConfig = OcppAuthorizationConfig()
+    meter_values: OcppMeterValuesConfig = OcppMeterValuesConfig()
+    state_dir: Path = Path("ocpp")
+    """Profiles, the offline queue and sessions; relative to the gateway's state directory."""
+    vendor: Annotated[str, Field(min_length=1, max_length=20)] = "powershare"
+    model: Annotated[str, Field(min_length=1, max_length=20)] = "gateway"
+    serial_number: Annotated[str, Field(min_length=1, max_length=25)] | None = None
+    reconnect_min_s: Seconds = 1.0
+    reconnect_max_s: Seconds = 300.0
+    response_timeout_s: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _security(self) -> OcppConfig:
+        problems = []
+        secrets = [n for n in ("password", "password_file", "password_env") if getattr(self, n) is not None]
+        tls = self.url.startswith("wss://")
+        if self.security_profile in (1, 2) and len(secrets) != 1:
+            problems.append(f"security profile {self.security_profile} needs exactly one of password, "
+                            "password_file, password_env")
+        if self.security_profile in (0, 3) and secrets:
+            problems.append(f"security profile {self.security_profile} sends no password: remove "
+                            f"{', '.join(secrets)}")
+        if self.security_profile == 1 and tls:
+            problems.append("security profile 1 is Basic auth over ws://; use profile 2 for wss://")
+        if self.security_profile in (2, 3) and not tls:
+            problems.append(f"security profile {self.security_profile} needs a wss:// url")
+        if self.security_profile == 3 and (self.client_cert is None or self.client_key is None):
+            problems.append("security profile 3 needs client_cert and client_key")
+        if self.security_profile != 3 and (self.client_cert is not None or self.client_key is not None):
+            problems.append("client_cert and client_key are for security profile 3")
+        if not tls and self.ca_file is not None:
+            problems.append("ca_file is for wss:// urls")
+        if self.password is not None:
+            problems += _key_problems(self.password.get_secret_value())
+        if self.reconnect_max_s < self.reconnect_min_s:
+            problems.append("reconnect_max_s is below reconnect_min_s")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _key_problems(key: str) -> list[str]:
+    """The security white paper asks for 16 to 20 random bytes written in hex; central systems issue keys of 16 to
+    40 printable characters, and the gateway sends the key as the characters written."""
+    if not 16 <= len(key) <= 40:
+        return ["the password (AuthorizationKey) must be 16 to 40 characters"]
+    if not key.isprintable() or not key.isascii():
+        return ["the password (AuthorizationKey) must be printable ASCII"]
+    return []
+
+
 class SiteConfig(Strict):
     name: str = "powershare site"
     supply: SupplyConfig = SupplyConfig()
@@ -260,6 +378,7 @@ class SiteConfig(Strict):
     bms: BmsConfig | None = None
     ocpp_endpoint: OcppEndpointConfig | None = None
     """Where OCPP chargers connect; the defaults apply when OCPP chargers are configured without it."""
+    ocpp: OcppConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,13 @@ from drivers.ports import ChargerDriver
 from gateway.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
 from gateway.config import SITE_NODE, ChargerConfig, SiteConfig
 from gateway.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, UnitView
-from gateway.limits import LimitSources, bms_fallback_in_force, effective_limits
+from gateway.limits import LimitProvider, LimitSources, bms_fallback_in_force, effective_limits, external_limits
 from gateway.read_model import (
     Availability,
     Event,
     GatewayHealth,
     LimitSource,
     LinkQuality,
-    SitePhases,
     SiteStatus,
     UnitStatus,
 )
@@ -117,14 +116,15 @@ class Supervisor:
 
     def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 ocpp_site_limit: Callable[[float], SitePhases | None] | None = None) -> None:
-        """``ocpp_site_limit`` (wall time -> per-phase amps or None) is the OCPP face's ChargePointMaxProfile."""
+                 limit_providers: Iterable[LimitProvider] = ()) -> None:
+        """``limit_providers``: external limit sources (the OCPP face); more can be added with
+        ``add_limit_provider``."""
         self.settings = settings
         self._make_driver = make_driver
         self._ratings_of = ratings_of
         self._clock = clock
         self._wall = wall
-        self._ocpp_site_limit = ocpp_site_limit
+        self._providers: list[LimitProvider] = []
         self._units: dict[str, _Unit] = {}
         self._controller = Controller([], settings.config.control)
         self._fresh: dict[str, Observation] = {}
@@ -142,6 +142,14 @@ class Supervisor:
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
         self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
         self._sync_units()
+        for provider in limit_providers:
+            self.add_limit_provider(provider)
+
+    def add_limit_provider(self, provider: LimitProvider) -> None:
+        """Take ``provider``'s limits into account from the next control step on (which starts at once)."""
+        self._providers.append(provider)
+        provider.on_change(self._wake.set)
+        self._wake.set()
 
     # -- GatewayControl ------------------------------------------------------------------------------------------
     def status(self) -> SiteStatus:
@@ -328,8 +336,7 @@ class Supervisor:
             await self._step()
             waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(self._polled.wait())]
             try:
-                await asyncio.wait(waiters, timeout=self.settings.config.control.tick_s,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=self._until_next_step(), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in waiters:
                     waiter.cancel()
@@ -342,17 +349,23 @@ class Supervisor:
             await self._polled.wait()
             self._polled.clear()
 
+    def _until_next_step(self) -> float:
+        """A tick, or less when an external limit changes by itself before then (a schedule period starts)."""
+        tick = self.settings.config.control.tick_s
+        wall = self._wall()
+        changes = [t for t in (p.next_change(wall) for p in self._providers) if t is not None]
+        return min([tick, *(max(0.0, t - wall) for t in changes)])
+
     def _limits(self, now: float) -> tuple[Limits, LimitSource]:
         config = self.settings.config
         fallback = None
         last_bms = self._last_bms_s if self._last_bms_s is not None else self._started_s
         if bms_fallback_in_force(now, self.settings.bms_watchdog_s, last_bms):
             fallback = self.settings.bms_fallback_limit_a
-        ocpp = self._ocpp_site_limit(self._wall()) if self._ocpp_site_limit else None
+        ocpp, caps = external_limits(self._providers, self._wall(), self.settings.unit_limits_a)
         effective = effective_limits(LimitSources(
             installation_a=config.installation_limit_a, network_a=config.network_limit_a,
             circuits_a={c.id: c.limit_a for c in config.circuits}, bms_fallback_a=fallback, ocpp_site_a=ocpp))
-        caps = self.settings.unit_limits_a
         return Limits(node_limits_a=effective.node_limits_a, enabled=config.enabled, unit_caps_a=caps), \
             effective.site_source
 
