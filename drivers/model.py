@@ -61,6 +61,8 @@ class ChargerReading:
     error_code: int | None = None
     invalid: tuple[str, ...] = ()
     """Names of points whose raw value made no sense (out of range, NaN, unknown enum value)."""
+    id_tag: str | None = None
+    """Who the running session is for, where the charger knows (an OCPP follower's StartTransaction idTag)."""
 
     @property
     def max_phase_current_a(self) -> float | None:

@@ -87,6 +87,8 @@ class UnitStatus:
     """A car is plugged in and wants current but gets none now (scarcity rotation, or disabled)."""
     link: LinkQuality
     error_code: int = 0
+    id_tag: str | None = None
+    """The idTag of the session the charger itself runs (OCPP followers); None for chargers that know none."""
 
 
 @dataclass(frozen=True, slots=True)

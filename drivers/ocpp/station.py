@@ -280,7 +280,8 @@ class Station:
         return ChargerReading(
             state=state, current_a=currents, voltage_v=fresh.voltage_v if fresh else (None, None, None),
             power_w=power, energy_wh=connector.energy_wh, session_energy_wh=session,
-            error_code=error_number(connector.error_code), invalid=fresh.invalid if fresh else ())
+            error_code=error_number(connector.error_code), invalid=fresh.invalid if fresh else (),
+            id_tag=connector.id_tag if connector.transaction_id is not None else None)
 
 
 def _currents(sample: Sample, phases: int) -> PhaseValues:

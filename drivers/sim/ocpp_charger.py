@@ -215,6 +215,8 @@ class SimOcppCharger:
             return "Available"
         if connector.tx_key is None:
             return "Finishing" if connector.deauthorized else "Preparing"
+        if connector.tx_key not in self._tx_ids:
+            return "Preparing"  # until StartTransaction is answered, as a real charger reports it
         if connector.vehicle.state(self.clock()) is Iec61851State.C:
             return "Charging"
         return "SuspendedEVSE" if self._pilot(connector) < MIN_CURRENT_A else "SuspendedEV"

@@ -1,7 +1,8 @@
 """When a connector's OCPP transaction starts and stops: a pure state machine per connector.
 
-The chargers speak Modbus and know nothing of idTags, so the site chooses how a session is authorised
-(``OcppAuthorizationConfig.mode``):
+Modbus chargers know nothing of idTags, so the site chooses how a session is authorised
+(``OcppAuthorizationConfig.mode``). An OCPP follower runs its own transaction with its own idTag (a badge); that
+idTag (``UnitStatus.id_tag``) takes the site's place below, so the central system sees who charges:
 
 * ``free_vend``: a car that plugs in starts a transaction at once, with the site's idTag;
 * ``authorize``: the same, once that idTag is accepted (Authorize.req, or the local list or cache);
@@ -199,10 +200,11 @@ class Sessions:
         if pending is None:
             if rules.mode is Mode.REMOTE:
                 return []
+            id_tag = unit.id_tag or rules.id_tag  # an OCPP follower's own badge is relayed as the session's idTag
             if rules.mode is Mode.AUTHORIZE:
-                self._sessions[connector] = Session(pending=Pending(rules.id_tag, Auth.PENDING, remote=False))
-                return [AuthorizeTag(connector, rules.id_tag)]
-            pending = Pending(rules.id_tag, Auth.ACCEPTED, remote=False)
+                self._sessions[connector] = Session(pending=Pending(id_tag, Auth.PENDING, remote=False))
+                return [AuthorizeTag(connector, id_tag)]
+            pending = Pending(id_tag, Auth.ACCEPTED, remote=False)
         if pending.auth is not Auth.ACCEPTED:
             return []
         return [self._start(connector, unit, pending, now, new_key())]
