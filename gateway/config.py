@@ -27,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -230,8 +229,9 @@ class OcppConfig(Strict):
     """The identity: the last URL path segment and the Basic-auth user name."""
     security_profile: Literal[0, 1, 2, 3] = 0
     """0: none; 1: Basic auth over ws://; 2: Basic auth over wss://; 3: wss:// with a client certificate."""
-    password: SecretStr | None = None
-    """The AuthorizationKey in the site file itself; prefer ``password_file`` or ``password_env``."""
+    password: str | None = Field(default=None, repr=False)
+    """The AuthorizationKey in the site file itself; prefer ``password_file`` or ``password_env``. Kept out of
+    ``repr`` (and so out of logs); a plain string, because runtime settings re-validate a dump of the site."""
     password_file: Path | None = None
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     ca_file: Path | None = None
@@ -272,7 +272,7 @@ class OcppConfig(Strict):
         if not tls and self.ca_file is not None:
             problems.append("ca_file is for wss:// urls")
         if self.password is not None:
-            problems += _key_problems(self.password.get_secret_value())
+            problems += _key_problems(self.password)
         if self.reconnect_max_s < self.reconnect_min_s:
             problems.append("reconnect_max_s is below reconnect_min_s")
         if problems:
