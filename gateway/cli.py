@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.bench_command",
     "gateway.csms_command",
     "gateway.run_command",
+    "gateway.demo_command",
 )
 
 
