@@ -108,6 +108,15 @@ def rejection(code: int, what: str) -> DriverError:
     return DeviceRejected(message, code)
 
 
+def _raise_if_cancelled() -> None:
+    """pymodbus connects with ``asyncio.wait_for``, which on Python 3.11 loses a cancellation that arrives as the
+    attempt fails (connection refused): the caller would carry on as if nothing happened, and a shutdown that
+    cancels it would wait for ever. A task that is being cancelled stops here instead."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ModbusBus:
     """The one client and lock for one endpoint; methods are safe to call from many tasks at once."""
 
@@ -355,6 +364,7 @@ class ModbusBus:
         except (ModbusException, OSError, ValueError) as exc:
             _log.debug("%s: connect failed: %s", self.endpoint.describe(), exc)
             ok = False
+        _raise_if_cancelled()
         if not ok or not self._link_up():
             self._client.close()
             self._next_connect_at = loop.time() + self._backoff_s
