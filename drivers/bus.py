@@ -109,9 +109,9 @@ def rejection(code: int, what: str) -> DriverError:
 
 
 def _raise_if_cancelled() -> None:
-    """pymodbus connects with ``asyncio.wait_for``, which on Python 3.11 loses a cancellation that arrives as the
-    attempt fails (connection refused): the caller would carry on as if nothing happened, and a shutdown that
-    cancels it would wait for ever. A task that is being cancelled stops here instead."""
+    """pymodbus connects and awaits answers with ``asyncio.wait_for``, which on Python 3.11 loses a cancellation
+    that arrives together with the outcome (an answer, a refused connection): the caller would carry on as if
+    nothing happened, and a shutdown that cancels it would wait for ever. A task being cancelled stops here."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
@@ -325,6 +325,7 @@ class ModbusBus:
             finally:
                 self._idle_since = loop.time()
                 self._last_unit = unit
+                _raise_if_cancelled()
             if rsp.isError():
                 code = int(getattr(rsp, "exception_code", 0))
                 self._consecutive_timeouts = 0
