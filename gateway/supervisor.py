@@ -110,6 +110,7 @@ class _Link:
 class _Unit:
     config: ChargerConfig
     handle: ChargerHandle
+    ratings: UnitRatings
     link: _Link = field(default_factory=_Link)
     reading: ChargerReading | None = None
     error: str | None = "not polled yet"
@@ -145,6 +146,9 @@ class Supervisor:
         self._fresh: dict[str, Observation] = {}
         self._wake = asyncio.Event()
         self._polled = asyncio.Event()
+        self._rounds: set[str] = set()
+        """Buses that finished a round since the last control step: a step waits for all of them (or the tick),
+        so a site with hundreds of buses steps once per round, not once per bus."""
         self._ready = asyncio.Event()
         self._config_changed = False
         self._pollers: dict[str, asyncio.Task[None]] = {}
@@ -231,7 +235,7 @@ class Supervisor:
             if old is not None and old.config == charger:
                 units[charger.id] = old
             else:
-                units[charger.id] = _Unit(charger, self._make_driver(charger))
+                units[charger.id] = _Unit(charger, self._make_driver(charger), self._ratings_of(charger))
         self._units = units
         self._controller.settings = config.control
         self._controller.reconfigure([self._spec(c) for c in config.chargers])
@@ -267,9 +271,9 @@ class Supervisor:
             del self._pollers[key]
         for key, ids in wanted.items():
             with_meter = self._meter is not None and self._meter.bus_key == key
-            self._pollers[key] = asyncio.create_task(self._poll_loop(ids, with_meter), name=f"poll {key}")
+            self._pollers[key] = asyncio.create_task(self._poll_loop(key, ids, with_meter), name=f"poll {key}")
 
-    async def _poll_loop(self, charger_ids: Sequence[str], with_meter: bool) -> None:
+    async def _poll_loop(self, key: str, charger_ids: Sequence[str], with_meter: bool) -> None:
         """Read each charger of one bus in turn, every tick; keep its watchdog fed and its fail-safe programmed.
         The meter comes last, so the chargers' currents it is compared with are as fresh as they can be."""
         while True:
@@ -280,7 +284,9 @@ class Supervisor:
                     await self._poll_one(cid, unit)
             if with_meter:
                 await self._poll_meter()
-            self._polled.set()
+            self._rounds.add(key)
+            if self._rounds >= self._pollers.keys():
+                self._polled.set()
             elapsed = self._clock() - started
             await asyncio.sleep(max(0.0, self.settings.config.control.tick_s - elapsed))
 
@@ -402,12 +408,14 @@ class Supervisor:
                     waiter.cancel()
             self._wake.clear()
             self._polled.clear()
+            self._rounds.clear()
 
     async def _first_round(self) -> None:
         """Read every charger before commanding any: a restart must not drop sessions that are running."""
         while not (self._meter_polled and all(u.polled for u in self._units.values())):
             await self._polled.wait()
             self._polled.clear()
+            self._rounds.clear()
 
     def _limits(self, now: float) -> tuple[Limits, LimitSource]:
         config = self.settings.config
@@ -480,7 +488,7 @@ class Supervisor:
         for index, (cid, unit) in enumerate(self._units.items()):
             view = views.get(cid)
             reading = unit.reading if unit.error is None else None
-            ratings = self._ratings_of(unit.config)
+            ratings = unit.ratings
             if view is not None:
                 for p in range(3):
                     measured[p] += view.measured_a[p]
