@@ -108,7 +108,7 @@ class ChargerConfig(Strict):
     circuit: str = SITE_NODE
     priority: int = Field(default=0, ge=0, le=9)
     """Higher priority is admitted first when there is not enough current for every car."""
-    weight: float = Field(default=1.0, gt=0, le=100)
+    weight: float = Field(default=1.0, ge=0.01, le=100)
     """Relative share of the current above the 6 A minimum."""
     comm_timeout_s: Seconds = 30.0
     """The charger's own communication watchdog: after this long without the gateway it falls back."""
