@@ -39,7 +39,7 @@ PROFILE = "powershare-sim"
 ROTATIONS = ("L1L2L3", "L2L3L1", "L3L1L2")
 """Chargers wired with rotated phases, as installers do to spread single-phase cars over the supply."""
 SAMPLE_S = 0.05
-EVENTS_SHOWN = 200
+EVENTS_KEPT = 200
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,6 @@ class Frame:
     limit_a: PerPhase
     account: OverLimitAccount
     bms_address: tuple[str, int] | None
-    options: DemoOptions
 
 
 def demo_site(options: DemoOptions, ports: Sequence[int]) -> dict[str, Any]:
@@ -131,7 +130,7 @@ class Demo:
         self.bays: list[Bay] = []
         self.app: GatewayApp | None = None
         self._extra_faces = extra_faces
-        self._events: deque[Event] = deque(maxlen=EVENTS_SHOWN)
+        self._events: deque[Event] = deque(maxlen=EVENTS_KEPT)
         self._started = time.monotonic()
         self._drawn: PerPhase = (0.0, 0.0, 0.0)
         self._limit: PerPhase = (options.limit_a,) * 3
@@ -271,7 +270,7 @@ class Demo:
         assert self.app is not None
         events = sorted([*self._events, *self.app.supervisor.recent_events()], key=lambda e: e.time_s)
         return Frame(self.elapsed(), self.app.supervisor.status(), self.bays, events, self._drawn, self._limit,
-                     self.account, self.app.bms.tcp_address if self.app.bms else None, self.options)
+                     self.account, self.app.bms.tcp_address if self.app.bms else None)
 
     def summary(self) -> dict[str, Any]:
         account = self.account
