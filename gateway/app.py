@@ -52,7 +52,7 @@ class GatewayApp:
     supervisor: Supervisor
     faces: list[Face] = field(default_factory=list)
     bms: BmsServer | None = None
-    _started: list[Face] = field(default_factory=list)
+    _started: list[Face] = field(default_factory=list, init=False)
 
     @classmethod
     def build(cls, site: SiteConfig, registry: ProfileRegistry, *, state_dir: Path | None,
