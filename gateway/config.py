@@ -288,6 +288,25 @@ def _key_problems(key: str) -> list[str]:
     if not key.isprintable() or not key.isascii():
         return ["the password (AuthorizationKey) must be printable ASCII"]
     return []
+class MeterConfig(Strict):
+    """A meter on a circuit node: the load on that node that is not ours becomes less headroom for the chargers.
+
+    The chargers on ``circuit`` may then share ``limit_a - margin_a - (meter current - their own current)`` per
+    phase. A meter that has not given a valid reading for ``stale_after_s`` counts as silent, and the chargers on
+    the node fall to ``fallback_limit_a``: never to "unlimited".
+    """
+
+    profile: str = Field(min_length=1)
+    transport: Transport
+    circuit: str = SITE_NODE
+    """The node it measures: ``site`` (the supply) or a circuit id."""
+    limit_a: Amps
+    """The breaker of the node the meter measures, per phase."""
+    margin_a: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 2.0
+    """Kept free below ``limit_a`` for what moves between two readings."""
+    fallback_limit_a: Amps
+    """What the node's chargers may share, per phase, while the meter is silent."""
+    stale_after_s: Seconds = 5.0
 
 
 class SiteConfig(Strict):
@@ -304,6 +323,7 @@ class SiteConfig(Strict):
     control: ControlConfig = ControlConfig()
     bms: BmsConfig | None = None
     ocpp: OcppConfig | None = None
+    meter: MeterConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -398,6 +418,9 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
         for p in phases:
             per_phase_max[p] += unit_max
 
+    if site.meter is not None:
+        errors += _meter_issues(site.meter, circuit_ids)
+
     if site.chargers and not errors:
         most = max(per_phase_max)
         if site.network_limit_a > most:
@@ -409,6 +432,19 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
             notes.append(f"network limit {site.network_limit_a:g} A is below 6 A x {busiest} chargers on one "
                          "phase: when every unit has a car, some wait and take turns (rotation)")
     return errors, notes
+
+
+def _meter_issues(meter: MeterConfig, circuit_ids: set[str]) -> list[ConfigIssue]:
+    issues = []
+    if meter.circuit not in circuit_ids:
+        issues.append(ConfigIssue("meter.circuit", f"unknown circuit {meter.circuit!r}"))
+    if meter.fallback_limit_a > meter.limit_a:
+        issues.append(ConfigIssue("meter.fallback_limit_a", f"{meter.fallback_limit_a:g} A is above the metered "
+                                  f"node's limit {meter.limit_a:g} A"))
+    if meter.margin_a >= meter.limit_a > 0:
+        issues.append(ConfigIssue("meter.margin_a", f"{meter.margin_a:g} A leaves nothing of the node's limit "
+                                  f"{meter.limit_a:g} A"))
+    return issues
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
