@@ -12,17 +12,20 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 
 from gateway.bms.server import BmsStartError
-from gateway.config import ConfigError
+from gateway.config import ConfigError, OcppConfig
 from gateway.demo import Demo, DemoOptions, Frame
 from gateway.demo_view import LinePrinter, render
+from gateway.ocpp.face import ocpp_face
 from gateway.store import StoreError, write_atomically
 
 
@@ -45,7 +48,24 @@ def register(subparsers: Any) -> None:
                         help="the BMS face on 127.0.0.1 (default 5020; 0 picks a free port)")
     parser.add_argument("--summary-json", type=Path, metavar="FILE",
                         help="write per-unit energy, peak current per phase and over-limit A·s to FILE")
+    parser.add_argument("--ocpp-url", metavar="URL",
+                        help="also connect the gateway to this OCPP 1.6J central system (ws:// or wss://, without "
+                             "the charge point id), e.g. one started with `powershare csms`")
+    parser.add_argument("--ocpp-id", default="powershare-demo", metavar="ID",
+                        help="the charge point id for --ocpp-url (default powershare-demo)")
     parser.set_defaults(func=run)
+
+
+def ocpp_options(url: str | None, charge_point_id: str) -> OcppConfig | None:
+    """The ``ocpp:`` section for ``--ocpp-url``: security profile 0, free vend; ``ValueError`` if refused."""
+    if url is None:
+        return None
+    try:
+        return OcppConfig(url=url, charge_point_id=charge_point_id)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'ocpp'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(problems.replace("url:", "--ocpp-url:").replace("charge_point_id:", "--ocpp-id:")) \
+            from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,11 +74,17 @@ def run(args: argparse.Namespace) -> int:
     verbose = bool(getattr(args, "verbose", False))
     for name in ("gateway", "drivers"):  # the table shows the gateway's events; its log would tear the screen
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
-    try:
-        demo = Demo(options)
-    except (ValueError, ConfigError) as exc:
-        print(f"powershare demo: {exc}", file=sys.stderr)
-        return 2
+    with tempfile.TemporaryDirectory(prefix="powershare-demo-") as state:
+        try:
+            ocpp = ocpp_options(args.ocpp_url, args.ocpp_id)
+            demo = Demo(options, extra_faces=[ocpp_face(ocpp, Path(state))] if ocpp is not None else [])
+        except (ValueError, ConfigError) as exc:
+            print(f"powershare demo: {exc}", file=sys.stderr)
+            return 2
+        return _show(demo, args)
+
+
+def _show(demo: Demo, args: argparse.Namespace) -> int:
     console = Console()
     try:
         if console.is_terminal:

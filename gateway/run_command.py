@@ -29,6 +29,8 @@ from gateway.app import GatewayApp
 from gateway.bms.server import BmsStartError
 from gateway.check_config_command import load_checked_site
 from gateway.config import ConfigError, SiteConfig
+from gateway.ocpp.face import ocpp_face
+from gateway.ocpp.security import SecuritySetupError
 
 log = logging.getLogger("gateway.run")
 
@@ -101,15 +103,21 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    app = GatewayApp.build(site, registry, state_dir=state_dir)
+    faces = [ocpp_face(site.ocpp, state_dir)] if site.ocpp is not None else []
     try:
+        try:
+            app = GatewayApp.build(site, registry, state_dir=state_dir, extra_faces=faces)
+        except SecuritySetupError as exc:
+            log.error("cannot start: %s", exc)
+            return EXIT_FAILED
         try:
             await app.start()
         except (BmsStartError, OSError) as exc:
             log.error("cannot start: %s", exc)
             return EXIT_FAILED
-        log.info("running site %r: %d chargers%s, settings in %s", site.name, len(site.chargers),
-                 ", a site meter" if site.meter else "", state_dir)
+        log.info("running site %r: %d chargers%s%s, settings in %s", site.name, len(site.chargers),
+                 ", a site meter" if site.meter else "",
+                 f", OCPP charge point {site.ocpp.charge_point_id}" if site.ocpp else "", state_dir)
         await stop.wait()
         log.info("stopping")
         await app.stop()

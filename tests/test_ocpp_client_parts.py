@@ -171,7 +171,7 @@ def test_the_password_comes_from_a_file_or_the_environment(tmp_path: Path) -> No
 
 
 def test_redacting_logger(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="test.redact")
     redacting = RedactingLogger(logging.getLogger("test.redact"), (KEY, "dG9rZW4="))
     redacting.debug("> %s: %s", "Authorization", "Basic dG9rZW4=")
     redacting.info("key is %s", KEY)
