@@ -448,7 +448,7 @@ class Supervisor:
         effective = effective_limits(LimitSources(
             installation_a=config.installation_limit_a, network_a=config.network_limit_a,
             circuits_a={c.id: c.limit_a for c in config.circuits}, bms_fallback_a=fallback, ocpp_site_a=ocpp,
-            meter=self._meter_term(now)))
+            meter=self._meter_term(now)), previous=self._limit_source)
         return Limits(node_limits_a=effective.node_limits_a, enabled=config.enabled, unit_caps_a=caps), \
             effective.site_source
 
