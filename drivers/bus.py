@@ -108,6 +108,15 @@ def rejection(code: int, what: str) -> DriverError:
     return DeviceRejected(message, code)
 
 
+def _raise_if_cancelled() -> None:
+    """pymodbus connects and awaits answers with ``asyncio.wait_for``, which on Python 3.11 loses a cancellation
+    that arrives together with the outcome (an answer, a refused connection): the caller would carry on as if
+    nothing happened, and a shutdown that cancels it would wait for ever. A task being cancelled stops here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ModbusBus:
     """The one client and lock for one endpoint; methods are safe to call from many tasks at once."""
 
@@ -316,6 +325,7 @@ class ModbusBus:
             finally:
                 self._idle_since = loop.time()
                 self._last_unit = unit
+                _raise_if_cancelled()
             if rsp.isError():
                 code = int(getattr(rsp, "exception_code", 0))
                 self._consecutive_timeouts = 0
@@ -355,6 +365,7 @@ class ModbusBus:
         except (ModbusException, OSError, ValueError) as exc:
             _log.debug("%s: connect failed: %s", self.endpoint.describe(), exc)
             ok = False
+        _raise_if_cancelled()
         if not ok or not self._link_up():
             self._client.close()
             self._next_connect_at = loop.time() + self._backoff_s

@@ -27,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -129,6 +128,8 @@ class OcppTransport(Strict):
 
 Transport = Annotated[TcpTransport | RtuOverTcpTransport | RtuTransport | OcppTransport, Field(discriminator="type")]
 ModbusTransport = TcpTransport | RtuOverTcpTransport | RtuTransport
+MeterTransport = Annotated[ModbusTransport, Field(discriminator="type")]
+"""A meter is read over Modbus only."""
 
 
 class SupplyConfig(Strict):
@@ -303,8 +304,9 @@ class OcppConfig(Strict):
     """The identity: the last URL path segment and the Basic-auth user name."""
     security_profile: Literal[0, 1, 2, 3] = 0
     """0: none; 1: Basic auth over ws://; 2: Basic auth over wss://; 3: wss:// with a client certificate."""
-    password: SecretStr | None = None
-    """The AuthorizationKey in the site file itself; prefer ``password_file`` or ``password_env``."""
+    password: str | None = Field(default=None, repr=False)
+    """The AuthorizationKey in the site file itself; prefer ``password_file`` or ``password_env``. Kept out of
+    ``repr`` (and so out of logs); a plain string, because runtime settings re-validate a dump of the site."""
     password_file: Path | None = None
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     ca_file: Path | None = None
@@ -345,7 +347,7 @@ class OcppConfig(Strict):
         if not tls and self.ca_file is not None:
             problems.append("ca_file is for wss:// urls")
         if self.password is not None:
-            problems += _key_problems(self.password.get_secret_value())
+            problems += _key_problems(self.password)
         if self.reconnect_max_s < self.reconnect_min_s:
             problems.append("reconnect_max_s is below reconnect_min_s")
         if problems:
@@ -361,6 +363,25 @@ def _key_problems(key: str) -> list[str]:
     if not key.isprintable() or not key.isascii():
         return ["the password (AuthorizationKey) must be printable ASCII"]
     return []
+class MeterConfig(Strict):
+    """A meter on a circuit node: the load on that node that is not ours becomes less headroom for the chargers.
+
+    The chargers on ``circuit`` may then share ``limit_a - margin_a - (meter current - their own current)`` per
+    phase. A meter that has not given a valid reading for ``stale_after_s`` counts as silent, and the chargers on
+    the node fall to ``fallback_limit_a``: never to "unlimited".
+    """
+
+    profile: str = Field(min_length=1)
+    transport: MeterTransport
+    circuit: str = SITE_NODE
+    """The node it measures: ``site`` (the supply) or a circuit id."""
+    limit_a: Amps
+    """The breaker of the node the meter measures, per phase."""
+    margin_a: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 2.0
+    """Kept free below ``limit_a`` for what moves between two readings."""
+    fallback_limit_a: Amps
+    """What the node's chargers may share, per phase, while the meter is silent."""
+    stale_after_s: Seconds = 5.0
 
 
 class SiteConfig(Strict):
@@ -379,6 +400,7 @@ class SiteConfig(Strict):
     ocpp_endpoint: OcppEndpointConfig | None = None
     """Where OCPP chargers connect; the defaults apply when OCPP chargers are configured without it."""
     ocpp: OcppConfig | None = None
+    meter: MeterConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -482,6 +504,9 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
             per_phase_max[p] += unit_max
 
     errors += _ocpp_issues(site)
+    if site.meter is not None:
+        errors += _meter_issues(site.meter, circuit_ids)
+
     if site.chargers and not errors:
         most = max(per_phase_max)
         if site.network_limit_a > most:
@@ -522,6 +547,19 @@ def _ocpp_issues(site: SiteConfig) -> list[ConfigIssue]:
             issues.append(ConfigIssue(f"{where}.failsafe_current_key", "fail-safe keys are only supported on "
                                       "single-connector charge points (the key is the charge point's, the "
                                       "fair share is each connector's)"))
+    return issues
+
+
+def _meter_issues(meter: MeterConfig, circuit_ids: set[str]) -> list[ConfigIssue]:
+    issues = []
+    if meter.circuit not in circuit_ids:
+        issues.append(ConfigIssue("meter.circuit", f"unknown circuit {meter.circuit!r}"))
+    if meter.fallback_limit_a > meter.limit_a:
+        issues.append(ConfigIssue("meter.fallback_limit_a", f"{meter.fallback_limit_a:g} A is above the metered "
+                                  f"node's limit {meter.limit_a:g} A"))
+    if meter.margin_a >= meter.limit_a > 0:
+        issues.append(ConfigIssue("meter.margin_a", f"{meter.margin_a:g} A leaves nothing of the node's limit "
+                                  f"{meter.limit_a:g} A"))
     return issues
 
 

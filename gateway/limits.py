@@ -54,8 +54,17 @@ class EffectiveLimits:
     site_source: LimitSource
 
 
-def effective_limits(sources: LimitSources) -> EffectiveLimits:
-    """The least of every source, per node and phase; ties at the site go to the more specific source."""
+SOURCE_HYSTERESIS_A = 1.0
+"""The source named as binding changes only when another is lower by more than this: a meter term hovering within
+an ampere of an OCPP cap must not fill the event log with "now set by ..." every few seconds."""
+
+
+def effective_limits(sources: LimitSources, previous: LimitSource | None = None) -> EffectiveLimits:
+    """The least of every source, per node and phase; ties at the site go to the more specific source.
+
+    The limits themselves are always the least; only the *name* of the binding source keeps ``previous`` while
+    that source is within ``SOURCE_HYSTERESIS_A`` of the lowest.
+    """
     candidates: list[tuple[LimitSource, PerPhase]] = [
         (LimitSource.INSTALLATION, _same(sources.installation_a)),
         (LimitSource.NETWORK, _same(sources.network_a)),
@@ -75,7 +84,10 @@ def effective_limits(sources: LimitSources) -> EffectiveLimits:
     site = candidates[0][1]
     for _, limit in candidates[1:]:
         site = _least(site, limit)
-    binding = min(candidates, key=lambda item: (min(item[1]), -item[0].value))[0]
+    binding, lowest = min(candidates, key=lambda item: (min(item[1]), -item[0].value))
+    for source, limit in candidates:
+        if source is previous and min(limit) - min(lowest) <= SOURCE_HYSTERESIS_A:
+            binding = source
     nodes[SITE_NODE] = site
     return EffectiveLimits(node_limits_a=nodes, site_source=binding)
 

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from drivers.bus import BusPool
 from drivers.modbus_charger import ModbusCharger
+from drivers.modbus_meter import ModbusMeter
 from drivers.ocpp.station import TransactionIds
 from drivers.profile import ChargerProfile, ProfileRegistry
-from gateway.config import ChargerConfig, ModbusTransport, OcppTransport
+from gateway.config import ChargerConfig, MeterConfig, ModbusTransport, OcppTransport
 from gateway.endpoints import endpoint_of
 from gateway.ocpp_wiring import OcppWiring
 from gateway.settings import SiteSettings
-from gateway.supervisor import ChargerHandle, UnitRatings
+from gateway.supervisor import ChargerHandle, MeterHandle, UnitRatings
 
 
 class ModbusWiring:
@@ -34,6 +35,12 @@ class ModbusWiring:
         driver = ModbusCharger(profile, self.pool.bus_for(endpoint), transport.unit, timeout_s=transport.timeout_s,
                                comm_timeout_s=charger.comm_timeout_s)
         return ChargerHandle(driver, endpoint.key)
+
+    def make_meter(self, meter: MeterConfig) -> MeterHandle:
+        endpoint = endpoint_of(meter.transport)
+        driver = ModbusMeter(self.registry.meter(meter.profile), self.pool.bus_for(endpoint), meter.transport.unit,
+                             timeout_s=meter.transport.timeout_s)
+        return MeterHandle(driver, endpoint.key)
 
     def ratings(self, charger: ChargerConfig) -> UnitRatings:
         caps = self._modbus(charger)[0].capabilities()

@@ -11,6 +11,7 @@ import pytest
 from ocpp_rig import REGISTRY
 from ocpp_units import unit
 
+from gateway.commands import SetNetworkLimit
 from gateway.config import ConfigError, parse_site
 from gateway.ocpp.authorization import LocalAuthorization, decide
 from gateway.ocpp.client import backoff_s
@@ -18,6 +19,7 @@ from gateway.ocpp.meter_values import Context, Wiring, meter_value, next_aligned
 from gateway.ocpp.payload import CallErrorCode, PayloadError, parse_time
 from gateway.ocpp.rpc import CALL, CALLRESULT, check
 from gateway.ocpp.security import RedactingLogger, SecuritySetupError, connection_url, load_password
+from gateway.settings import SiteSettings
 
 KEY = "0123456789abcdef0123"
 
@@ -169,7 +171,7 @@ def test_the_password_comes_from_a_file_or_the_environment(tmp_path: Path) -> No
 
 
 def test_redacting_logger(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="test.redact")
     redacting = RedactingLogger(logging.getLogger("test.redact"), (KEY, "dG9rZW4="))
     redacting.debug("> %s: %s", "Authorization", "Basic dG9rZW4=")
     redacting.info("key is %s", KEY)
@@ -182,3 +184,11 @@ def test_redacting_logger(caplog: pytest.LogCaptureFixture) -> None:
 def test_backoff_doubles_up_to_the_cap() -> None:
     assert [backoff_s(a, 1.0, 20.0) for a in range(7)] == [1, 2, 4, 8, 16, 20, 20]
     assert backoff_s(10_000, 1.0, 300.0) == 300.0
+
+
+def test_runtime_settings_keep_an_inline_key() -> None:
+    config = site({"url": "ws://cs", "charge_point_id": "A", "security_profile": 1, "password": KEY})
+    settings = SiteSettings(config, REGISTRY.nameplate_a)
+    settings.apply(SetNetworkLimit(20))
+    assert settings.config.ocpp is not None and settings.config.ocpp.password == KEY
+    assert KEY not in repr(settings.config)

@@ -79,6 +79,12 @@ def peer_for(kind: str, pki: Pki | None, *, password: str | None = None,
     return python_peer(CP_ID, password=password, ssl_context=context)
 
 
+@pytest.fixture(autouse=True)
+def gateway_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """The gateway's own log, whatever level an earlier test left its logger at (the demo silences it)."""
+    caplog.set_level(logging.DEBUG, logger="gateway")
+
+
 async def booted(peer: Peer, gw: Any) -> None:
     await peer.wait_for("BootNotification")
     await until(lambda: gw.ocpp.booted)

@@ -258,13 +258,13 @@ class OcppClient:
                 await self._boot_now.wait()
 
     async def _heartbeats(self, rpc: RpcEndpoint) -> None:
-        loop = asyncio.get_running_loop()
+        """Heartbeat when no call went out for the interval (0: none; a ChangeConfiguration applies at once)."""
         while True:
             interval = self.station.heartbeat_s
             if interval <= 0:
                 await asyncio.sleep(1.0)
                 continue
-            wait = rpc.last_sent + interval - loop.time()
+            wait = rpc.last_sent + interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(min(wait, interval))
                 continue

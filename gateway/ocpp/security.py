@@ -42,7 +42,7 @@ def connection_url(options: OcppConfig) -> str:
 def load_password(options: OcppConfig, environ: Mapping[str, str] | None = None) -> str | None:
     """The AuthorizationKey for profiles 1 and 2 (from the site file, a file or an environment variable)."""
     if options.password is not None:
-        return options.password.get_secret_value()
+        return options.password
     if options.password_file is not None:
         try:
             key = options.password_file.read_text(encoding="utf-8").strip()
