@@ -23,14 +23,17 @@ from drivers.profile import ProfileRegistry
 from drivers.transport import BusOptions
 from gateway.bms.server import BmsServer
 from gateway.config import SiteConfig
+from gateway.ocpp_wiring import PersistentIds
 from gateway.settings import SiteSettings
 from gateway.store import JsonStore
 from gateway.supervisor import Supervisor
-from gateway.wiring import ModbusWiring
+from gateway.wiring import SiteWiring
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "settings.json"
+TRANSACTION_IDS_FILE = "ocpp-followers.json"
+"""The counter of transaction ids issued to OCPP followers (unique across restarts)."""
 
 
 class Face(Protocol):
@@ -50,21 +53,27 @@ class GatewayApp:
     settings: SiteSettings
     pool: BusPool
     supervisor: Supervisor
+    wiring: SiteWiring
     faces: list[Face] = field(default_factory=list)
     bms: BmsServer | None = None
     _started: list[Face] = field(default_factory=list, init=False)
+    _wiring_started: bool = field(default=False, init=False)
 
     @classmethod
     def build(cls, site: SiteConfig, registry: ProfileRegistry, *, state_dir: Path | None,
-              extra_faces: Sequence[FaceFactory] = (), bus_options: BusOptions | None = None) -> GatewayApp:
-        """The gateway for ``site`` (already checked); settings persist in ``state_dir`` (None: not at all)."""
+              extra_faces: Sequence[FaceFactory] = (), bus_options: BusOptions | None = None,
+              base_dir: Path | None = None) -> GatewayApp:
+        """The gateway for ``site`` (already checked); settings persist in ``state_dir`` (None: not at all).
+        ``base_dir``: the site file's directory, where its relative paths (OCPP password files, TLS files) start;
+        the working directory if None."""
         store = JsonStore(state_dir / SETTINGS_FILE) if state_dir is not None else None
         settings = SiteSettings(site, registry.nameplate_a, store)
         pool = BusPool(bus_options)
-        wiring = ModbusWiring(registry, settings, pool)
-        meter = wiring.make_meter(site.meter) if site.meter is not None else None
+        ids = PersistentIds(JsonStore(state_dir / TRANSACTION_IDS_FILE)) if state_dir is not None else None
+        wiring = SiteWiring(registry, settings, pool, base_dir if base_dir is not None else Path.cwd(), ids=ids)
+        meter = wiring.modbus.make_meter(site.meter) if site.meter is not None else None
         supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter)
-        app = cls(registry, settings, pool, supervisor)
+        app = cls(registry, settings, pool, supervisor, wiring)
         if site.bms is not None and site.bms.enabled:
             app.bms = BmsServer(supervisor, site.bms)
             app.faces.append(app.bms)
@@ -72,9 +81,12 @@ class GatewayApp:
         return app
 
     async def start(self) -> None:
-        """Start polling, then the faces; if a face cannot start, everything already started is stopped again."""
-        await self.supervisor.start()
+        """The OCPP followers' endpoint (if the site has one), polling, then the faces; if something cannot start,
+        everything already started is stopped again."""
+        await self.wiring.start()
+        self._wiring_started = True
         try:
+            await self.supervisor.start()
             for face in self.faces:
                 await face.start()
                 self._started.append(face)
@@ -90,6 +102,9 @@ class GatewayApp:
             except Exception:  # one face failing to stop must not keep the others and the buses open
                 log.exception("stopping %s failed", type(face).__name__)
         await self.supervisor.stop()
+        if self._wiring_started:
+            self._wiring_started = False
+            await self.wiring.stop()
         await self.pool.close()
 
     async def __aenter__(self) -> GatewayApp:

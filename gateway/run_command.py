@@ -92,13 +92,15 @@ def run(args: argparse.Namespace) -> int:
         with locked_state_dir(state_dir_of(args.state_dir)) as state_dir:
             for note in notes:
                 log.info("note: %s", note)
-            return asyncio.run(serve(site, registry, state_dir))
+            return asyncio.run(serve(site, registry, state_dir, base_dir=args.config.resolve().parent))
     except StateDirError as exc:
         print(f"powershare run: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
-async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path) -> int:
+async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
+                base_dir: Path | None = None) -> int:
+    """Run until SIGINT/SIGTERM; ``base_dir`` is the site file's directory (its relative paths start there)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -106,7 +108,7 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path) ->
     faces = [ocpp_face(site.ocpp, state_dir)] if site.ocpp is not None else []
     try:
         try:
-            app = GatewayApp.build(site, registry, state_dir=state_dir, extra_faces=faces)
+            app = GatewayApp.build(site, registry, state_dir=state_dir, extra_faces=faces, base_dir=base_dir)
         except SecuritySetupError as exc:
             log.error("cannot start: %s", exc)
             return EXIT_FAILED
@@ -115,9 +117,12 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path) ->
         except (BmsStartError, OSError) as exc:
             log.error("cannot start: %s", exc)
             return EXIT_FAILED
-        log.info("running site %r: %d chargers%s%s, settings in %s", site.name, len(site.chargers),
+        endpoint = app.wiring.ocpp.endpoint
+        log.info("running site %r: %d chargers%s%s%s, settings in %s", site.name, len(site.chargers),
                  ", a site meter" if site.meter else "",
-                 f", OCPP charge point {site.ocpp.charge_point_id}" if site.ocpp else "", state_dir)
+                 f", OCPP charge point {site.ocpp.charge_point_id}" if site.ocpp else "",
+                 f", OCPP followers at {endpoint.url('<chargePointId>')}" if app.wiring.ocpp.wanted else "",
+                 state_dir)
         await stop.wait()
         log.info("stopping")
         await app.stop()

@@ -24,6 +24,7 @@ from drivers.profile import ProfileRegistry
 from drivers.sim.charger_sim import SimCharger
 from drivers.sim.clock import ScaledClock
 from drivers.sim.faults import Fault
+from drivers.sim.meter_sim import MeteredCharger
 from drivers.sim.ocpp_charger import SimOcppCharger
 from drivers.sim.server import TcpListen
 from drivers.sim.site import SimLine, SimulatedSite
@@ -163,7 +164,8 @@ def build_site(args: argparse.Namespace) -> SimulatedSite:
 
 
 def build_ocpp(args: argparse.Namespace, site: SimulatedSite) -> list[SimOcppCharger]:
-    """The OCPP chargers the arguments describe (none without ``--ocpp``); ``ValueError``/``OSError`` if bad."""
+    """The OCPP chargers the arguments describe (none without ``--ocpp``); ``ValueError``/``OSError`` if bad.
+    The site's meter, if any, sees them too: they draw from the same supply."""
     if not args.ocpp:
         return []
     if not args.ocpp.startswith(("ws://", "wss://")):
@@ -185,6 +187,9 @@ def build_ocpp(args: argparse.Namespace, site: SimulatedSite) -> list[SimOcppCha
         if n in cars:
             sim.plug(cars[n])
         sims.append(sim)
+    for line in site.lines:
+        for meter in line.meters.values():
+            meter.chargers += [MeteredCharger(sim) for sim in sims]
     return sims
 
 

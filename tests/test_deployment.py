@@ -16,7 +16,7 @@ import yaml
 from drivers.profile import ProfileRegistry
 from gateway.check_config_command import load_checked_site
 from gateway.cli import build_parser
-from gateway.config import TcpTransport
+from gateway.config import OcppTransport, TcpTransport
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -61,9 +61,16 @@ def test_the_compose_site_is_accepted_and_matches_the_simulator() -> None:
     port = int(simulator.tcp.rpartition(":")[2])
     units = set(range(1, 7))
     assert simulator.units == "1-6"
-    transports = [c.transport for c in site.chargers]
+    transports = [c.transport for c in site.chargers if not isinstance(c.transport, OcppTransport)]
     assert all(isinstance(t, TcpTransport) and t.host == "simulator" and t.port == port for t in transports)
     assert {t.unit for t in transports} == units
+    followers = [c.transport for c in site.chargers if isinstance(c.transport, OcppTransport)]
+    assert [t.charge_point_id for t in followers] == [f"{simulator.ocpp_prefix}{n}" for n in
+                                                       range(1, simulator.ocpp_chargers + 1)]
+    assert site.ocpp_endpoint is not None and simulator.ocpp == f"ws://gateway:{site.ocpp_endpoint.port}/ocpp"
+    key_mounts = [v for v in services["simulator"]["volumes"] if v.endswith(str(simulator.ocpp_password_file) + ":ro")]
+    assert key_mounts and all(f"{key_mounts[0].split(':')[0]}:/etc/powershare/{t.password_file}:ro"
+                              in services["gateway"]["volumes"] for t in followers)
     assert site.meter is not None and site.meter.profile == simulator.meter
     assert site.meter.transport.unit == simulator.meter_unit
     assert site.bms is not None and f"{site.bms.port}:{site.bms.port}" in services["gateway"]["ports"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from drivers.codec import Value
 from drivers.profile import MeterProfile
-from drivers.sim.charger_sim import SimCharger
 from drivers.sim.image import ProfileImage
 from drivers.sim.server import Span, Table
 from drivers.sim.vehicle import NOMINAL_VOLTAGE_V
@@ -20,11 +20,17 @@ from drivers.sim.vehicle import NOMINAL_VOLTAGE_V
 IMPORT_ENERGY_START_WH = 5_000_000.0
 
 
+class CurrentSource(Protocol):
+    """Anything that draws current on its L1..L3: a Modbus ``SimCharger`` or a ``SimOcppCharger``."""
+
+    def phase_currents_a(self) -> tuple[float, float, float]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class MeteredCharger:
     """A simulated charger behind the meter; ``site_phases[i]`` is the meter phase (0..2) its L(i+1) lands on."""
 
-    charger: SimCharger
+    charger: CurrentSource
     site_phases: tuple[int, int, int] = (0, 1, 2)
 
 
