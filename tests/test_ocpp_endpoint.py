@@ -22,7 +22,8 @@ from websockets.exceptions import InvalidMessage, InvalidStatus
 from drivers.errors import ConnectionLost, DeviceTimeout, RequestRefused, UnsupportedOperation
 from drivers.model import ChargerCapabilities, Iec61851State
 from drivers.ocpp.endpoint import EndpointSettings, OcppEndpoint, basic_credentials_ok, identity_of
-from drivers.ocpp.follower import PROFILE_ID_BASE, OcppCharger
+from drivers.ocpp.follower import OcppCharger
+from drivers.ocpp.profiles import PROFILE_ID_BASE
 from drivers.ocpp.station import Station, StationSettings
 from drivers.sim.clock import ScaledClock
 from drivers.sim.ocpp_charger import FAILSAFE_CURRENT_KEY, FAILSAFE_TIMEOUT_KEY, SimOcppCharger
@@ -96,9 +97,16 @@ async def test_a_follower_is_configured_on_connecting_and_its_setpoint_is_a_tx_d
         assert sim.config["MeterValuesSampledData"].split(",")[0] == "Current.Import"
         assert station1.stack_level == 8  # the sim's ChargeProfileMaxStackLevel
         assert station1.identity.serial == "CP-1" and station1.identity.firmware == "sim-1.0"
+        [guard] = sim.store.installed  # until the first setpoint, a car would get 0 A, not the charger's maximum
+        assert (guard.connector_id, guard.purpose, guard.stack_level) == (0, "TxDefaultProfile", 7)
+        assert guard.profile["charging_profile_id"] == PROFILE_ID_BASE
+        sim.plug(car("early"))
+        await until(lambda: sim.status() == "Preparing" or sim.connectors[1].tx_key is not None)
+        assert sim.pilot_a() == 0
+        sim.unplug()
         driver = OcppCharger(station1, 1, CAPS)
         await driver.write_setpoint(16.79)
-        [installed] = sim.store.installed
+        installed = sim.store.installed[-1]
         assert installed.connector_id == 1 and installed.purpose == "TxDefaultProfile" and installed.stack_level == 8
         assert installed.profile["charging_profile_id"] == PROFILE_ID_BASE + 1
         assert installed.profile["charging_profile_kind"] == "Relative"
@@ -215,7 +223,7 @@ async def test_malformed_messages_get_callerrors_and_disturb_nobody(endpoint: Oc
             assert station2.connectors[1].status == "Available"
             # the well-behaved neighbour was led all along
             await OcppCharger(endpoint.stations["CP-1"], 1, CAPS).write_setpoint(20)
-            assert sim.store.installed[0].profile["charging_schedule"]["charging_schedule_period"][0]["limit"] == 20
+            assert sim.store.installed[-1].profile["charging_schedule"]["charging_schedule_period"][0]["limit"] == 20
     finally:
         await sim.stop()
 

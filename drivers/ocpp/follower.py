@@ -23,27 +23,8 @@ from ocpp.v16 import call
 
 from drivers.errors import ConnectionLost, RequestRefused, UnsupportedOperation
 from drivers.model import ChargerCapabilities, ChargerIdentity, ChargerReading
+from drivers.ocpp.profiles import limit_of, setpoint_profile
 from drivers.ocpp.station import Station
-
-PROFILE_ID_BASE = 900_000
-"""The gateway's charging profile ids are this plus the connector id: a range no central system is likely to use."""
-
-
-def setpoint_profile(connector_id: int, stack_level: int, current_a: float) -> dict[str, object]:
-    """The ``csChargingProfiles`` carrying a setpoint (snake_case, as the library's call objects take it)."""
-    return {
-        "charging_profile_id": PROFILE_ID_BASE + connector_id,
-        "stack_level": stack_level,
-        "charging_profile_purpose": "TxDefaultProfile",
-        "charging_profile_kind": "Relative",
-        "charging_schedule": {"charging_rate_unit": "A",
-                              "charging_schedule_period": [{"start_period": 0, "limit": current_a}]},
-    }
-
-
-def limit_of(current_a: float) -> float:
-    """A setpoint as an OCPP limit: at most one decimal (§7.13), rounded down, never up."""
-    return math.floor(current_a * 10 + 1e-9) / 10
 
 
 class OcppCharger:

@@ -5,7 +5,12 @@
 2. ``MeterValueSampleInterval``: a short interval, so a lower current is seen within seconds.
 3. ``ChargeProfileMaxStackLevel`` is read when the site file does not fix the stack level: the gateway's profiles
    go at the top of the stack, where no profile left by a previous central system can shadow them.
-4. ``TriggerMessage`` for each led connector's StatusNotification and MeterValues: after a reconnect the charger
+4. A guard: a ``TxDefaultProfile`` of 0 A on connector 0, one stack level below the gateway's own. A charger that
+   has never been led has no profile at all, and no profile means no limit: a car plugged in before the gateway's
+   first setpoint would draw the charger's maximum. The guard holds it at 0 A until then; the connector's own
+   setpoint profile, one level higher, replaces it on each led connector (a connector the site file does not lead
+   stays at 0 A). A charger whose stack has a single level (0) gets no guard.
+5. ``TriggerMessage`` for each led connector's StatusNotification and MeterValues: after a reconnect the charger
    need not resend a status that did not change (§4.9), and the gateway needs it now.
 
 A step the charger refuses is recorded (it shows in the reason a unit is unavailable) and the next one is tried:
@@ -23,6 +28,7 @@ from ocpp.v16 import call
 
 from drivers.errors import DriverError
 from drivers.ocpp.meter_values import CURRENT, ENERGY, SAMPLED_MEASURANDS
+from drivers.ocpp.profiles import setpoint_profile
 from drivers.ocpp.station import Link, Station, call_link
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,16 @@ async def provision(station: Station, link: Link) -> None:
         level = await _max_stack_level(link, timeout_s, name, problems)
         if station.link is link:
             station.stack_level = level
+    if station.stack_level is not None and station.stack_level >= 1:
+        guard = call.SetChargingProfile(connector_id=0, cs_charging_profiles=setpoint_profile(
+            0, station.stack_level - 1, 0.0))
+        try:
+            answer = await call_link(link, guard, timeout_s, name)
+        except DriverError as exc:
+            problems.append(f"guard profile: {exc}")
+        else:
+            if answer.status != "Accepted":
+                problems.append(f"guard profile {answer.status}")
     for connector_id in station.settings.connectors:
         for message in ("StatusNotification", "MeterValues"):
             try:
