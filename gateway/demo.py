@@ -8,6 +8,8 @@ charger that stops answering and comes back. It measures what the simulated cars
 limit in force (``gateway.demo_accounting``), so "the limit is kept" is a measurement, not a claim.
 
 Faces other than the BMS (OCPP, web) join through ``extra_faces``, exactly as they join ``powershare run``.
+With ``ocpp_chargers`` the fleet is mixed: that many simulated OCPP 1.6J chargers (``drivers.sim.ocpp_charger``)
+connect to the gateway's own OCPP endpoint on loopback and are led with the Modbus ones (docs/ocpp-followers.md).
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from drivers.profile import ProfileRegistry
 from drivers.sim.charger_sim import SimCharger
 from drivers.sim.faults import Fault, FaultKind
+from drivers.sim.ocpp_charger import SimOcppCharger
 from drivers.sim.server import TcpListen
 from drivers.sim.site import SimLine, SimulatedSite
+from drivers.sim.vehicle import Vehicle
 from gateway.app import FaceFactory, GatewayApp
 from gateway.commands import SetNetworkLimit
 from gateway.config import SiteConfig, parse_site
@@ -40,6 +46,9 @@ ROTATIONS = ("L1L2L3", "L2L3L1", "L3L1L2")
 """Chargers wired with rotated phases, as installers do to spread single-phase cars over the supply."""
 SAMPLE_S = 0.05
 EVENTS_KEPT = 200
+OCPP_KEY = "powershare-demo-key-0123"
+"""The demo's OCPP followers' password: a demo on loopback, written to a temporary file the site file names."""
+OCPP_KEY_FILE = "demo-ocpp.key"
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class DemoOptions:
     seed: int = 1
     bms_port: int = 5020
     tick_s: float = 1.0
+    ocpp_chargers: int = 0
+    """Simulated OCPP chargers besides the ``chargers`` Modbus ones."""
 
 
 @dataclass
@@ -58,12 +69,28 @@ class Bay:
     """One simulated charger and what the car park knows about it."""
 
     id: str
-    charger: SimCharger
-    line: SimLine
+    charger: SimCharger | SimOcppCharger
+    line: SimLine | None
+    """The Modbus charger's line (its server can be silenced); None for an OCPP charger."""
     rotation: tuple[int, ...]
     visit: Visit | None = None
     leaves_at: float | None = None
     start_energy_wh: float = 0.0
+
+    @property
+    def vehicle(self) -> Vehicle | None:
+        if isinstance(self.charger, SimCharger):
+            return self.charger.vehicle
+        return self.charger.connectors[1].vehicle
+
+    @property
+    def phases(self) -> int:
+        return self.charger.profile.phases if isinstance(self.charger, SimCharger) else self.charger.phases
+
+    def lifetime_energy_wh(self) -> float:
+        if isinstance(self.charger, SimCharger):
+            return float(self.charger.values()["energy"])
+        return self.charger.connectors[1].energy_wh()
 
     def site_currents_a(self) -> PerPhase:
         """What its car physically draws, on site phases."""
@@ -73,7 +100,7 @@ class Bay:
         return (totals[0], totals[1], totals[2])
 
     def energy_wh(self) -> float:
-        return float(self.charger.values()["energy"]) - self.start_energy_wh
+        return self.lifetime_energy_wh() - self.start_energy_wh
 
 
 @dataclass
@@ -92,17 +119,22 @@ class Frame:
 
 def demo_site(options: DemoOptions, ports: Sequence[int]) -> dict[str, Any]:
     """The site file the demo gives the gateway."""
+    ocpp = [{"id": f"oc{i + 1}", "phase_rotation": ROTATIONS[(len(ports) + i) % 3], "comm_timeout_s": 10,
+             "transport": {"type": "ocpp", "charge_point_id": f"demo-ocpp-{i + 1}", "password_file": OCPP_KEY_FILE,
+                           "max_current_a": 32}}
+            for i in range(options.ocpp_chargers)]
     return {
         "name": "powershare demo",
         "installation_limit_a": max(options.limit_a, 63.0),
         "network_limit_a": options.limit_a,
         "enabled": True,
         "control": {"tick_s": options.tick_s},
-        "chargers": [{"id": f"cp{i + 1}", "profile": PROFILE, "phase_rotation": ROTATIONS[i % 3],
-                      "comm_timeout_s": 10,
-                      "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "timeout_s": 0.5}}
-                     for i, port in enumerate(ports)],
+        "chargers": [*({"id": f"cp{i + 1}", "profile": PROFILE, "phase_rotation": ROTATIONS[i % 3],
+                        "comm_timeout_s": 10,
+                        "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "timeout_s": 0.5}}
+                       for i, port in enumerate(ports)), *ocpp],
         "bms": {"host": "127.0.0.1", "port": options.bms_port, "allow_write_from": ["127.0.0.1"]},
+        **({"ocpp_endpoint": {"host": "127.0.0.1", "port": 0}} if ocpp else {}),
     }
 
 
@@ -110,6 +142,8 @@ def check_options(options: DemoOptions, registry: ProfileRegistry) -> SiteConfig
     """The demo's site, checked by the site file's rules before anything listens; ``ValueError`` if refused."""
     if not 1 <= options.chargers <= 200:
         raise ValueError("--chargers must be 1..200")
+    if not 0 <= options.ocpp_chargers <= 50:
+        raise ValueError("--ocpp-chargers must be 0..50")
     if not options.speed > 0 or not math.isfinite(options.speed):
         raise ValueError("--speed must be > 0")
     if options.duration_s is not None and not options.duration_s > 0:
@@ -148,26 +182,54 @@ class Demo:
                 charger.values()["energy"])))
         await self.sim.start()
         try:
-            ports = [bay.line.server.port for bay in self.bays if bay.line.server is not None]
+            ports = [bay.line.server.port for bay in self.bays if bay.line is not None and bay.line.server is not None]
             site, _ = parse_site(demo_site(self.options, ports), "demo", self.registry.nameplate_a)
-            self.app = GatewayApp.build(site, self.registry, state_dir=None, extra_faces=self._extra_faces)
-            for _ in range(math.ceil(len(self.bays) / 2)):
-                self._arrive(0.0)
-            async with self.app:
-                await self.app.supervisor.wait_ready(10)
-                self._started = time.monotonic()
-                self._note(f"{len(self.bays)} chargers on loopback Modbus TCP, network limit "
-                           f"{self.options.limit_a:g} A per phase")
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._cars()), group.create_task(self._script()),
-                             group.create_task(self._measure()), group.create_task(self._show(show, show_every_s))]
-                    await self._until_done(stop)
-                    for task in tasks:
-                        task.cancel()
-                show(self.frame())
+            with tempfile.TemporaryDirectory(prefix="powershare-demo-") as keys:
+                (Path(keys) / OCPP_KEY_FILE).write_text(OCPP_KEY + "\n", encoding="utf-8")
+                self.app = GatewayApp.build(site, self.registry, state_dir=None, extra_faces=self._extra_faces,
+                                            base_dir=Path(keys))
+                for _ in range(math.ceil(len(self.bays) / 2)):
+                    self._arrive(0.0)
+                async with self.app:
+                    followers = await self._connect_ocpp(self.app)
+                    try:
+                        await self._lead(stop, show, show_every_s)
+                    finally:
+                        for follower in followers:
+                            await follower.stop()
+                    show(self.frame())
         finally:
             await self.sim.stop()
         return self.summary()
+
+    async def _connect_ocpp(self, app: GatewayApp) -> list[SimOcppCharger]:
+        """The OCPP chargers, once the gateway's endpoint listens; they join the bays after the Modbus ones."""
+        if not self.options.ocpp_chargers:
+            return []
+        url = f"ws://127.0.0.1:{app.wiring.ocpp.endpoint.port}"
+        followers = []
+        for i in range(self.options.ocpp_chargers):
+            follower = SimOcppCharger(f"demo-ocpp-{i + 1}", url, time.monotonic, password=OCPP_KEY)
+            rotation = tuple(int(name) - 1 for name in ROTATIONS[(len(self.bays)) % 3][1::2])
+            self.bays.append(Bay(f"oc{i + 1}", follower, None, rotation,
+                                 start_energy_wh=follower.connectors[1].energy_wh()))
+            await follower.start()
+            followers.append(follower)
+        return followers
+
+    async def _lead(self, stop: asyncio.Event, show: Callable[[Frame], None], show_every_s: float) -> None:
+        assert self.app is not None
+        await self.app.supervisor.wait_ready(10)
+        self._started = time.monotonic()
+        ocpp = f" and {self.options.ocpp_chargers} OCPP chargers" if self.options.ocpp_chargers else ""
+        self._note(f"{self.options.chargers} chargers on loopback Modbus TCP{ocpp}, network limit "
+                   f"{self.options.limit_a:g} A per phase")
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._cars()), group.create_task(self._script()),
+                     group.create_task(self._measure()), group.create_task(self._show(show, show_every_s))]
+            await self._until_done(stop)
+            for task in tasks:
+                task.cancel()
 
     async def _until_done(self, stop: asyncio.Event) -> None:
         try:
@@ -203,8 +265,8 @@ class Demo:
         self._note(f"{visit.car.name} ({visit.model.label}, {visit.car.soc_start:.0%}) plugs into {bay.id}")
 
     def _leave(self, bay: Bay) -> None:
-        if bay.visit is not None and bay.charger.vehicle is not None:
-            vehicle = bay.charger.vehicle
+        if bay.visit is not None and bay.vehicle is not None:
+            vehicle = bay.vehicle
             self._note(f"{bay.visit.car.name} leaves {bay.id} at {vehicle.soc:.0%}")
         bay.charger.unplug()
         bay.visit = bay.leaves_at = None
@@ -226,13 +288,14 @@ class Demo:
         if moment.kind is MomentKind.LIMIT:
             self.app.supervisor.apply(SetNetworkLimit(moment.limit_a), "demo script, as a BMS would")
         elif moment.kind is MomentKind.SILENT:
-            charging = [b for b in self.bays if b.visit is not None and max(b.site_currents_a()) > 0]
-            bay = (charging or self.bays)[0]
-            if bay.line.server is not None:
+            modbus = [b for b in self.bays if b.line is not None]
+            charging = [b for b in modbus if b.visit is not None and max(b.site_currents_a()) > 0]
+            bay = (charging or modbus)[0]
+            if bay.line is not None and bay.line.server is not None:
                 bay.line.server.set_fault(1, Fault(FaultKind.SILENT))
                 self._silenced = bay
                 self._note(f"{bay.id} stops answering (script)")
-        elif self._silenced is not None and self._silenced.line.server is not None:
+        elif self._silenced is not None and self._silenced.line is not None and self._silenced.line.server is not None:
             self._silenced.line.server.set_fault(1, Fault(FaultKind.NONE))
             self._note(f"{self._silenced.id} answers again (script)")
             self._silenced = None
@@ -275,7 +338,8 @@ class Demo:
     def summary(self) -> dict[str, Any]:
         account = self.account
         return {
-            "seed": self.options.seed, "chargers": self.options.chargers, "speed": self.options.speed,
+            "seed": self.options.seed, "chargers": self.options.chargers,
+            "ocpp_chargers": self.options.ocpp_chargers, "speed": self.options.speed,
             "duration_s": round(self.elapsed(), 2), "limit_a": self.options.limit_a,
             "lowest_limit_a": account.lowest_limit_a,
             "peak_a": {f"L{p + 1}": round(account.peak_a[p], 2) for p in range(3)},

@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
                     "leading them and its BMS face; show the site live. A scripted BMS halves the limit for a "
                     "while and one charger stops answering for a while.")
     parser.add_argument("--chargers", type=int, default=6, metavar="N", help="simulated chargers (default 6)")
+    parser.add_argument("--ocpp-chargers", type=int, default=0, metavar="N",
+                        help="also N simulated OCPP 1.6J chargers, connected to the gateway's own OCPP endpoint "
+                             "(a mixed fleet; default 0)")
     parser.add_argument("--limit", type=float, default=48.0, metavar="A",
                         help="network limit per phase in A (default 48)")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until "
@@ -70,7 +73,7 @@ def ocpp_options(url: str | None, charge_point_id: str) -> OcppConfig | None:
 
 def run(args: argparse.Namespace) -> int:
     options = DemoOptions(chargers=args.chargers, limit_a=args.limit, duration_s=args.duration, speed=args.speed,
-                          seed=args.seed, bms_port=args.bms_port)
+                          seed=args.seed, bms_port=args.bms_port, ocpp_chargers=args.ocpp_chargers)
     verbose = bool(getattr(args, "verbose", False))
     for name in ("gateway", "drivers"):  # the table shows the gateway's events; its log would tear the screen
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
@@ -122,7 +125,9 @@ async def _run(demo: Demo, show: Callable[[Frame], None], every_s: float) -> dic
 def _verdict(summary: dict[str, Any]) -> str:
     peak = summary["peak_a"]
     energy = sum(unit["energy_wh"] for unit in summary["units"].values())
-    return (f"{summary['duration_s']:.0f} s, {summary['chargers']} chargers, {energy / 1000:.2f} kWh delivered; "
+    ocpp = f" and {summary['ocpp_chargers']} OCPP chargers" if summary.get("ocpp_chargers") else ""
+    return (f"{summary['duration_s']:.0f} s, {summary['chargers']} chargers{ocpp}, {energy / 1000:.2f} kWh "
+            "delivered; "
             f"peak {peak['L1']:.1f}/{peak['L2']:.1f}/{peak['L3']:.1f} A against a limit of {summary['limit_a']:g} A "
             f"(lowest in force {summary['lowest_limit_a']:g} A); over the limit: "
             f"{summary['over_limit_amp_seconds']:g} A·s")

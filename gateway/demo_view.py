@@ -45,7 +45,7 @@ def _availability(unit: UnitStatus) -> Text:
 
 
 def _car(bay: Bay) -> str:
-    vehicle = bay.charger.vehicle
+    vehicle = bay.vehicle
     if bay.visit is None or vehicle is None:
         return ""
     return f"{bay.visit.car.name}: {bay.visit.model.label}, {vehicle.soc:.0%}"
@@ -79,7 +79,7 @@ def render(frame: Frame) -> RenderableType:
                           ("session kWh", "right"), ("link", "right")):
         units.add_column(name, justify=justify)  # type: ignore[arg-type]
     for unit, bay in zip(status.units, frame.bays, strict=False):
-        units.add_row(f"{unit.id} ({bay.charger.profile.phases}~ {_rotation(bay)})", _state(unit),
+        units.add_row(f"{unit.id} ({bay.phases}~ {_rotation(bay)})", _state(unit),
                       _availability(unit), f"{unit.setpoint_a:.1f}", _phases(unit.current_a), _car(bay),
                       f"{unit.session_energy_wh / 1000:.2f}", _link(unit))
 

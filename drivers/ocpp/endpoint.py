@@ -42,6 +42,7 @@ from websockets.typing import Subprotocol
 from drivers.ocpp.link import ChargePointLink
 from drivers.ocpp.provisioning import provision
 from drivers.ocpp.station import ConnectorState, CountingIds, Station, StationSettings, TransactionIds
+from drivers.ocpp.wire_log import wire_log
 
 log = logging.getLogger(__name__)
 SUBPROTOCOL = Subprotocol("ocpp1.6")
@@ -143,7 +144,7 @@ class OcppEndpoint:
         ping = self.settings.ping_interval_s
         self._server = await serve(self._serve_connection, self.settings.host, self.settings.port, ssl=context,
                                    subprotocols=[SUBPROTOCOL], process_request=self._admit,
-                                   ping_interval=ping, ping_timeout=ping)
+                                   ping_interval=ping, ping_timeout=ping, logger=wire_log("websockets"))
         log.info("OCPP endpoint listening on %s", self.url("<chargePointId>"))
 
     async def stop(self) -> None:

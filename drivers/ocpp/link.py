@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from drivers.ocpp.meter_values import MeterValuesError, format_time, parse_time
 from drivers.ocpp.station import Station
+from drivers.ocpp.wire_log import wire_log
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,7 +55,7 @@ class ChargePointLink(ChargePoint):  # type: ignore[misc]  # the library has no 
     def __init__(self, station: Station, connection: ServerConnection, *, heartbeat_interval_s: int,
                  wall: Callable[[], float]) -> None:
         super().__init__(station.settings.charge_point_id, connection, response_timeout=station.settings.timeout_s,
-                         logger=logging.getLogger("ocpp"))
+                         logger=wire_log("endpoint"))
         self.station = station
         self.connection = connection
         self.closed = asyncio.Event()

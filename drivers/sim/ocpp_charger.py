@@ -41,6 +41,7 @@ from websockets.typing import Subprotocol
 
 from drivers.model import Iec61851State
 from drivers.ocpp.meter_values import CURRENT, ENERGY, OFFERED, POWER, VOLTAGE, format_time
+from drivers.ocpp.wire_log import wire_log
 from drivers.sim.ocpp_profiles import MAX_STACK_LEVEL, ProfileStore
 from drivers.sim.vehicle import MIN_CURRENT_A, NOMINAL_VOLTAGE_V, Vehicle, VehicleSpec
 
@@ -287,7 +288,8 @@ class SimOcppCharger:
                 headers["Authorization"] = f"Basic {token}"
             try:
                 async with connect(self.url, subprotocols=[Subprotocol("ocpp1.6")], additional_headers=headers,
-                                   ssl=self.ssl_context, open_timeout=RESPONSE_TIMEOUT_S) as ws:
+                                   ssl=self.ssl_context, open_timeout=RESPONSE_TIMEOUT_S,
+                                   logger=wire_log("sim.websockets")) as ws:
                     await self._session(ws)
             except InvalidHandshake as exc:
                 self.refused.append(str(exc))
@@ -453,7 +455,7 @@ class SimOcppCharger:
 
 class _SimLink(ChargePoint):  # type: ignore[misc]  # the library has no type information
     def __init__(self, sim: SimOcppCharger, ws: ClientConnection) -> None:
-        super().__init__(sim.id, ws, response_timeout=RESPONSE_TIMEOUT_S, logger=logging.getLogger("ocpp"))
+        super().__init__(sim.id, ws, response_timeout=RESPONSE_TIMEOUT_S, logger=wire_log("sim"))
         self.sim = sim
 
     @_on("SetChargingProfile")

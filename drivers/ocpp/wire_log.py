@@ -1,0 +1,25 @@
+"""Where OCPP frames are logged: at DEBUG, under ``drivers.ocpp.wire``.
+
+The ``ocpp`` library logs every frame it sends and receives at INFO, and websockets logs every connection at INFO;
+a gateway leading a hundred chargers would log several lines a second per charger. The gateway logs what matters
+itself (a charger connected, refused, gone; a call refused), so the frames go to DEBUG, where ``-v`` shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+WIRE = logging.getLogger("drivers.ocpp.wire")
+
+
+class DebugLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose INFO is DEBUG (warnings and errors stay what they are)."""
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+def wire_log(name: str) -> DebugLog:
+    """The frame logger for one kind of connection (``endpoint``, ``sim``...)."""
+    return DebugLog(WIRE.getChild(name), {})
