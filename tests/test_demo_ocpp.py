@@ -16,7 +16,7 @@ from gateway.read_model import Availability
 
 async def test_the_demo_leads_a_mixed_fleet() -> None:
     frames: list[Frame] = []
-    demo = Demo(DemoOptions(chargers=2, ocpp_chargers=2, limit_a=40, duration_s=6, bms_port=0, seed=2))
+    demo = Demo(DemoOptions(chargers=2, ocpp_chargers=2, limit_a=40, duration_s=4, bms_port=0, seed=2))
     summary = await demo.run(asyncio.Event(), frames.append, 0.5)
     assert summary["over_limit_amp_seconds"] == 0
     assert set(summary["units"]) == {"cp1", "cp2", "oc1", "oc2"} and summary["ocpp_chargers"] == 2

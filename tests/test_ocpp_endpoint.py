@@ -74,6 +74,13 @@ async def test_only_configured_chargers_with_their_password_and_the_subprotocol_
         assert ws.subprotocol == "ocpp1.6"
         await until(lambda: endpoint.stations["CP-1"].link is not None)
     assert all(s.link is None for s in endpoint.stations.values() if s.settings.charge_point_id != "CP-1")
+    intruder = SimOcppCharger("CP-2", base, ScaledClock(), password="not-its-password-00", reconnect_s=0.05)
+    await intruder.start()
+    try:
+        await until(lambda: len(intruder.refused) >= 2)  # it keeps trying, and keeps being refused
+    finally:
+        await intruder.stop()
+    assert "HTTP 401" in intruder.refused[-1] and intruder.connections == 0
 
 
 def test_identity_and_credentials_parsing() -> None:
