@@ -43,7 +43,8 @@ class ProbeFailed(Exception):
     """The device did not answer, refused, or answered nonsense; the message says what to check.
 
     ``field`` names the part of the follower the installer should look at: ``transport`` (address, unit id, line
-    settings) or ``profile`` (the register map does not fit this device).
+    settings), ``transport.unit`` (a serial device server answered for a unit that did not) or ``profile`` (the
+    register map does not fit this device).
     """
 
     def __init__(self, message: str, field: str) -> None:
@@ -67,7 +68,7 @@ Probe = Callable[[ChargerConfig], Awaitable[ProbeReport]]
 _ADVICE: tuple[tuple[type[DriverError], str, str], ...] = (
     (DeviceTimeout, "transport", "no answer: check the address, unit id, wiring and line settings"),
     (ConnectionLost, "transport", "no connection: check the address and port, and that the device is powered"),
-    (GatewayPathError, "transport", "the serial device server answered but the unit behind it did not: check "
+    (GatewayPathError, "transport.unit", "the serial device server answered but the unit behind it did not: check "
                                     "the unit id and the RS-485 side"),
     (DeviceBusy, "transport", "the device is busy: try again in a few seconds"),
     (DeviceRejected, "profile", "the device refused the read: is this the right profile (and firmware)?"),

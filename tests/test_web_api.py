@@ -313,7 +313,7 @@ async def test_a_follower_that_does_not_answer_is_refused(rig: WebRig, auth: dic
     detail = (await refused(rig, response, "transport"))["detail"]
     assert "no connection" in detail and "127.0.0.1" in detail
     silent = await rig.client.post("/api/followers", json=rig.follower("ghost", 9), headers=auth)
-    assert "unit behind it did not" in (await refused(rig, silent, "transport"))["detail"]
+    assert "unit behind it did not" in (await refused(rig, silent, "transport.unit"))["detail"]
     assert len(rig.supervisor.status().units) == 2 and settings_file(rig) == before
 
 

@@ -7,6 +7,7 @@
 "use strict";
 
 const CHART_WINDOW_S = 300;
+const CHART_MIN_WINDOW_S = 60;
 const STATE_CLASS = { A: "idle", B: "connected", C: "charging", D: "charging", E: "unavailable", F: "unavailable" };
 
 const app = {
@@ -39,7 +40,7 @@ function h(tag, attrs, ...children) {
 
 const amps = (value, digits = 1) => (value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)} A`);
 const round = (value) => (Math.round(value * 10) / 10).toString();
-const clock = (unixS) => new Date(unixS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const clock = (unixS) => new Date(unixS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 
 function setMessage(id, kind, text) {
   const el = $(id);
@@ -192,7 +193,8 @@ function render(status) {
 
   const inForce = Math.min(...limit.effective_limit_a);
   $("limit-value").textContent = amps(inForce, 0);
-  $("limit-note").textContent = `set by ${limit.source.replace("_", " ")} · network ${round(limit.network_limit_a)} A`;
+  $("limit-note").textContent = `set by ${limit.source.replace("_", " ")}` +
+    (limit.source === "network" ? "" : ` · network ${round(limit.network_limit_a)} A`);
 
   const busiest = Math.max(...status.measured_a);
   $("drawn-value").textContent = amps(busiest);
@@ -262,7 +264,14 @@ function renderUnits(status) {
     }
     return;
   }
-  box.replaceChildren(...status.units.map(unitCard));
+  const cards = status.units.map((unit) => {
+    const card = unitCard(unit);
+    const old = box.querySelector(`.unit[data-unit="${CSS.escape(unit.id)}"]`);
+    return old && old.outerHTML === card.outerHTML ? old : card;  // redraw only what changed on screen
+  });
+  if (cards.length !== box.children.length || cards.some((card, i) => box.children[i] !== card)) {
+    box.replaceChildren(...cards);
+  }
 }
 
 /* -- rendering: chart ------------------------------------------------------------------------------------- */
@@ -290,7 +299,9 @@ function drawChart() {
   const color = (name) => css.getPropertyValue(name).trim();
 
   const now = app.status ? app.status.time_s : Date.now() / 1000;
-  const start = now - CHART_WINDOW_S;
+  const first = app.history.length ? app.history[0].t : now;
+  const span = Math.min(CHART_WINDOW_S, Math.max(CHART_MIN_WINDOW_S, Math.ceil((now - first) / 60) * 60));
+  const start = now - span;
   const points = app.history.filter((p) => p.t >= start - 2);
   let top = 10;
   for (const p of points) top = Math.max(top, ...p.m, ...p.l.filter(Number.isFinite));
@@ -300,7 +311,7 @@ function drawChart() {
 
   const left = 44, right = 8, upper = 8, lower = 24;
   const plotW = width - left - right, plotH = height - upper - lower;
-  const x = (t) => left + ((t - start) / CHART_WINDOW_S) * plotW;
+  const x = (t) => left + ((t - start) / span) * plotW;
   const y = (a) => upper + plotH - (a / top) * plotH;
 
   g.font = "13px system-ui, sans-serif";
@@ -315,9 +326,11 @@ function drawChart() {
   }
   g.textAlign = "center";
   g.textBaseline = "top";
-  for (let m = 0; m <= CHART_WINDOW_S / 60; m += 1) {
-    const t = start + m * 60;
-    g.fillText(m === CHART_WINDOW_S / 60 ? "now" : `-${CHART_WINDOW_S / 60 - m} min`, x(t), upper + plotH + 6);
+  const tick = span <= 60 ? 15 : 60;
+  for (let s = 0; s <= span; s += tick) {
+    const label = s === span ? "now" : (tick < 60 ? `-${span - s} s` : `-${(span - s) / 60} min`);
+    g.textAlign = s === 0 ? "left" : (s === span ? "right" : "center");
+    g.fillText(label, x(start + s), upper + plotH + 6);
   }
   if (!points.length) return;
 
@@ -411,7 +424,7 @@ function renderLimits(status) {
     let row = rows.get(unit.id);
     if (!row) {
       const field = h("input", { type: "number", inputmode: "decimal", min: "0", step: "0.1", "aria-label": `limit of ${unit.id} in A` });
-      field.addEventListener("input", () => { field.dataset.dirty = "1"; });
+      keepWhileEditing(field);
       const button = h("button", { class: "btn btn-primary", type: "button" }, "Set");
       button.addEventListener("click", () => setUnitLimit(unit.id, field));
       row = h("div", { class: "unit-limit", "data-unit": unit.id },
@@ -423,6 +436,14 @@ function renderLimits(status) {
     if (document.activeElement !== field && !field.dataset.dirty) field.value = round(unit.limit_a);
     row.querySelector("small").textContent = `0 to ${round(unit.max_current_a)} A`;
   });
+}
+
+/* A limit field shows the gateway's value until the installer starts editing it; then live updates leave it
+ * alone until it is sent, or left unchanged. */
+function keepWhileEditing(field) {
+  field.addEventListener("focus", () => { field.dataset.dirty = "1"; field.dataset.shown = field.value; });
+  field.addEventListener("input", () => { field.dataset.dirty = "1"; });
+  field.addEventListener("blur", () => { if (field.value === field.dataset.shown) delete field.dataset.dirty; });
 }
 
 function renderEnable(status) {
@@ -541,7 +562,7 @@ function start() {
   $("add-type").addEventListener("change", onTypeChange);
   $("add-phases").addEventListener("change", onPhasesChange);
   $("network-form").addEventListener("submit", setNetworkLimit);
-  $("network-limit").addEventListener("input", (e) => { e.target.dataset.dirty = "1"; });
+  keepWhileEditing($("network-limit"));
   $("enable-button").addEventListener("click", toggleEnabled);
   window.addEventListener("resize", drawChart);
   onPhasesChange();
