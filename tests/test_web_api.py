@@ -145,7 +145,7 @@ async def test_the_first_password_needs_the_logged_setup_code(rig: WebRig) -> No
     assert not (rig.state / PASSWORD_FILE).exists()
     rig.auth_clock.advance(1.0)
     short = await rig.client.post("/api/setup", json={"setup_code": code, "password": "short"})
-    await refused(rig, short, None)
+    await refused(rig, short, "password")
     early = await rig.client.post("/api/session", json={"password": "whatever1"})
     await refused(rig, early, None, status=409)
     ok = await rig.client.post("/api/setup", json={"setup_code": code.lower().replace("-", ""),

@@ -134,11 +134,17 @@ def context_of(request: Request) -> ApiContext:
 
 
 def reader(request: Request, bearer: Bearer, cookie: Cookie) -> None:
-    """Reads need a session only where ``web.read_access`` is "password"."""
-    ctx = context_of(request)
-    if ctx.read_access == "password":
-        token = bearer.credentials if bearer else cookie
-        ctx.guard.authenticate(token, None, by_cookie=bearer is None, write=False)
+    """Reads need a session where ``web.read_access`` is "password" (only then is this a dependency)."""
+    token = bearer.credentials if bearer else cookie
+    context_of(request).guard.authenticate(token, None, by_cookie=bearer is None, write=False)
+
+
+def token_of(request: Request) -> str | None:
+    """The session token of a request to an open endpoint (which declares no security in the OpenAPI)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    return request.cookies.get(COOKIE)
 
 
 def writer(request: Request, bearer: Bearer, cookie: Cookie, csrf: Csrf) -> Session:
@@ -146,7 +152,6 @@ def writer(request: Request, bearer: Bearer, cookie: Cookie, csrf: Csrf) -> Sess
     return context_of(request).guard.authenticate(token, csrf, by_cookie=bearer is None, write=True)
 
 
-Read = Depends(reader)
 Write = Annotated[Session, Depends(writer)]
 
 
@@ -157,6 +162,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     guard = ctx.guard
     control = ctx.control
+    read_deps = [Depends(reader)] if ctx.read_access == "password" else []
+    read_errors = _READ_ERRORS if ctx.read_access == "password" else {}
 
     async def apply(command: Command, request: Request) -> LimitOut:
         """Apply, then answer with the limits of the snapshot that follows (the loop acts at once on a command)."""
@@ -210,9 +217,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
         return SessionOut(token=session.token, csrf_token=session.csrf_token)
 
     @app.get("/api/auth", tags=["session"], summary="Whether a password is set and this client is signed in")
-    async def auth_state(bearer: Bearer, cookie: Cookie) -> AuthOut:
-        token = bearer.credentials if bearer else cookie
-        session = guard.sessions.find(token)
+    async def auth_state(request: Request) -> AuthOut:
+        session = guard.sessions.find(token_of(request))
         return AuthOut(password_set=guard.passwords.is_set, signed_in=session is not None,
                        read_access=ctx.read_access,
                        csrf_token=session.csrf_token if session else None)
@@ -229,8 +235,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
         return signed_in(response, await guard.sign_in(body.password, client_of(request)))
 
     @app.delete("/api/session", tags=["session"], status_code=204, summary="Sign out")
-    async def sign_out(bearer: Bearer, cookie: Cookie) -> Response:
-        token = bearer.credentials if bearer else cookie
+    async def sign_out(request: Request) -> Response:
+        token = token_of(request)
         if token:
             guard.sessions.close(token)
         response = Response(status_code=204)
@@ -246,18 +252,18 @@ def build_app(ctx: ApiContext) -> FastAPI:
         return signed_in(response, new)
 
     # -- reads ---------------------------------------------------------------------------------------------------
-    @app.get("/api/status", tags=["status"], dependencies=[Read], responses=_READ_ERRORS,
+    @app.get("/api/status", tags=["status"], dependencies=read_deps, responses=read_errors,
              summary="The whole site: limits, totals, every unit")
     async def status() -> StatusOut:
         return status_out(control.status(), ctx.site_name)
 
-    @app.get("/api/units", tags=["status"], dependencies=[Read], responses=_READ_ERRORS,
+    @app.get("/api/units", tags=["status"], dependencies=read_deps, responses=read_errors,
              summary="Every unit's state, currents and link quality")
     async def units() -> list[UnitOut]:
         return [unit_out(u) for u in control.status().units]
 
-    @app.get("/api/units/{unit_id}", tags=["status"], dependencies=[Read],
-             responses={**_READ_ERRORS, 404: {"model": Refusal, "description": "no such unit"}},
+    @app.get("/api/units/{unit_id}", tags=["status"], dependencies=read_deps,
+             responses={**read_errors, 404: {"model": Refusal, "description": "no such unit"}},
              summary="One unit's state, currents and link quality")
     async def unit(unit_id: str) -> UnitOut:
         for u in control.status().units:
@@ -265,33 +271,33 @@ def build_app(ctx: ApiContext) -> FastAPI:
                 return unit_out(u)
         raise NotFound(f"no unit {unit_id!r} on this site", field="unit_id")
 
-    @app.get("/api/limit", tags=["status"], dependencies=[Read], responses=_READ_ERRORS,
+    @app.get("/api/limit", tags=["status"], dependencies=read_deps, responses=read_errors,
              summary="The effective limit and which source sets it")
     async def limit() -> LimitOut:
         return limit_out(control.status())
 
-    @app.get("/api/events", tags=["status"], dependencies=[Read], responses=_READ_ERRORS,
+    @app.get("/api/events", tags=["status"], dependencies=read_deps, responses=read_errors,
              summary="Recent state and settings changes, oldest first, with who made them")
     async def events() -> list[EventOut]:
         return [event_out(e) for e in control.recent_events()]
 
-    @app.get("/api/history", tags=["status"], dependencies=[Read], responses=_READ_ERRORS,
+    @app.get("/api/history", tags=["status"], dependencies=read_deps, responses=read_errors,
              summary="Total measured current per phase and the limit, about one point a second, oldest first")
     async def history() -> list[HistoryPoint]:
         return ctx.history.points()
 
-    @app.get("/api/profiles", tags=["commissioning"], dependencies=[Read], responses=_READ_ERRORS,
+    @app.get("/api/profiles", tags=["commissioning"], dependencies=read_deps, responses=read_errors,
              summary="The charger profiles a follower can be added with")
     async def profiles() -> list[ProfileOut]:
         return [profile_out(ctx.profiles.charger(n)) for n in ctx.profiles.names("charger")]
 
-    @app.get("/api/followers", tags=["commissioning"], dependencies=[Read], responses=_READ_ERRORS,
+    @app.get("/api/followers", tags=["commissioning"], dependencies=read_deps, responses=read_errors,
              summary="The followers as configured: profile, transport, wiring")
     async def followers() -> list[ChargerConfig]:
         return list(ctx.followers())
 
-    @app.get("/api/stream", tags=["status"], dependencies=[Read], responses={
-        **_READ_ERRORS, 200: {"content": {"text/event-stream": {}}, "description":
+    @app.get("/api/stream", tags=["status"], dependencies=read_deps, responses={
+        **read_errors, 200: {"content": {"text/event-stream": {}}, "description":
                               "server-sent events: `status` (as GET /api/status) after every control step, "
                               "`events` (as GET /api/events) when there are new ones"}},
              response_class=StreamingResponse, summary="Live updates (server-sent events)")

@@ -8,7 +8,7 @@ is allowed (a limit above the installation limit, an unknown unit) is the commis
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +18,8 @@ from gateway.config import ChargerConfig
 from gateway.follower_probe import ProbeReport
 from gateway.read_model import Availability, Event, GatewayHealth, LimitSource, SiteStatus, UnitStatus
 
-Phases = tuple[float, float, float]
+Phases = Annotated[list[float], Field(min_length=3, max_length=3)]
+"""L1, L2, L3 (a list rather than a tuple: plain ``items`` in the schema suits every OpenAPI tool)."""
 
 STATE_TEXT = {
     Iec61851State.A: "no car",
@@ -49,12 +50,12 @@ class PasswordIn(Body):
 
 class SetupIn(Body):
     setup_code: str = Field(max_length=64, description="the one-time code the gateway logged at start")
-    password: str = Field(max_length=256, description="the new installer password, at least 8 characters")
+    password: str = Field(min_length=8, max_length=256, description="the new installer password")
 
 
 class PasswordChangeIn(Body):
     current_password: str = Field(max_length=256)
-    new_password: str = Field(max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
 
 
 # -- responses ---------------------------------------------------------------------------------------------------
@@ -145,7 +146,7 @@ class IdentityOut(BaseModel):
 
 class ProbeOut(BaseModel):
     state: Iec61851State | None
-    current_a: tuple[float | None, float | None, float | None] = Field(description="on the charger's own L1..L3")
+    current_a: list[float | None] = Field(min_length=3, max_length=3, description="on the charger's own L1..L3")
     setpoint_a: float | None
     latency_ms: float | None
     identity: IdentityOut | None
@@ -183,14 +184,14 @@ def unit_out(unit: UnitStatus) -> UnitOut:
         id=unit.id, index=unit.index, state=unit.state,
         state_text=STATE_TEXT[unit.state] if unit.state is not None else "unknown",
         availability=_AVAILABILITY[unit.availability], unavailable_reason=unit.unavailable_reason,
-        setpoint_a=unit.setpoint_a, current_a=unit.current_a, power_w=unit.power_w,
+        setpoint_a=unit.setpoint_a, current_a=list(unit.current_a), power_w=unit.power_w,
         session_energy_wh=unit.session_energy_wh, energy_wh=unit.energy_wh, limit_a=unit.limit_a,
         max_current_a=unit.max_current_a, waiting=unit.waiting, error_code=unit.error_code,
         link=LinkOut(success_rate=link.success_rate, latency_ms=link.latency_ms, last_seen_s=link.last_seen_s))
 
 
 def limit_out(status: SiteStatus) -> LimitOut:
-    return LimitOut(effective_limit_a=status.effective_limit_a, source=_SOURCE[status.limit_source],
+    return LimitOut(effective_limit_a=list(status.effective_limit_a), source=_SOURCE[status.limit_source],
                     installation_limit_a=status.installation_limit_a, network_limit_a=status.network_limit_a,
                     bms_watchdog_s=status.bms_watchdog_s, bms_fallback_limit_a=status.bms_fallback_limit_a)
 
@@ -198,7 +199,7 @@ def limit_out(status: SiteStatus) -> LimitOut:
 def status_out(status: SiteStatus, name: str) -> StatusOut:
     return StatusOut(name=name, time_s=status.time_s, enabled=status.enabled,
                      health=_HEALTH[status.health], limit=limit_out(status),
-                     measured_a=status.measured_a, allocated_a=status.allocated_a, power_w=status.power_w,
+                     measured_a=list(status.measured_a), allocated_a=list(status.allocated_a), power_w=status.power_w,
                      online=status.online, charging=status.charging, units=[unit_out(u) for u in status.units])
 
 
@@ -214,7 +215,7 @@ def profile_out(profile: ChargerProfile) -> ProfileOut:
 
 def probe_out(report: ProbeReport) -> ProbeOut:
     identity = report.identity
-    return ProbeOut(state=report.reading.state, current_a=report.reading.current_a,
+    return ProbeOut(state=report.reading.state, current_a=list(report.reading.current_a),
                     setpoint_a=report.reading.setpoint_a, latency_ms=report.latency_ms,
                     identity=IdentityOut(serial=identity.serial, firmware=identity.firmware, model=identity.model)
                     if identity is not None else None)
