@@ -108,6 +108,15 @@ def rejection(code: int, what: str) -> DriverError:
     return DeviceRejected(message, code)
 
 
+def _raise_if_cancelled() -> None:
+    """pymodbus connects and awaits answers with ``asyncio.wait_for``, which on Python 3.11 loses a cancellation
+    that arrives together with the outcome (an answer, a refused connection): the caller would carry on as if
+    nothing happened, and a shutdown that cancels it would wait for ever. A task being cancelled stops here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ModbusBus:
     """The one client and lock for one endpoint; methods are safe to call from many tasks at once."""
 
@@ -294,11 +303,9 @@ class ModbusBus:
             await self._wait_for_silence(unit)
             loop = asyncio.get_running_loop()
             started = self._clock()
-            cancels = _cancel_requests()
             try:
                 async with asyncio.timeout(timeout_s):
                     rsp = await call(self._client)
-                    _reraise_dropped_cancel(cancels)
             except TimeoutError:
                 if not self._link_up():
                     raise self._lost(unit, f"unit {unit} {what}: connection lost") from None
@@ -318,6 +325,7 @@ class ModbusBus:
             finally:
                 self._idle_since = loop.time()
                 self._last_unit = unit
+                _raise_if_cancelled()
             if rsp.isError():
                 code = int(getattr(rsp, "exception_code", 0))
                 self._consecutive_timeouts = 0
@@ -349,16 +357,15 @@ class ModbusBus:
             raise ConnectionLost(f"{self.endpoint.describe()}: not connected; next attempt in "
                                  f"{self._next_connect_at - now:.1f} s")
         self._client.close()  # make sure no half-dead transport is left behind before opening a new one
-        cancels = _cancel_requests()
         try:
             async with asyncio.timeout(self.options.connect_timeout_s):
                 ok = await self._client.connect()
-                _reraise_dropped_cancel(cancels)
         except TimeoutError:
             ok = False
         except (ModbusException, OSError, ValueError) as exc:
             _log.debug("%s: connect failed: %s", self.endpoint.describe(), exc)
             ok = False
+        _raise_if_cancelled()
         if not ok or not self._link_up():
             self._client.close()
             self._next_connect_at = loop.time() + self._backoff_s
@@ -409,22 +416,6 @@ class ModbusBus:
             _log.warning("%s: connection lost", self.endpoint.describe())
         self._online = False
         return self._failed(unit, ConnectionLost(message), timed_out=False)
-
-
-def _cancel_requests() -> int:
-    task = asyncio.current_task()
-    return task.cancelling() if task is not None else 0
-
-
-def _reraise_dropped_cancel(before: int) -> None:
-    """Re-raise a cancellation pymodbus swallowed.
-
-    pymodbus awaits every answer (and every connect) with ``asyncio.wait_for``, which on Python 3.11 returns the
-    result and drops the cancellation when both arrive in the same loop iteration. The cancelled task would run on:
-    a supervisor stopping its pollers would wait for ever, and an enclosing timeout would never fire.
-    """
-    if _cancel_requests() > before:
-        raise asyncio.CancelledError
 
 
 class BusPool:

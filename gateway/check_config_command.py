@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 def profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIssue]:
     """Rules between the site file and the profiles, checked on the raw data so they are reported even when other
     parts of the file are wrong: transport kind, and the communication timeout the device accepts."""
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = _meter_profile_issues(data, registry)
     chargers = data.get("chargers") if isinstance(data, dict) else None
     if not isinstance(chargers, list):
         return issues
@@ -70,6 +70,28 @@ def profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIssue]:
     return issues
 
 
+def _meter_profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIssue]:
+    """The site meter's profile must exist, be a meter profile and speak the meter's transport."""
+    meter = data.get("meter") if isinstance(data, dict) else None
+    if not isinstance(meter, dict) or not isinstance(meter.get("profile"), str):
+        return []
+    name = meter["profile"]
+    if name not in registry:
+        return [ConfigIssue("meter.profile", f"no profile named {name!r} (see `powershare profiles --kind meter`)")]
+    try:
+        profile = registry.meter(name)
+    except KeyError:
+        return [ConfigIssue("meter.profile", f"{name!r} is a charger profile; the meter needs a meter profile "
+                            "(see `powershare profiles --kind meter`)")]
+    transport = meter.get("transport")
+    kind = transport.get("type") if isinstance(transport, dict) else None
+    supported = [t.value for t in profile.transports]
+    if isinstance(kind, str) and kind in ("tcp", "rtu", "rtu-over-tcp") and kind not in supported:
+        return [ConfigIssue("meter.transport.type", f"profile {profile.name!r} supports {', '.join(supported)}, "
+                            f"not {kind}")]
+    return []
+
+
 def profile_notes(site: SiteConfig, registry: ProfileRegistry) -> list[str]:
     """What the installer should know about the chosen devices (not errors)."""
     notes: list[str] = []
@@ -86,6 +108,22 @@ def profile_notes(site: SiteConfig, registry: ProfileRegistry) -> list[str]:
     return notes
 
 
+def load_checked_site(path: Path, registry: ProfileRegistry) -> tuple[SiteConfig, list[str]]:
+    """Everything ``check-config`` checks, for every command that starts from a site file (``run`` too).
+
+    Returns the site and its notes; raises ``ConfigError`` listing every problem found.
+    """
+    data = read_yaml(path)
+    extra = profile_issues(data, registry)
+    try:
+        site, notes = load_site(path, registry.nameplate_a)
+    except ConfigError as exc:
+        raise ConfigError(str(path), [*exc.issues, *extra]) from None
+    if extra:
+        raise ConfigError(str(path), extra)
+    return site, [*notes, *profile_notes(site, registry)]
+
+
 def run(args: argparse.Namespace) -> int:
     path: Path = args.file
     try:
@@ -94,21 +132,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        data = read_yaml(path)
+        site, notes = load_checked_site(path, registry)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    extra = profile_issues(data, registry)
-    try:
-        site, notes = load_site(path, registry.nameplate_a)
-    except ConfigError as exc:
-        print(ConfigError(str(path), [*exc.issues, *extra]), file=sys.stderr)
-        return 1
-    if extra:
-        print(ConfigError(str(path), extra), file=sys.stderr)
-        return 1
     print(f"ok: {path}")
-    print(summary(site, registry, [*notes, *profile_notes(site, registry)]))
+    print(summary(site, registry, notes))
     return 0
 
 
@@ -126,6 +155,13 @@ def summary(site: SiteConfig, registry: ProfileRegistry, notes: list[str]) -> st
         limit = unit_limit_a(charger, profile.nameplate_a)
         lines.append(f"  {charger.id}: {profile.name} via {transport.type} {where} unit {transport.unit}, "
                      f"limit {limit:g} A, {charger.phases}-phase {charger.phase_rotation}, circuit {charger.circuit}")
+    if site.meter is not None:
+        meter = site.meter
+        where = meter.transport.device if isinstance(meter.transport, RtuTransport) else \
+            f"{meter.transport.host}:{meter.transport.port}"
+        lines.append(f"meter: {meter.profile} via {meter.transport.type} {where} unit {meter.transport.unit} on "
+                     f"{meter.circuit} (limit {meter.limit_a:g} A, margin {meter.margin_a:g} A, "
+                     f"{meter.fallback_limit_a:g} A while silent for {meter.stale_after_s:g} s)")
     lines.append(f"circuits: {len(site.circuits)}")
     lines += [f"  {c.id}: limit {c.limit_a:g} A, below {c.parent}" for c in site.circuits]
     if notes:

@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.profiles_command", "gateway.check_config_command", "gateway.simulate_command", "gateway.probe_command",
     "gateway.bench_command",
     "gateway.csms_command",
+    "gateway.run_command",
+    "gateway.demo_command",
 )
 
 

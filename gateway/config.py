@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.ocpp.measurands import MEASURANDS, measurand_problem
 
 SITE_NODE = "site"
 """The id of the root circuit node: the supply itself."""
@@ -108,7 +118,7 @@ class ChargerConfig(Strict):
     circuit: str = SITE_NODE
     priority: int = Field(default=0, ge=0, le=9)
     """Higher priority is admitted first when there is not enough current for every car."""
-    weight: float = Field(default=1.0, gt=0, le=100)
+    weight: float = Field(default=1.0, ge=0.01, le=100)
     """Relative share of the current above the 6 A minimum."""
     comm_timeout_s: Seconds = 30.0
     """The charger's own communication watchdog: after this long without the gateway it falls back."""
@@ -195,6 +205,133 @@ class WebConfig(Strict):
         return self
 
 
+IdTag = Annotated[str, Field(min_length=1, max_length=20)]
+"""OCPP 1.6 ``IdToken``: CiString20."""
+
+
+class OcppAuthorizationConfig(Strict):
+    """Who may charge, as the central system sees it (see docs/ocpp.md)."""
+
+    mode: Literal["free_vend", "authorize", "remote"] = "free_vend"
+    """free_vend: a transaction starts at plug-in with ``id_tag``; authorize: the same, once the central system (or
+    the local list or cache) accepts ``id_tag``; remote: a car waits until RemoteStartTransaction."""
+    id_tag: IdTag = "POWERSHARE"
+    local_list: tuple[IdTag, ...] = ()
+    """idTags accepted without asking the central system (when offline, or with LocalPreAuthorize)."""
+
+
+class OcppMeterValuesConfig(Strict):
+    """Site defaults for the meter-value configuration keys; a central system's ChangeConfiguration wins."""
+
+    sample_interval_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    """MeterValueSampleInterval (0: off); unset: the key's default."""
+    sampled_data: tuple[str, ...] | None = None
+    """MeterValuesSampledData."""
+    clock_aligned_interval_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    """ClockAlignedDataInterval (0: off)."""
+    aligned_data: tuple[str, ...] | None = None
+    """MeterValuesAlignedData."""
+
+    @field_validator("sampled_data", "aligned_data")
+    @classmethod
+    def _measurands(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            problem = measurand_problem(list(value))
+            if problem is not None:
+                raise ValueError(f"{problem} (supported: {', '.join(sorted(MEASURANDS))})")
+        return value
+
+
+class OcppConfig(Strict):
+    """The connection to the operator's OCPP 1.6J central system: the site is one charge point whose connectors
+    1..N are the chargers in the order of ``chargers``."""
+
+    url: str = Field(pattern=r"^wss?://[^\s/]+(/\S*)?$")
+    """The central system's endpoint, without the charge point id (``wss://cs.example.com/ocpp``)."""
+    charge_point_id: str = Field(pattern=r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
+    """The identity: the last URL path segment and the Basic-auth user name."""
+    security_profile: Literal[0, 1, 2, 3] = 0
+    """0: none; 1: Basic auth over ws://; 2: Basic auth over wss://; 3: wss:// with a client certificate."""
+    password: str | None = Field(default=None, repr=False)
+    """The AuthorizationKey in the site file itself; prefer ``password_file`` or ``password_env``. Kept out of
+    ``repr`` (and so out of logs); a plain string, because runtime settings re-validate a dump of the site."""
+    password_file: Path | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    ca_file: Path | None = None
+    """Certificates that may sign the central system's (profiles 2 and 3); unset: the system's trust store."""
+    client_cert: Path | None = None
+    """The charge point's certificate chain (PEM), profile 3."""
+    client_key: Path | None = None
+    authorization: OcppAuthorizationConfig = OcppAuthorizationConfig()
+    meter_values: OcppMeterValuesConfig = OcppMeterValuesConfig()
+    state_dir: Path = Path("ocpp")
+    """Profiles, the offline queue and sessions; relative to the gateway's state directory."""
+    vendor: Annotated[str, Field(min_length=1, max_length=20)] = "powershare"
+    model: Annotated[str, Field(min_length=1, max_length=20)] = "gateway"
+    serial_number: Annotated[str, Field(min_length=1, max_length=25)] | None = None
+    reconnect_min_s: Seconds = 1.0
+    reconnect_max_s: Seconds = 300.0
+    response_timeout_s: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _security(self) -> OcppConfig:
+        problems = []
+        secrets = [n for n in ("password", "password_file", "password_env") if getattr(self, n) is not None]
+        tls = self.url.startswith("wss://")
+        if self.security_profile in (1, 2) and len(secrets) != 1:
+            problems.append(f"security profile {self.security_profile} needs exactly one of password, "
+                            "password_file, password_env")
+        if self.security_profile in (0, 3) and secrets:
+            problems.append(f"security profile {self.security_profile} sends no password: remove "
+                            f"{', '.join(secrets)}")
+        if self.security_profile == 1 and tls:
+            problems.append("security profile 1 is Basic auth over ws://; use profile 2 for wss://")
+        if self.security_profile in (2, 3) and not tls:
+            problems.append(f"security profile {self.security_profile} needs a wss:// url")
+        if self.security_profile == 3 and (self.client_cert is None or self.client_key is None):
+            problems.append("security profile 3 needs client_cert and client_key")
+        if self.security_profile != 3 and (self.client_cert is not None or self.client_key is not None):
+            problems.append("client_cert and client_key are for security profile 3")
+        if not tls and self.ca_file is not None:
+            problems.append("ca_file is for wss:// urls")
+        if self.password is not None:
+            problems += _key_problems(self.password)
+        if self.reconnect_max_s < self.reconnect_min_s:
+            problems.append("reconnect_max_s is below reconnect_min_s")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _key_problems(key: str) -> list[str]:
+    """The security white paper asks for 16 to 20 random bytes written in hex; central systems issue keys of 16 to
+    40 printable characters, and the gateway sends the key as the characters written."""
+    if not 16 <= len(key) <= 40:
+        return ["the password (AuthorizationKey) must be 16 to 40 characters"]
+    if not key.isprintable() or not key.isascii():
+        return ["the password (AuthorizationKey) must be printable ASCII"]
+    return []
+class MeterConfig(Strict):
+    """A meter on a circuit node: the load on that node that is not ours becomes less headroom for the chargers.
+
+    The chargers on ``circuit`` may then share ``limit_a - margin_a - (meter current - their own current)`` per
+    phase. A meter that has not given a valid reading for ``stale_after_s`` counts as silent, and the chargers on
+    the node fall to ``fallback_limit_a``: never to "unlimited".
+    """
+
+    profile: str = Field(min_length=1)
+    transport: Transport
+    circuit: str = SITE_NODE
+    """The node it measures: ``site`` (the supply) or a circuit id."""
+    limit_a: Amps
+    """The breaker of the node the meter measures, per phase."""
+    margin_a: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 2.0
+    """Kept free below ``limit_a`` for what moves between two readings."""
+    fallback_limit_a: Amps
+    """What the node's chargers may share, per phase, while the meter is silent."""
+    stale_after_s: Seconds = 5.0
+
+
 class SiteConfig(Strict):
     name: str = "powershare site"
     supply: SupplyConfig = SupplyConfig()
@@ -208,6 +345,8 @@ class SiteConfig(Strict):
     chargers: tuple[ChargerConfig, ...] = Field(default=(), max_length=1000)
     control: ControlConfig = ControlConfig()
     bms: BmsConfig | None = None
+    ocpp: OcppConfig | None = None
+    meter: MeterConfig | None = None
     web: WebConfig = WebConfig()
 
 
@@ -303,6 +442,9 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
         for p in phases:
             per_phase_max[p] += unit_max
 
+    if site.meter is not None:
+        errors += _meter_issues(site.meter, circuit_ids)
+
     if site.chargers and not errors:
         most = max(per_phase_max)
         if site.network_limit_a > most:
@@ -314,6 +456,19 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
             notes.append(f"network limit {site.network_limit_a:g} A is below 6 A x {busiest} chargers on one "
                          "phase: when every unit has a car, some wait and take turns (rotation)")
     return errors, notes
+
+
+def _meter_issues(meter: MeterConfig, circuit_ids: set[str]) -> list[ConfigIssue]:
+    issues = []
+    if meter.circuit not in circuit_ids:
+        issues.append(ConfigIssue("meter.circuit", f"unknown circuit {meter.circuit!r}"))
+    if meter.fallback_limit_a > meter.limit_a:
+        issues.append(ConfigIssue("meter.fallback_limit_a", f"{meter.fallback_limit_a:g} A is above the metered "
+                                  f"node's limit {meter.limit_a:g} A"))
+    if meter.margin_a >= meter.limit_a > 0:
+        issues.append(ConfigIssue("meter.margin_a", f"{meter.margin_a:g} A leaves nothing of the node's limit "
+                                  f"{meter.limit_a:g} A"))
+    return issues
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -10,8 +10,9 @@ meter that stops answering is replaced by its configured safe value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from drivers.model import MeterReading
 from gateway.config import SITE_NODE
@@ -53,8 +54,17 @@ class EffectiveLimits:
     site_source: LimitSource
 
 
-def effective_limits(sources: LimitSources) -> EffectiveLimits:
-    """The least of every source, per node and phase; ties at the site go to the more specific source."""
+SOURCE_HYSTERESIS_A = 1.0
+"""The source named as binding changes only when another is lower by more than this: a meter term hovering within
+an ampere of an OCPP cap must not fill the event log with "now set by ..." every few seconds."""
+
+
+def effective_limits(sources: LimitSources, previous: LimitSource | None = None) -> EffectiveLimits:
+    """The least of every source, per node and phase; ties at the site go to the more specific source.
+
+    The limits themselves are always the least; only the *name* of the binding source keeps ``previous`` while
+    that source is within ``SOURCE_HYSTERESIS_A`` of the lowest.
+    """
     candidates: list[tuple[LimitSource, PerPhase]] = [
         (LimitSource.INSTALLATION, _same(sources.installation_a)),
         (LimitSource.NETWORK, _same(sources.network_a)),
@@ -74,7 +84,10 @@ def effective_limits(sources: LimitSources) -> EffectiveLimits:
     site = candidates[0][1]
     for _, limit in candidates[1:]:
         site = _least(site, limit)
-    binding = min(candidates, key=lambda item: (min(item[1]), -item[0].value))[0]
+    binding, lowest = min(candidates, key=lambda item: (min(item[1]), -item[0].value))
+    for source, limit in candidates:
+        if source is previous and min(limit) - min(lowest) <= SOURCE_HYSTERESIS_A:
+            binding = source
     nodes[SITE_NODE] = site
     return EffectiveLimits(node_limits_a=nodes, site_source=binding)
 
@@ -104,6 +117,41 @@ def bms_fallback_in_force(now: float, watchdog_s: float, last_heartbeat_s: float
     A gateway that has never heard from its BMS since start counts from start (``last_heartbeat_s`` = start time).
     """
     return watchdog_s > 0 and (last_heartbeat_s is None or now - last_heartbeat_s > watchdog_s)
+
+
+class LimitProvider(Protocol):
+    """An external source of limits the supervisor asks at every control step (the OCPP face's charging profiles,
+    ChangeAvailability and authorisation). Times are wall-clock UNIX seconds: profiles are set in calendar time."""
+
+    def site_limit_a(self, wall: float) -> PerPhase | None:
+        """The site node's limit now, per phase; None: no constraint from this source."""
+        ...
+
+    def unit_caps_a(self, wall: float) -> Mapping[str, float]:
+        """Caps per charger id now; a charger not named is not capped by this source. 0 keeps a unit at 0 A."""
+        ...
+
+    def next_change(self, wall: float) -> float | None:
+        """The wall time at which the answers above next change by themselves (a schedule period starts), or None."""
+        ...
+
+    def on_change(self, wake: Callable[[], None]) -> None:
+        """Register ``wake``; the provider calls it whenever its answers change for another reason (a new profile)."""
+        ...
+
+
+def external_limits(providers: Iterable[LimitProvider], wall: float,
+                    unit_caps_a: Mapping[str, float]) -> tuple[PerPhase | None, dict[str, float]]:
+    """The least site limit of every provider, and ``unit_caps_a`` merged with theirs by taking the least."""
+    site: PerPhase | None = None
+    caps = dict(unit_caps_a)
+    for provider in providers:
+        limit = provider.site_limit_a(wall)
+        if limit is not None:
+            site = limit if site is None else _least(site, limit)
+        for unit, cap in provider.unit_caps_a(wall).items():
+            caps[unit] = min(cap, caps.get(unit, cap))
+    return site, caps
 
 
 def _same(value: float) -> PerPhase:

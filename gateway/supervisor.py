@@ -24,19 +24,27 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from drivers.errors import DriverError, PermanentError, UnsupportedOperation
-from drivers.model import ChargerReading
-from drivers.ports import ChargerDriver
+from drivers.model import ChargerReading, MeterReading
+from drivers.ports import ChargerDriver, MeterDriver
 from gateway.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
 from gateway.config import SITE_NODE, ChargerConfig, SiteConfig
 from gateway.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, UnitView
-from gateway.limits import LimitSources, bms_fallback_in_force, effective_limits
+from gateway.limits import (
+    LimitProvider,
+    LimitSources,
+    MeterTerm,
+    PerPhase,
+    bms_fallback_in_force,
+    effective_limits,
+    external_limits,
+    other_load_a,
+)
 from gateway.read_model import (
     Availability,
     Event,
     GatewayHealth,
     LimitSource,
     LinkQuality,
-    SitePhases,
     SiteStatus,
     UnitStatus,
 )
@@ -56,6 +64,14 @@ class ChargerHandle:
     """A driver and the bus it shares: chargers with the same ``bus_key`` are polled one after another."""
 
     driver: ChargerDriver
+    bus_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeterHandle:
+    """The site meter's driver and its bus: on a bus shared with chargers it is read right after them."""
+
+    driver: MeterDriver
     bus_key: str
 
 
@@ -102,6 +118,7 @@ class _Link:
 class _Unit:
     config: ChargerConfig
     handle: ChargerHandle
+    ratings: UnitRatings
     link: _Link = field(default_factory=_Link)
     reading: ChargerReading | None = None
     error: str | None = "not polled yet"
@@ -117,19 +134,28 @@ class Supervisor:
 
     def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 ocpp_site_limit: Callable[[float], SitePhases | None] | None = None) -> None:
-        """``ocpp_site_limit`` (wall time -> per-phase amps or None) is the OCPP face's ChargePointMaxProfile."""
+                 limit_providers: Iterable[LimitProvider] = (), meter: MeterHandle | None = None) -> None:
+        """``limit_providers``: external limit sources (the OCPP face), more can be added with
+        ``add_limit_provider``; ``meter`` reads the meter of the site file's ``meter`` section."""
         self.settings = settings
         self._make_driver = make_driver
         self._ratings_of = ratings_of
         self._clock = clock
         self._wall = wall
-        self._ocpp_site_limit = ocpp_site_limit
+        self._providers: list[LimitProvider] = []
+        self._meter = meter
+        self._meter_polled = meter is None
+        self._meter_other: tuple[float, PerPhase] | None = None
+        """(clock, other load) of the last valid meter reading."""
+        self._meter_silent: bool | None = None
         self._units: dict[str, _Unit] = {}
         self._controller = Controller([], settings.config.control)
         self._fresh: dict[str, Observation] = {}
         self._wake = asyncio.Event()
         self._polled = asyncio.Event()
+        self._rounds: set[str] = set()
+        """Buses that finished a round since the last control step: a step waits for all of them (or the tick),
+        so a site with hundreds of buses steps once per round, not once per bus."""
         self._ready = asyncio.Event()
         self._config_changed = False
         self._pollers: dict[str, asyncio.Task[None]] = {}
@@ -142,6 +168,14 @@ class Supervisor:
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
         self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
         self._sync_units()
+        for provider in limit_providers:
+            self.add_limit_provider(provider)
+
+    def add_limit_provider(self, provider: LimitProvider) -> None:
+        """Take ``provider``'s limits into account from the next control step on (which starts at once)."""
+        self._providers.append(provider)
+        provider.on_change(self._wake.set)
+        self._wake.set()
 
     # -- GatewayControl ------------------------------------------------------------------------------------------
     def status(self) -> SiteStatus:
@@ -197,6 +231,9 @@ class Supervisor:
         for unit in self._units.values():
             with contextlib.suppress(DriverError):
                 await unit.handle.driver.close()
+        if self._meter is not None:
+            with contextlib.suppress(DriverError):
+                await self._meter.driver.close()
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Until the first status after every charger was polled once (for tests and the demo)."""
@@ -213,7 +250,7 @@ class Supervisor:
             if old is not None and old.config == charger:
                 units[charger.id] = old
             else:
-                units[charger.id] = _Unit(charger, self._make_driver(charger))
+                units[charger.id] = _Unit(charger, self._make_driver(charger), self._ratings_of(charger))
         self._units = units
         self._controller.settings = config.control
         self._controller.reconfigure([self._spec(c) for c in config.chargers])
@@ -242,21 +279,29 @@ class Supervisor:
         wanted: dict[str, list[str]] = {}
         for cid, unit in self._units.items():
             wanted.setdefault(unit.handle.bus_key, []).append(cid)
+        if self._meter is not None:
+            wanted.setdefault(self._meter.bus_key, [])
         for key, task in list(self._pollers.items()):
             task.cancel()
             del self._pollers[key]
         for key, ids in wanted.items():
-            self._pollers[key] = asyncio.create_task(self._poll_loop(ids), name=f"poll {key}")
+            with_meter = self._meter is not None and self._meter.bus_key == key
+            self._pollers[key] = asyncio.create_task(self._poll_loop(key, ids, with_meter), name=f"poll {key}")
 
-    async def _poll_loop(self, charger_ids: Sequence[str]) -> None:
-        """Read each charger of one bus in turn, every tick; keep its watchdog fed and its fail-safe programmed."""
+    async def _poll_loop(self, key: str, charger_ids: Sequence[str], with_meter: bool) -> None:
+        """Read each charger of one bus in turn, every tick; keep its watchdog fed and its fail-safe programmed.
+        The meter comes last, so the chargers' currents it is compared with are as fresh as they can be."""
         while True:
             started = self._clock()
             for cid in charger_ids:
                 unit = self._units.get(cid)
                 if unit is not None:
                     await self._poll_one(cid, unit)
-            self._polled.set()
+            if with_meter:
+                await self._poll_meter()
+            self._rounds.add(key)
+            if self._rounds >= self._pollers.keys():
+                self._polled.set()
             elapsed = self._clock() - started
             await asyncio.sleep(max(0.0, self.settings.config.control.tick_s - elapsed))
 
@@ -301,6 +346,49 @@ class Supervisor:
             unit.energy_at_plug_wh = reading.energy_wh
         unit.was_plugged = plugged
 
+    async def _poll_meter(self) -> None:
+        assert self._meter is not None and self.settings.config.meter is not None
+        try:
+            reading: MeterReading | None = await self._meter.driver.read()
+        except DriverError as exc:
+            log.debug("site meter: %s", _reason(exc))
+            reading = None
+        self._meter_polled = True
+        if reading is not None:
+            other = other_load_a(reading, self._ours_on(self.settings.config.meter.circuit))
+            if other is not None:
+                self._meter_other = (self._clock(), other)
+
+    def _ours_on(self, node: str) -> PerPhase:
+        """Our chargers' measured current on ``node`` per site phase (the part of the meter's figure we explain)."""
+        ours = [0.0, 0.0, 0.0]
+        for unit in self._units.values():
+            if unit.reading is None or unit.error is not None or node not in self._path(unit.config.circuit):
+                continue
+            for own, site in zip(unit.reading.current_a, self._site_phases(unit.config), strict=False):
+                ours[site] += own or 0.0
+        return (ours[0], ours[1], ours[2])
+
+    def _meter_term(self, now: float) -> MeterTerm | None:
+        """The meter's limit term; silent (a fallback, never unlimited) without a valid reading for stale_after_s."""
+        config = self.settings.config.meter
+        if config is None:
+            return None
+        fresh = self._meter_other is not None and now - self._meter_other[0] <= config.stale_after_s
+        silent = not fresh
+        if silent is not self._meter_silent:
+            if silent:
+                text = f"site meter silent: chargers on {config.circuit} share {config.fallback_limit_a:g} A"
+                log.warning("%s", text)
+                self._event("meter-silent", text)
+            elif self._meter_silent is not None:
+                log.info("site meter answering again")
+                self._event("meter-available", "site meter answering again")
+            self._meter_silent = silent
+        return MeterTerm(node=config.circuit, node_limit_a=config.limit_a,
+                         other_load_a=self._meter_other[1] if fresh and self._meter_other else None,
+                         margin_a=config.margin_a, fallback_a=config.fallback_limit_a)
+
     async def _program_failsafe(self, cid: str, unit: _Unit) -> None:
         wanted = self._failsafe_wanted.get(cid)
         if wanted is None or unit.failsafe_unsupported or unit.failsafe_programmed == wanted:
@@ -328,19 +416,27 @@ class Supervisor:
             await self._step()
             waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(self._polled.wait())]
             try:
-                await asyncio.wait(waiters, timeout=self.settings.config.control.tick_s,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=self._until_next_step(), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in waiters:
                     waiter.cancel()
             self._wake.clear()
             self._polled.clear()
+            self._rounds.clear()
 
     async def _first_round(self) -> None:
         """Read every charger before commanding any: a restart must not drop sessions that are running."""
-        while not all(u.polled for u in self._units.values()):
+        while not (self._meter_polled and all(u.polled for u in self._units.values())):
             await self._polled.wait()
             self._polled.clear()
+            self._rounds.clear()
+
+    def _until_next_step(self) -> float:
+        """A tick, or less when an external limit changes by itself before then (a schedule period starts)."""
+        tick = self.settings.config.control.tick_s
+        wall = self._wall()
+        changes = [t for t in (p.next_change(wall) for p in self._providers) if t is not None]
+        return min([tick, *(max(0.0, t - wall) for t in changes)])
 
     def _limits(self, now: float) -> tuple[Limits, LimitSource]:
         config = self.settings.config
@@ -348,11 +444,11 @@ class Supervisor:
         last_bms = self._last_bms_s if self._last_bms_s is not None else self._started_s
         if bms_fallback_in_force(now, self.settings.bms_watchdog_s, last_bms):
             fallback = self.settings.bms_fallback_limit_a
-        ocpp = self._ocpp_site_limit(self._wall()) if self._ocpp_site_limit else None
+        ocpp, caps = external_limits(self._providers, self._wall(), self.settings.unit_limits_a)
         effective = effective_limits(LimitSources(
             installation_a=config.installation_limit_a, network_a=config.network_limit_a,
-            circuits_a={c.id: c.limit_a for c in config.circuits}, bms_fallback_a=fallback, ocpp_site_a=ocpp))
-        caps = self.settings.unit_limits_a
+            circuits_a={c.id: c.limit_a for c in config.circuits}, bms_fallback_a=fallback, ocpp_site_a=ocpp,
+            meter=self._meter_term(now)), previous=self._limit_source)
         return Limits(node_limits_a=effective.node_limits_a, enabled=config.enabled, unit_caps_a=caps), \
             effective.site_source
 
@@ -412,7 +508,7 @@ class Supervisor:
         for index, (cid, unit) in enumerate(self._units.items()):
             view = views.get(cid)
             reading = unit.reading if unit.error is None else None
-            ratings = self._ratings_of(unit.config)
+            ratings = unit.ratings
             if view is not None:
                 for p in range(3):
                     measured[p] += view.measured_a[p]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from drivers.bus import BusPool
 from drivers.modbus_charger import ModbusCharger
+from drivers.modbus_meter import ModbusMeter
 from drivers.profile import ProfileRegistry
-from gateway.config import ChargerConfig
+from gateway.config import ChargerConfig, MeterConfig
 from gateway.endpoints import endpoint_of
 from gateway.settings import SiteSettings
-from gateway.supervisor import ChargerHandle, UnitRatings
+from gateway.supervisor import ChargerHandle, MeterHandle, UnitRatings
 
 
 class ModbusWiring:
@@ -29,6 +30,12 @@ class ModbusWiring:
                                charger.transport.unit, timeout_s=charger.transport.timeout_s,
                                comm_timeout_s=charger.comm_timeout_s)
         return ChargerHandle(driver, endpoint.key)
+
+    def make_meter(self, meter: MeterConfig) -> MeterHandle:
+        endpoint = endpoint_of(meter.transport)
+        driver = ModbusMeter(self.registry.meter(meter.profile), self.pool.bus_for(endpoint), meter.transport.unit,
+                             timeout_s=meter.transport.timeout_s)
+        return MeterHandle(driver, endpoint.key)
 
     def ratings(self, charger: ChargerConfig) -> UnitRatings:
         caps = self.registry.charger(charger.profile).capabilities()

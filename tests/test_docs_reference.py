@@ -14,7 +14,8 @@ def test_configuration_reference_names_every_site_file_key() -> None:
     text = (DOCS / "configuration.md").read_text(encoding="utf-8")
     models: list[type[BaseModel]] = [config.SiteConfig, config.SupplyConfig, config.CircuitConfig,
                                      config.ChargerConfig, config.ControlConfig, config.TcpTransport,
-                                     config.RtuOverTcpTransport, config.RtuTransport]
+                                     config.RtuOverTcpTransport, config.RtuTransport, config.OcppConfig,
+                                     config.OcppAuthorizationConfig, config.OcppMeterValuesConfig, config.MeterConfig]
     missing = sorted({f"{m.__name__}.{key}" for m in models for key in m.model_fields if f"`{key}`" not in text})
     assert missing == []
 

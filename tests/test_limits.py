@@ -41,3 +41,16 @@ def test_bms_watchdog() -> None:
     assert not bms_fallback_in_force(now=100, watchdog_s=0, last_heartbeat_s=None)
     assert not bms_fallback_in_force(now=100, watchdog_s=30, last_heartbeat_s=80)
     assert bms_fallback_in_force(now=100, watchdog_s=10, last_heartbeat_s=80)
+
+
+def test_the_named_source_does_not_flap_between_two_nearly_equal_limits() -> None:
+    hovering = MeterTerm(node="site", node_limit_a=63, other_load_a=(23.7, 23, 23), margin_a=0, fallback_a=0)
+    sources = LimitSources(100, 100, {}, ocpp_site_a=(40, 40, 40), meter=hovering)
+    assert effective_limits(sources).site_source is LimitSource.SITE_METER
+    kept = effective_limits(sources, previous=LimitSource.OCPP)
+    assert kept.site_source is LimitSource.OCPP
+    assert kept.node_limits_a["site"] == (39.3, 40, 40)  # the limits are still the least of all
+    falling = MeterTerm(node="site", node_limit_a=63, other_load_a=(30, 23, 23), margin_a=0, fallback_a=0)
+    moved = effective_limits(LimitSources(100, 100, {}, ocpp_site_a=(40, 40, 40), meter=falling),
+                             previous=LimitSource.OCPP)
+    assert moved.site_source is LimitSource.SITE_METER

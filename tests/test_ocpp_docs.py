@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from gateway.config import OcppConfig
 from gateway.ocpp.config_keys import KEYS
 from gateway.ocpp.csms import parse_script
 
@@ -22,7 +23,13 @@ def test_configuration_table_matches_the_key_table() -> None:
 
 
 def test_the_example_script_is_valid() -> None:
-    block = DOC.split("```yaml\n", 1)[1].split("```", 1)[0]
+    block = DOC.split("Script format", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     steps = parse_script(yaml.safe_load(block), "docs/ocpp.md")
     assert [s.action for s in steps] == ["SetChargingProfile", "GetCompositeSchedule", "RemoteStartTransaction",
                                          "TriggerMessage", "ClearChargingProfile"]
+
+
+def test_the_client_example_is_a_valid_ocpp_section() -> None:
+    block = DOC.split("```yaml\n", 1)[1].split("```", 1)[0]
+    section = OcppConfig.model_validate(yaml.safe_load(block)["ocpp"])
+    assert section.security_profile == 2 and section.authorization.mode == "free_vend"

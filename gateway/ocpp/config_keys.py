@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.config import SiteConfig
 from gateway.ocpp.charging_profile import RateUnit
+from gateway.ocpp.measurands import ENERGY, MEASURANDS
 from gateway.ocpp.smart_charging import ProfileRules
 
 
@@ -37,10 +38,6 @@ class ChangeStatus(StrEnum):
     NOT_SUPPORTED = "NotSupported"
 
 
-_PHASED = ("Current.Import", "Current.Offered", "Power.Active.Import")
-MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Offered", *_PHASED,
-                        *(f"{m}.{p}" for m in _PHASED for p in ("L1", "L2", "L3"))})
-"""Measurands the gateway can report from its readings; a phase may follow where it applies (spec §9.1.16)."""
 _RATE_UNIT_NAMES = {"Current": RateUnit.A, "Power": RateUnit.W}  # errata §3.88
 _INT = re.compile(r"^-?[0-9]+$")
 MAX_VALUE_LENGTH = 500
@@ -123,12 +120,12 @@ def _measurands(name: str, default: str, max_key: str, description: str) -> KeyS
                    description=description)
 
 
-_ENERGY = "Energy.Active.Import.Register"
+SAMPLED_DEFAULT = f"{ENERGY},Power.Active.Import,Current.Import,Current.Offered"
 KEYS: tuple[KeySpec, ...] = (
     # Core profile (spec §9.1)
     _bool("AllowOfflineTxForUnknownId", False, "start transactions offline for unknown idTags"),
     _bool("AuthorizeRemoteTxRequests", False, "send Authorize before a remotely started transaction"),
-    _rw_int("ClockAlignedDataInterval", 0, 86_400, "s between clock-aligned meter values (0: off)"),
+    _rw_int("ClockAlignedDataInterval", 900, 86_400, "s between clock-aligned meter values (0: off)"),
     _rw_int("ConnectionTimeOut", 60, 3600, "s to wait for a car after authorisation"),
     KeySpec("ConnectorPhaseRotation", True, ValueType.LIST, "0.RST", description="wiring of each connector, "
             "from the site file"),
@@ -136,10 +133,10 @@ KEYS: tuple[KeySpec, ...] = (
     _rw_int("HeartbeatInterval", 300, 86_400, "s between heartbeats when idle"),
     _bool("LocalAuthorizeOffline", True, "authorise known idTags while offline"),
     _bool("LocalPreAuthorize", False, "start at once for locally known idTags, before Authorize.conf"),
-    _measurands("MeterValuesAlignedData", _ENERGY, "MeterValuesAlignedDataMaxLength",
+    _measurands("MeterValuesAlignedData", ENERGY, "MeterValuesAlignedDataMaxLength",
                 "measurands sent at each clock-aligned interval"),
     _ro_int("MeterValuesAlignedDataMaxLength", 8, "most entries in MeterValuesAlignedData"),
-    _measurands("MeterValuesSampledData", _ENERGY, "MeterValuesSampledDataMaxLength",
+    _measurands("MeterValuesSampledData", SAMPLED_DEFAULT, "MeterValuesSampledDataMaxLength",
                 "measurands sampled during a transaction"),
     _ro_int("MeterValuesSampledDataMaxLength", 8, "most entries in MeterValuesSampledData"),
     _rw_int("MeterValueSampleInterval", 60, 86_400, "s between sampled meter values in a transaction (0: off)"),
@@ -186,18 +183,23 @@ class ConfigurationStateError(ValueError):
 class Configuration:
     """Current values of every key in ``KEYS``."""
 
-    def __init__(self, fixed: Mapping[str, str] | None = None, changed: Mapping[str, str] | None = None) -> None:
+    def __init__(self, fixed: Mapping[str, str] | None = None, changed: Mapping[str, str] | None = None,
+                 defaults: Mapping[str, str] | None = None) -> None:
         """``fixed``: read-only values the gateway knows (``NumberOfConnectors``, ``ConnectorPhaseRotation``).
-        ``changed``: writable values set earlier by the central system (what ``to_json`` saved)."""
+        ``changed``: writable values set earlier by the central system (what ``to_json`` saved).
+        ``defaults``: writable values the site file chose; the central system's changes win over them, and they are
+        not persisted, so an edit of the site file reaches every key the central system has not set."""
         self._values = {spec.name: spec.default for spec in KEYS}
         self._changed: dict[str, str] = {}
-        for source, values, readonly in (("fixed", fixed or {}, True), ("changed", changed or {}, False)):
+        for source, values, readonly in (("fixed", fixed or {}, True), ("site file", defaults or {}, False),
+                                         ("changed", changed or {}, False)):
             for name, value in values.items():
                 spec = SPECS.get(name)
                 if spec is None or spec.readonly != readonly:
                     raise ConfigurationStateError(f"{source}: {name} is not a {'read-only' if readonly else 'writable'}"
                                                   " configuration key")
                 self._set(spec, value, source)
+        self._changed = {name: self._values[name] for name in (changed or {})}
         for spec in KEYS:
             problem = spec.problem(self._values[spec.name], self)
             if problem is not None:
@@ -208,13 +210,12 @@ class Configuration:
         if problem is not None:
             raise ConfigurationStateError(f"{source}: {spec.name}: {problem}")
         self._values[spec.name] = spec.normalise(value)
-        if not spec.readonly:
-            self._changed[spec.name] = self._values[spec.name]
 
     @classmethod
-    def for_site(cls, site: SiteConfig, changed: Mapping[str, str] | None = None) -> Configuration:
+    def for_site(cls, site: SiteConfig, changed: Mapping[str, str] | None = None,
+                 defaults: Mapping[str, str] | None = None) -> Configuration:
         return cls({"NumberOfConnectors": str(len(site.chargers)),
-                    "ConnectorPhaseRotation": connector_phase_rotation(site)}, changed)
+                    "ConnectorPhaseRotation": connector_phase_rotation(site)}, changed, defaults)
 
     def value(self, name: str) -> str:
         return self._values[name]
@@ -257,12 +258,17 @@ class Configuration:
         self._changed[key] = self._values[key]
         return (ChangeStatus.REBOOT_REQUIRED if spec.reboot_required else ChangeStatus.ACCEPTED), None
 
+    def changed(self) -> dict[str, str]:
+        """The writable values the central system changed (what ``to_json`` holds)."""
+        return dict(self._changed)
+
     def to_json(self) -> str:
         """The writable values the central system changed, for the gateway to persist atomically."""
         return json.dumps({"version": 1, "changed": self._changed}, indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, fixed: Mapping[str, str] | None = None) -> Configuration:
+    def from_json(cls, text: str, fixed: Mapping[str, str] | None = None,
+                  defaults: Mapping[str, str] | None = None) -> Configuration:
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -270,7 +276,7 @@ class Configuration:
         changed = data.get("changed") if isinstance(data, dict) and data.get("version") == 1 else None
         if not isinstance(changed, dict) or not all(isinstance(v, str) for v in changed.values()):
             raise ConfigurationStateError("expected {\"version\": 1, \"changed\": {key: string value}}")
-        return cls(fixed, changed)
+        return cls(fixed, changed, defaults)
 
     def profile_rules(self) -> ProfileRules:
         """What SetChargingProfile checks against."""

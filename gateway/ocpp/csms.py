@@ -22,6 +22,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -213,10 +214,12 @@ class _Session(ChargePoint):  # type: ignore[misc]  # the library has no type in
 
     @_on("BootNotification")
     def _boot(self, **fields: Any) -> Any:
-        self._note("BootNotification", fields, "Accepted")
-        self.booted.set()
+        status = self.csms.boot_status
+        self._note("BootNotification", fields, status)
+        if status == "Accepted":
+            self.booted.set()
         return result.BootNotification(current_time=self._now(), interval=self.csms.heartbeat_interval,
-                                       status="Accepted")
+                                       status=status)
 
     @_on("Heartbeat")
     def _heartbeat(self, **fields: Any) -> Any:
@@ -303,10 +306,13 @@ class CentralSystem:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, password: str | None = None,
                  allowed: Iterable[str] | None = None, heartbeat_interval: int = 300, cap_site_a: float | None = None,
                  script: Sequence[ScriptStep] = (), first_transaction_id: int = 1, response_timeout: float = 30.0,
-                 printer: Callable[[str], None] | None = None) -> None:
+                 printer: Callable[[str], None] | None = None, boot_status: str = "Accepted",
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         """``password``: require HTTP Basic with user = charge point id and this password. ``allowed``: the
         only identities accepted (others get 404). ``cap_site_a``: send a ChargePointMaxProfile with this limit
-        right after each BootNotification, before ``script``. ``printer`` gets one line per message."""
+        right after each BootNotification, before ``script``. ``printer`` gets one line per message.
+        ``boot_status``: the answer to BootNotification (Accepted, Pending, Rejected; tests may change it while
+        running). ``ssl_context``: serve ``wss://`` (a client certificate is required if the context says so)."""
         if cap_site_a is not None:
             site_cap_step(cap_site_a, 0)  # validate now, not after the first boot
         self.host = host
@@ -316,6 +322,8 @@ class CentralSystem:
         self.heartbeat_interval = heartbeat_interval
         self.cap_site_a = cap_site_a
         self.script = tuple(script)
+        self.boot_status = boot_status
+        self.ssl_context = ssl_context
         self.response_timeout = response_timeout
         self.received: list[Received] = []
         self.exchanges: list[Exchange] = []
@@ -329,7 +337,8 @@ class CentralSystem:
 
     async def start(self) -> None:
         self._server = await serve(self._serve_connection, self.host, self.requested_port,
-                                   subprotocols=[SUBPROTOCOL], process_request=self._check_request)
+                                   subprotocols=[SUBPROTOCOL], process_request=self._check_request,
+                                   ssl=self.ssl_context)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -352,7 +361,8 @@ class CentralSystem:
         return int(self._server.sockets[0].getsockname()[1])
 
     def url(self, charge_point_id: str = "") -> str:
-        return f"ws://{self.host}:{self.port}/{charge_point_id}"
+        scheme = "ws" if self.ssl_context is None else "wss"
+        return f"{scheme}://{self.host}:{self.port}/{charge_point_id}"
 
     @property
     def connected(self) -> frozenset[str]:
@@ -438,6 +448,12 @@ class CentralSystem:
                 if item.action == action:
                     return item
             await self._changed.wait()
+
+    async def disconnect(self, charge_point_id: str) -> None:
+        """Close a charge point's connection (it will reconnect)."""
+        session = self._sessions.get(charge_point_id)
+        if session is not None:
+            await session.connection.close(1001, "going away")
 
     async def wait_connected(self, charge_point_id: str) -> None:
         while charge_point_id not in self._sessions:

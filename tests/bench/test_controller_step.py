@@ -1,0 +1,64 @@
+"""How long one controller step takes, for 6, 240 and 1,000 chargers in a 3-level circuit tree.
+
+``python -m pytest tests/bench/test_controller_step.py --benchmark-enable -q`` prints pytest-benchmark's table:
+one ``Controller.step`` with every car charging (ingestion, learning, bookings, allocation, hysteresis and
+sequencing) against, as the baseline measured in the same run, the allocation alone on the same site. Normal runs
+execute each case once as a correctness check. Timings are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from drivers.model import ChargerReading, Iec61851State
+from gateway.allocation import Request, allocate
+from gateway.config import ControlConfig
+from gateway.control import ChargerSpec, Controller, Limits, Observation
+
+
+def site(n: int) -> tuple[list[ChargerSpec], Limits]:
+    """Boards under feeders under the site; every third charger single-phase, rotated over the phases."""
+    boards = [f"board{i}" for i in range(max(1, n // 10))]
+    specs = []
+    for i in range(n):
+        board = boards[i % len(boards)]
+        feeder = f"feeder{(i % len(boards)) % 10}"
+        phases = (0, 1, 2) if i % 3 else ((i // 3) % 3,)
+        specs.append(ChargerSpec(id=f"c{i}", nodes=(board, feeder, "site"), site_phases=phases, max_current_a=32))
+    node_limits = {"site": (n * 8.0,) * 3}
+    node_limits.update({f"feeder{j}": (n * 1.2 + 12,) * 3 for j in range(10)})
+    node_limits.update({board: (40.0,) * 3 for board in boards})
+    return specs, Limits(node_limits_a=node_limits)
+
+
+@pytest.mark.parametrize("n", [6, 240, 1000])
+def test_controller_step(benchmark: BenchmarkFixture, n: int) -> None:
+    specs, limits = site(n)
+    controller = Controller(specs, ControlConfig())
+    reading = ChargerReading(state=Iec61851State.C, current_a=(10.0, 10.0, 10.0))
+    observations = {s.id: Observation(reading) for s in specs}
+    clock = itertools.count()
+
+    def step() -> int:
+        now = float(next(clock))
+        commands = controller.step(now, observations, limits)
+        for command in commands:
+            controller.write_done(command.charger_id, command.current_a, True, now)
+        return len(commands)
+
+    benchmark.group = f"controller, {n} chargers"
+    benchmark.pedantic(step, rounds=30 if n > 100 else 300, warmup_rounds=2)
+    assert all(v.setpoint_a is not None for v in controller.views(float(next(clock))))
+
+
+@pytest.mark.parametrize("n", [6, 240, 1000])
+def test_allocation_alone_baseline(benchmark: BenchmarkFixture, n: int) -> None:
+    specs, limits = site(n)
+    capacity = {(node, p): per_phase[p] for node, per_phase in limits.node_limits_a.items() for p in range(3)}
+    requests = [Request(s.id, s.nodes, s.site_phases, s.max_current_a) for s in specs]
+    benchmark.group = f"controller, {n} chargers"
+    grants = benchmark.pedantic(allocate, args=(requests, capacity), rounds=30 if n > 100 else 300)
+    assert len(grants) == n
