@@ -80,6 +80,11 @@ class WebServer:
         """The one-time code that sets the first password; None once a password is set."""
         return self.guard.setup_code
 
+    async def set_password(self, password: str) -> None:
+        """Set the installer password directly (the demo prints it); raises ``StoreError`` if it cannot be saved."""
+        await self.guard.passwords.set(password)
+        self.guard.setup_code = None
+
     @property
     def scheme(self) -> str:
         return "https" if self.config.tls_cert else "http"
