@@ -16,7 +16,7 @@ RUN useradd --system --no-create-home --shell /usr/sbin/nologin --groups dialout
 USER powershare
 WORKDIR /var/lib/powershare
 VOLUME ["/var/lib/powershare"]
-EXPOSE 5020
+EXPOSE 5020 8080
 
 # The service is healthy while it accepts connections on its port (the BMS face for the gateway; compose sets the
 # port for the simulator and the central system).

@@ -257,6 +257,29 @@ class OcppEndpointConfig(Strict):
         return self
 
 
+class WebConfig(Strict):
+    """The installer's web page and JSON API, served by the gateway itself (see docs/web.md)."""
+
+    enabled: bool = True
+    host: str = Field(default="0.0.0.0", min_length=1)
+    """Address to listen on; "0.0.0.0" is every IPv4 interface, "::" every IPv6 one."""
+    port: int = Field(default=8080, ge=0, le=65535)
+    """0 lets the system pick a free port (tests); the address in use is logged."""
+    read_access: Literal["open", "password"] = "open"
+    """Whether reading the status needs the installer password too; writes always do."""
+    tls_cert: str | None = Field(default=None, min_length=1)
+    """PEM certificate file: with ``tls_key``, the page is served over HTTPS only."""
+    tls_key: str | None = Field(default=None, min_length=1)
+    session_timeout_s: Seconds = 43_200.0
+    """A signed-in browser is signed out after this long without a request."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both (HTTPS) or neither (HTTP)")
+        return self
+
+
 IdTag = Annotated[str, Field(min_length=1, max_length=20)]
 """OCPP 1.6 ``IdToken``: CiString20."""
 
@@ -401,6 +424,7 @@ class SiteConfig(Strict):
     """Where OCPP chargers connect; the defaults apply when OCPP chargers are configured without it."""
     ocpp: OcppConfig | None = None
     meter: MeterConfig | None = None
+    web: WebConfig = WebConfig()
 
 
 @dataclass(frozen=True)

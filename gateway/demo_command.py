@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import signal
 import sys
 import tempfile
@@ -21,12 +22,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 
+from gateway.app import FaceFactory
 from gateway.bms.server import BmsStartError
-from gateway.config import ConfigError, OcppConfig
+from gateway.config import ConfigError, OcppConfig, WebConfig
 from gateway.demo import Demo, DemoOptions, Frame
 from gateway.demo_view import LinePrinter, render
 from gateway.ocpp.face import ocpp_face
 from gateway.store import StoreError, write_atomically
+from gateway.web.face import web_face
+from gateway.web.server import WebServer, WebStartError
 
 
 def register(subparsers: Any) -> None:
@@ -49,6 +53,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=1, help="which cars come, in which order (default 1)")
     parser.add_argument("--bms-port", type=int, default=5020, metavar="PORT",
                         help="the BMS face on 127.0.0.1 (default 5020; 0 picks a free port)")
+    parser.add_argument("--web-port", type=int, default=8080, metavar="PORT",
+                        help="the installer's web page on 127.0.0.1 (default 8080; 0 picks a free port; -1: none)")
     parser.add_argument("--summary-json", type=Path, metavar="FILE",
                         help="write per-unit energy, peak current per phase and over-limit A·s to FILE")
     parser.add_argument("--ocpp-url", metavar="URL",
@@ -75,16 +81,32 @@ def run(args: argparse.Namespace) -> int:
     options = DemoOptions(chargers=args.chargers, limit_a=args.limit, duration_s=args.duration, speed=args.speed,
                           seed=args.seed, bms_port=args.bms_port, ocpp_chargers=args.ocpp_chargers)
     verbose = bool(getattr(args, "verbose", False))
-    for name in ("gateway", "drivers"):  # the table shows the gateway's events; its log would tear the screen
+    for name in ("gateway", "drivers", "uvicorn"):  # the table shows the events; a log would tear the screen
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="powershare-demo-") as state:
         try:
             ocpp = ocpp_options(args.ocpp_url, args.ocpp_id)
-            demo = Demo(options, extra_faces=[ocpp_face(ocpp, Path(state))] if ocpp is not None else [])
+            faces = [ocpp_face(ocpp, Path(state))] if ocpp is not None else []
+            if args.web_port >= 0:
+                faces.append(demo_web_face(args.web_port, Path(state)))
+            demo = Demo(options, extra_faces=faces)
         except (ValueError, ConfigError) as exc:
             print(f"powershare demo: {exc}", file=sys.stderr)
             return 2
         return _show(demo, args)
+
+
+def demo_web_face(port: int, state_dir: Path) -> FaceFactory:
+    """The installer's page on loopback with a password made up for this run and printed (the demo only: a real
+    gateway has none until the installer sets one with the setup code)."""
+    password = f"demo-{secrets.token_hex(4)}"
+
+    def announce(server: WebServer) -> None:
+        print(f"installer web page: {server.url}  (installer password for this demo: {password})", flush=True)
+
+    if not 0 <= port <= 65535:
+        raise ValueError("--web-port must be 0..65535, or -1 for no web page")
+    return web_face(state_dir, config=WebConfig(host="127.0.0.1", port=port), password=password, announce=announce)
 
 
 def _show(demo: Demo, args: argparse.Namespace) -> int:
@@ -98,6 +120,9 @@ def _show(demo: Demo, args: argparse.Namespace) -> int:
             summary = asyncio.run(_run(demo, printer, 1.0))
     except BmsStartError as exc:
         print(f"powershare demo: {exc}; choose another port with --bms-port", file=sys.stderr)
+        return 1
+    except WebStartError as exc:
+        print(f"powershare demo: {exc}; choose another port with --web-port", file=sys.stderr)
         return 1
     print(_verdict(summary), flush=True)
     if args.summary_json is not None:

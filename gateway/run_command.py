@@ -31,6 +31,8 @@ from gateway.check_config_command import load_checked_site
 from gateway.config import ConfigError, SiteConfig
 from gateway.ocpp.face import ocpp_face
 from gateway.ocpp.security import SecuritySetupError
+from gateway.web.face import web_face
+from gateway.web.server import WebStartError
 
 log = logging.getLogger("gateway.run")
 
@@ -47,7 +49,8 @@ class StateDirError(RuntimeError):
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run", help="run the gateway for a site file until SIGTERM/SIGINT",
-        description="Lead the chargers of a site file: poll them, share the current, serve the BMS face. "
+        description="Lead the chargers of a site file: poll them, share the current, serve the BMS face and "
+                    "the installer's web page. "
                     "Settings changed at run time are kept in the state directory.")
     parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="the site file (YAML)")
     parser.add_argument("--state-dir", type=Path, metavar="DIR",
@@ -106,6 +109,8 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     faces = [ocpp_face(site.ocpp, state_dir)] if site.ocpp is not None else []
+    if site.web.enabled:
+        faces.append(web_face(state_dir))
     try:
         try:
             app = GatewayApp.build(site, registry, state_dir=state_dir, extra_faces=faces, base_dir=base_dir)
@@ -114,7 +119,7 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
             return EXIT_FAILED
         try:
             await app.start()
-        except (BmsStartError, OSError) as exc:
+        except (BmsStartError, WebStartError, OSError) as exc:
             log.error("cannot start: %s", exc)
             return EXIT_FAILED
         endpoint = app.wiring.ocpp.endpoint

@@ -28,7 +28,7 @@ def test_the_demo_in_ci_keeps_the_limit_through_its_script(tmp_path: Path) -> No
     out = tmp_path / "summary.json"
     done = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "demo", "--duration", "16", "--summary-json", str(out),
-         "--bms-port", "0", "--seed", "3"],
+         "--bms-port", "0", "--web-port", "0", "--seed", "3"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL, capture_output=True,
         text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -45,6 +45,8 @@ def test_the_demo_in_ci_keeps_the_limit_through_its_script(tmp_path: Path) -> No
                  "unavailable: timeout", "available again", "network limit 48 A"):
         assert seen in text, text
     assert "over the limit: 0 A·s" in lines[-1]
+    assert any(line.startswith("installer web page: http://127.0.0.1:") and "password for this demo: demo-" in line
+               for line in lines), lines[:5]
 
 
 class RecordingFace:
