@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivers.ocpp.meter_values import parse_time
 from gateway.ocpp.charging_profile import ChargingProfile, parse_profile
-from gateway.ocpp.payload import parse_time
 from gateway.ocpp.smart_charging import (
     CompositeSchedule,
     ConnectorRating,

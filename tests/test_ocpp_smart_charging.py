@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from ocpp_builders import CPMAX, TX, TXDEF, at, electrical, install, make_store, payload, periods, profile
 
+from drivers.ocpp.meter_values import parse_time
 from gateway.config import parse_site
 from gateway.ocpp.charging_profile import Purpose, RateUnit, parse_profile, parse_set_charging_profile
-from gateway.ocpp.payload import CallErrorCode, PayloadError, parse_time
+from gateway.ocpp.payload import CallErrorCode, PayloadError
 from gateway.ocpp.smart_charging import (
     MAX_COMPOSITE_S,
     NEXT_CHANGE_HORIZON_S,

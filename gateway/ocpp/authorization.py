@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.ocpp.payload import parse_time
+from drivers.ocpp.meter_values import parse_time
 
 ACCEPTED = "Accepted"
 CACHE_SIZE = 1000

@@ -15,6 +15,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from drivers.ocpp.meter_values import parse_time
+
 E = TypeVar("E", bound=StrEnum)
 _TENTH = Decimal("0.1")
 
@@ -40,17 +42,6 @@ def camel_key(key: str) -> str:
     """``charging_profile_id`` -> ``chargingProfileId``; camelCase keys pass unchanged."""
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def parse_time(value: str) -> float:
-    """ISO 8601 to UNIX seconds. A time without a zone is read as UTC (spec §3.14 recommends UTC throughout)."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def format_time(t: float) -> str:
