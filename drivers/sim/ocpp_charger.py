@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import logging
 import ssl
@@ -134,11 +133,20 @@ class SimOcppCharger:
         self._task = asyncio.create_task(self._run(), name=f"sim {self.id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Cancel the connection task and wait until it has really ended.
+
+        Python 3.11's ``asyncio.wait_for`` (inside the ``ocpp`` library's ``call`` and websockets' close) can lose a
+        cancellation that races with a result; the task then carries on and reconnects, and a plain ``await`` after
+        one ``cancel()`` waits forever. So the cancellation is repeated until the task is done.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
         self.connected = False
 
     # -- the cars ------------------------------------------------------------------------------------------------
