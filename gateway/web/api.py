@@ -173,7 +173,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
         except CommandRejected as exc:
             raise CommandRejected(str(exc), field=_request_field(command, exc.field)) from None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(published.wait(), SETTLE_S)
+            async with asyncio.timeout(SETTLE_S):  # not wait_for: on 3.11 it can lose a cancellation at shutdown
+                await published.wait()
         return limit_out(control.status())
 
     @app.exception_handler(AuthError)
@@ -388,7 +389,8 @@ async def _sse(ctx: ApiContext) -> AsyncIterator[bytes]:
         yield _sse_message("events", [event_out(e).model_dump(mode="json") for e in ctx.control.recent_events()])
         while not page.closed:
             try:
-                items = await asyncio.wait_for(page.take(), timeout=ctx.keepalive_s)
+                async with asyncio.timeout(ctx.keepalive_s):  # not wait_for: see above
+                    items = await page.take()
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
