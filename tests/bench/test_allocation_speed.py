@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
-from reference_allocation import reference_allocate
+from support.reference_allocation import reference_allocate
 
-from gateway.allocation import NodePhase, Request, allocate
-from gateway.allocation_bench import build_instance
+from gateway.core.allocation import NodePhase, Request, allocate
+from gateway.sim.allocation_bench import build_instance
 
 ROUNDS = {"allocate": {100: 1000, 1000: 200, 10_000: 30}, "reference": {100: 100, 1000: 20, 10_000: 3}}
 IMPLEMENTATIONS = {"allocate": allocate, "reference": reference_allocate}

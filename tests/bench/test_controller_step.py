@@ -14,9 +14,9 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from drivers.model import ChargerReading, Iec61851State
-from gateway.allocation import Request, allocate
-from gateway.config import ControlConfig
-from gateway.control import ChargerSpec, Controller, Limits, Observation
+from gateway.core.allocation import Request, allocate
+from gateway.core.control import ChargerSpec, Controller, Limits, Observation
+from gateway.site.config import ControlConfig
 
 
 def site(n: int) -> tuple[list[ChargerSpec], Limits]:

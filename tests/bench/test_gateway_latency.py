@@ -29,15 +29,16 @@ from typing import Any
 import pytest
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
-from sim_fleet import fleet, ports
+from support.paths import REPO
+from support.sim_fleet import fleet, ports
 
 from drivers.profile import ProfileRegistry
 from drivers.sim.charger_sim import SimCharger
-from gateway.app import GatewayApp
-from gateway.commands import SetNetworkLimit
-from gateway.config import parse_site
+from gateway.runtime.app import GatewayApp
+from gateway.runtime.commands import SetNetworkLimit
+from gateway.site.config import parse_site
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 REGISTRY = ProfileRegistry.shipped()
 HIGH_A, LOW_A = 10.0, 8.0
 """Each charger's share before and after a change (the network limit is N times this)."""

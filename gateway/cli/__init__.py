@@ -1,0 +1,1 @@
+"""``powershare``: one module per command."""

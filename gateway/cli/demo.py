@@ -1,0 +1,159 @@
+"""``powershare demo``: the README's first command. No arguments needed; see ``gateway.demo.site`` for what it runs.
+
+In a terminal it shows a live table; anywhere else (CI, a pipe) one compact line per second, so ``powershare demo
+--duration 20 --summary-json out.json`` works with no terminal and no standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import secrets
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+
+from gateway.demo.site import Demo, DemoOptions, Frame
+from gateway.demo.view import LinePrinter, render
+from gateway.faces.bms.server import BmsStartError
+from gateway.faces.ocpp.face import ocpp_face
+from gateway.faces.web.face import web_face
+from gateway.faces.web.server import WebServer, WebStartError
+from gateway.runtime.app import FaceFactory
+from gateway.site.config import ConfigError, OcppConfig, WebConfig
+from gateway.site.store import StoreError, write_atomically
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="the real gateway leading simulated chargers, live",
+        description="Start simulated chargers on loopback Modbus TCP, cars coming and going, the real gateway "
+                    "leading them and its BMS face; show the site live. A scripted BMS halves the limit for a "
+                    "while and one charger stops answering for a while.")
+    parser.add_argument("--chargers", type=int, default=6, metavar="N", help="simulated chargers (default 6)")
+    parser.add_argument("--ocpp-chargers", type=int, default=0, metavar="N",
+                        help="also N simulated OCPP 1.6J chargers, connected to the gateway's own OCPP endpoint "
+                             "(a mixed fleet; default 0)")
+    parser.add_argument("--limit", type=float, default=48.0, metavar="A",
+                        help="network limit per phase in A (default 48)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until "
+                                                                    "Ctrl-C)")
+    parser.add_argument("--speed", type=float, default=60.0, metavar="X",
+                        help="batteries fill X times faster than real time; the gateway and currents stay real "
+                             "(default 60)")
+    parser.add_argument("--seed", type=int, default=1, help="which cars come, in which order (default 1)")
+    parser.add_argument("--bms-port", type=int, default=5020, metavar="PORT",
+                        help="the BMS face on 127.0.0.1 (default 5020; 0 picks a free port)")
+    parser.add_argument("--web-port", type=int, default=8080, metavar="PORT",
+                        help="the installer's web page on 127.0.0.1 (default 8080; 0 picks a free port; -1: none)")
+    parser.add_argument("--summary-json", type=Path, metavar="FILE",
+                        help="write per-unit energy, peak current per phase and over-limit A·s to FILE")
+    parser.add_argument("--ocpp-url", metavar="URL",
+                        help="also connect the gateway to this OCPP 1.6J central system (ws:// or wss://, without "
+                             "the charge point id), e.g. one started with `powershare csms`")
+    parser.add_argument("--ocpp-id", default="powershare-demo", metavar="ID",
+                        help="the charge point id for --ocpp-url (default powershare-demo)")
+    parser.set_defaults(func=run)
+
+
+def ocpp_options(url: str | None, charge_point_id: str) -> OcppConfig | None:
+    """The ``ocpp:`` section for ``--ocpp-url``: security profile 0, free vend; ``ValueError`` if refused."""
+    if url is None:
+        return None
+    try:
+        return OcppConfig(url=url, charge_point_id=charge_point_id)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'ocpp'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(problems.replace("url:", "--ocpp-url:").replace("charge_point_id:", "--ocpp-id:")) \
+            from None
+
+
+def run(args: argparse.Namespace) -> int:
+    options = DemoOptions(chargers=args.chargers, limit_a=args.limit, duration_s=args.duration, speed=args.speed,
+                          seed=args.seed, bms_port=args.bms_port, ocpp_chargers=args.ocpp_chargers)
+    verbose = bool(getattr(args, "verbose", False))
+    for name in ("gateway", "drivers", "uvicorn"):  # the table shows the events; a log would tear the screen
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="powershare-demo-") as state:
+        try:
+            ocpp = ocpp_options(args.ocpp_url, args.ocpp_id)
+            faces = [ocpp_face(ocpp, Path(state))] if ocpp is not None else []
+            if args.web_port >= 0:
+                faces.append(demo_web_face(args.web_port, Path(state)))
+            demo = Demo(options, extra_faces=faces)
+        except (ValueError, ConfigError) as exc:
+            print(f"powershare demo: {exc}", file=sys.stderr)
+            return 2
+        return _show(demo, args)
+
+
+def demo_web_face(port: int, state_dir: Path) -> FaceFactory:
+    """The installer's page on loopback with a password made up for this run and printed (the demo only: a real
+    gateway has none until the installer sets one with the setup code)."""
+    password = f"demo-{secrets.token_hex(4)}"
+
+    def announce(server: WebServer) -> None:
+        print(f"installer web page: {server.url}  (installer password for this demo: {password})", flush=True)
+
+    if not 0 <= port <= 65535:
+        raise ValueError("--web-port must be 0..65535, or -1 for no web page")
+    return web_face(state_dir, config=WebConfig(host="127.0.0.1", port=port), password=password, announce=announce)
+
+
+def _show(demo: Demo, args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=4, auto_refresh=True) as live:
+                summary = asyncio.run(_run(demo, lambda frame: live.update(render(frame)), 0.5))
+        else:
+            printer = LinePrinter(lambda line: print(line, flush=True))
+            summary = asyncio.run(_run(demo, printer, 1.0))
+    except BmsStartError as exc:
+        print(f"powershare demo: {exc}; choose another port with --bms-port", file=sys.stderr)
+        return 1
+    except WebStartError as exc:
+        print(f"powershare demo: {exc}; choose another port with --web-port", file=sys.stderr)
+        return 1
+    print(_verdict(summary), flush=True)
+    if args.summary_json is not None:
+        try:
+            write_atomically(args.summary_json, json.dumps(summary, indent=2).encode("utf-8"))
+        except StoreError as exc:
+            print(f"powershare demo: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+async def _run(demo: Demo, show: Callable[[Frame], None], every_s: float) -> dict[str, Any]:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        result: dict[str, Any] = await demo.run(stop, show, every_s)
+        return result
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _verdict(summary: dict[str, Any]) -> str:
+    peak = summary["peak_a"]
+    energy = sum(unit["energy_wh"] for unit in summary["units"].values())
+    ocpp = f" and {summary['ocpp_chargers']} OCPP chargers" if summary.get("ocpp_chargers") else ""
+    return (f"{summary['duration_s']:.0f} s, {summary['chargers']} chargers{ocpp}, {energy / 1000:.2f} kWh "
+            "delivered; "
+            f"peak {peak['L1']:.1f}/{peak['L2']:.1f}/{peak['L3']:.1f} A against a limit of {summary['limit_a']:g} A "
+            f"(lowest in force {summary['lowest_limit_a']:g} A); over the limit: "
+            f"{summary['over_limit_amp_seconds']:g} A·s")
+

@@ -1,0 +1,626 @@
+"""The power-sharing controller: from what the chargers report to the setpoints that are safe to send now.
+
+Pure and synchronous. The asyncio shell (supervisor, virtual-time site, benchmark) calls ``step`` with the time,
+the latest observation of each charger and the limits in force, sends the returned commands in order, and reports
+each outcome with ``write_done``. The same code therefore runs in real time and in the simulator.
+
+The safety invariant (ARCHITECTURE.md) is enforced by *booking*: every charger is booked, on each site phase, at
+
+    max(current it may draw now, current it draws now)
+
+where "may draw" is the last acknowledged setpoint (raised to any write in flight or any write that failed: the
+device may have applied it), and, for a charger that stopped answering, what it may still draw: the higher of its
+last setpoint and its programmed fail-safe current (its maximum if it has no fail-safe feature, or we do not know
+what is programmed). The higher of the two, for as long as it is away, because after its own timeout it falls
+back to the fail-safe, and some devices resume their last setpoint the instant they hear the gateway again, before
+the gateway can send anything. A decrease is always sent at once. An increase is granted only into headroom that
+exists *now* against those bookings, so current moves from A to B only after A's car has really come down; until
+then B waits a step or two.
+
+What each car should get in the end state is decided by ``gateway.core.allocation``; this module feeds it:
+who asks for current (plugged in, reachable, enabled), each car's cap (nameplate, breaker, runtime caps, and what
+the car has shown it takes), the room on each node and phase net of chargers we cannot command, and a rank that
+encodes priority and fair rotation when there is not enough for 6 A each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from drivers.model import ChargerReading
+from gateway.core.allocation import NodePhase, Request, allocate
+
+DEMAND_GAP_A = 1.0
+"""A car drawing at least this much less than offered is taking less than it is offered."""
+PHASE_ACTIVE_A = 1.0
+"""A phase carrying at least this current is a phase the car draws on."""
+PHASE_EVIDENCE_S = 20.0
+"""How long a car must draw on fewer phases than wired before it is booked on those phases only."""
+DOWN_TOLERANCE_A = 0.5
+"""A car within this of its new, lower setpoint has come down."""
+FOLLOW_TOLERANCE_A = 1.0
+"""Measured current above the setpoint by more than this, for longer than the ramp-down timeout, is not following."""
+_EPS = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSpec:
+    """What the controller needs to know about one charger, from the site config and its profile."""
+
+    id: str
+    nodes: tuple[str, ...]
+    """The charger's circuit and every node above it, up to and including the site."""
+    site_phases: tuple[int, ...]
+    """Site phase (0..2) of the charger's L1, L2, L3; one element for a 1-phase charger."""
+    max_current_a: float
+    """The unit's cap: least of nameplate and breaker limit."""
+    min_current_a: float = 6.0
+    resolution_a: float = 1.0
+    has_failsafe: bool = True
+    comm_timeout_s: float = 30.0
+    priority: int = 0
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One poll of one charger: a reading, or why there is none."""
+
+    reading: ChargerReading | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits in force at this step, already combined from every source."""
+
+    node_limits_a: Mapping[str, tuple[float, float, float]]
+    """Per circuit node (including "site"), per site phase."""
+    enabled: bool = True
+    unit_caps_a: Mapping[str, float] = field(default_factory=dict)
+    """Runtime caps per charger (installer's unit limit, OCPP connector limits)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetpointCommand:
+    charger_id: str
+    current_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class UnitView:
+    """The controller's view of one charger, for the read model."""
+
+    id: str
+    reachable: bool
+    reason: str | None
+    plugged: bool
+    setpoint_a: float | None
+    """Last acknowledged setpoint (None until known)."""
+    target_a: float
+    booked_a: tuple[float, float, float]
+    """Booked current per site phase (what the safety invariant counts)."""
+    measured_a: tuple[float, float, float]
+    """Measured current per site phase."""
+    waiting: bool
+    demand_cap_a: float | None
+    car_phases: tuple[int, ...] | None
+    """Site phases the car was learned to draw on (None: not learned, booked on all wired phases)."""
+    failsafe_a: float | None
+
+
+@dataclass(slots=True)
+class _Unit:
+    """Mutable state the controller keeps per charger between steps."""
+
+    spec: ChargerSpec
+    acked_a: float | None = None
+    pending_a: float | None = None
+    failed_high_a: float | None = None
+    decrease_from_a: float | None = None
+    """Until a decrease is confirmed, the car may still draw up to this (it may even be ramping up to it)."""
+    decrease_at_s: float = 0.0
+    seen_above: bool = False
+    resync: bool = False
+    """The device may not be at the setpoint we believe (it came back, or its read-back differs): re-send."""
+    failsafe_acked_a: float | None = None
+    reachable: bool = False
+    ever_seen: bool = False
+    reason: str | None = "not polled yet"
+    measured: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Per site phase."""
+    plugged: bool = False
+    target_a: float = 0.0
+    # learning, per session
+    car_phases: tuple[int, ...] | None = None
+    phase_evidence_since: float | None = None
+    phase_evidence: tuple[int, ...] = ()
+    under_since: float | None = None
+    under_peak_a: float = 0.0
+    demand_cap_a: float | None = None
+    capped_since: float | None = None
+    over_since: float | None = None
+    not_following: bool = False
+    # rotation
+    on_since: float | None = None
+    waiting_since: float | None = None
+    switched_off_s: float | None = None
+
+    def reset_session(self) -> None:
+        self.car_phases = None
+        self.phase_evidence_since = None
+        self.phase_evidence = ()
+        self.under_since = None
+        self.under_peak_a = 0.0
+        self.demand_cap_a = None
+        self.capped_since = None
+        self.waiting_since = None
+        self.switched_off_s = None
+
+    @property
+    def commanded_a(self) -> float | None:
+        """What the charger has been told most recently (in flight or acknowledged)."""
+        return self.pending_a if self.pending_a is not None else self.acked_a
+
+    @property
+    def fixed(self) -> bool:
+        """Its draw is not ours to change: unreachable, or its car ignores its setpoint."""
+        return not self.reachable or self.not_following
+
+
+class Tuning(Protocol):
+    """The controller's knobs, read-only; the site file's ``control:`` section validates and defaults them."""
+
+    @property
+    def min_dwell_s(self) -> float: ...
+    @property
+    def rotation_period_s(self) -> float: ...
+    @property
+    def hysteresis_a(self) -> float: ...
+    @property
+    def demand_margin_a(self) -> float: ...
+    @property
+    def demand_window_s(self) -> float: ...
+    @property
+    def probe_interval_s(self) -> float: ...
+    @property
+    def vehicle_response_s(self) -> float: ...
+    @property
+    def ramp_down_timeout_s(self) -> float: ...
+
+
+class Controller:
+    """Holds per-charger state between steps; every decision is a pure function of the inputs and that state."""
+
+    def __init__(self, chargers: Sequence[ChargerSpec], settings: Tuning) -> None:
+        self.settings = settings
+        self._units: dict[str, _Unit] = {}
+        self.reconfigure(chargers)
+
+    # -- configuration ---------------------------------------------------------------------------------------
+    def reconfigure(self, chargers: Sequence[ChargerSpec]) -> None:
+        """Add, remove or update chargers, keeping what is known about the ones that stay."""
+        units: dict[str, _Unit] = {}
+        for spec in chargers:
+            if spec.id in units:
+                raise ValueError(f"duplicate charger id {spec.id!r}")
+            unit = self._units.get(spec.id) or _Unit(spec)
+            unit.spec = spec
+            units[spec.id] = unit
+        self._units = units
+
+    @property
+    def charger_ids(self) -> list[str]:
+        return list(self._units)
+
+    # -- the step ----------------------------------------------------------------------------------------------
+    def step(self, now: float, observations: Mapping[str, Observation], limits: Limits) -> list[SetpointCommand]:
+        """Ingest observations, decide targets, and return the commands that are safe to send now.
+
+        Decreases come first; increases only into headroom that exists against current bookings, so sending them
+        all at once is safe.
+        """
+        for charger_id, obs in observations.items():
+            unit = self._units.get(charger_id)
+            if unit is not None:
+                self._ingest(unit, obs, now)
+        bookings = {cid: self._booking(u, now) for cid, u in self._units.items()}
+        targets = self._targets(now, limits, bookings)
+        targets = self._apply_hysteresis(targets, limits, bookings)
+        for cid, unit in self._units.items():
+            unit.target_a = targets[cid]
+        return self._sequence(now, limits, bookings, targets)
+
+    def write_done(self, charger_id: str, current_a: float, ok: bool, now: float) -> None:
+        """Report the outcome of a ``SetpointCommand``. A failed write leaves the higher of old and new booked."""
+        unit = self._units.get(charger_id)
+        if unit is None:
+            return
+        if unit.pending_a == current_a:
+            unit.pending_a = None
+        if not ok:
+            old = unit.acked_a if unit.acked_a is not None else unit.spec.max_current_a
+            unit.failed_high_a = max(unit.failed_high_a or 0.0, old, current_a)
+            return
+        was_on = unit.acked_a is not None and unit.acked_a >= unit.spec.min_current_a
+        previous = unit.acked_a if unit.acked_a is not None else unit.spec.max_current_a
+        if current_a < previous:
+            unit.decrease_from_a = max(previous, unit.decrease_from_a or 0.0)
+            unit.decrease_at_s = now
+            unit.seen_above = False
+        unit.acked_a = current_a
+        unit.failed_high_a = None
+        unit.resync = False
+        is_on = current_a >= unit.spec.min_current_a
+        if is_on and not was_on:
+            unit.on_since = now
+            unit.waiting_since = None
+        elif not is_on:
+            unit.on_since = None
+            if was_on:
+                unit.switched_off_s = now
+            if unit.plugged and unit.waiting_since is None:
+                unit.waiting_since = now
+
+    def failsafe_currents(self, limits: Limits) -> dict[str, float]:
+        """Each charger's fair share, to program as its fail-safe current.
+
+        If the gateway itself dies, every charger falls back to this after its own timeout, and the sum still fits
+        every node on every phase: share = node limit ÷ chargers on that node and phase, the least over the
+        charger's nodes and phases, floored to its resolution, and 0 if that is below its minimum.
+        """
+        counts: dict[NodePhase, int] = {}
+        for unit in self._units.values():
+            for key in _keys(unit.spec.nodes, unit.spec.site_phases):
+                counts[key] = counts.get(key, 0) + 1
+        out: dict[str, float] = {}
+        for cid, unit in self._units.items():
+            spec = unit.spec
+            share = min(max(0.0, limits.node_limits_a[node][phase]) / counts[(node, phase)]
+                        for node, phase in _keys(spec.nodes, spec.site_phases))
+            share = min(share, spec.max_current_a, limits.unit_caps_a.get(cid, math.inf))
+            out[cid] = _floor_to(share, spec.resolution_a, spec.min_current_a)
+        return out
+
+    def failsafe_done(self, charger_id: str, current_a: float, ok: bool) -> None:
+        """Report programming a fail-safe current; on failure the higher value stays booked (or unknown stays)."""
+        unit = self._units.get(charger_id)
+        if unit is None:
+            return
+        if ok:
+            unit.failsafe_acked_a = current_a
+        elif unit.failsafe_acked_a is not None:
+            unit.failsafe_acked_a = max(unit.failsafe_acked_a, current_a)
+
+    def views(self, now: float) -> list[UnitView]:
+        """The controller's state per charger, in configuration order, for the read model."""
+        out = []
+        for cid, u in self._units.items():
+            booked = self._booking(u, now)
+            wants = u.plugged and u.demand_cap_a is None
+            reason = u.reason if not u.reachable else None
+            if u.reachable and u.not_following:
+                reason = "vehicle not following its setpoint"
+            out.append(UnitView(
+                id=cid, reachable=u.reachable, reason=reason,
+                plugged=u.plugged, setpoint_a=u.acked_a, target_a=u.target_a, booked_a=booked,
+                measured_a=u.measured if u.reachable else (0.0, 0.0, 0.0),
+                waiting=wants and u.reachable and (u.acked_a or 0.0) < u.spec.min_current_a,
+                demand_cap_a=u.demand_cap_a, car_phases=u.car_phases, failsafe_a=u.failsafe_acked_a))
+        return out
+
+    # -- ingestion and learning ---------------------------------------------------------------------------------
+    def _ingest(self, unit: _Unit, obs: Observation, now: float) -> None:
+        reading = obs.reading
+        if reading is None:
+            unit.reachable = False
+            unit.reason = obs.error or "no answer"
+            return
+        if not unit.reachable and unit.ever_seen:
+            self._rejoin(unit, reading, now)
+        unit.reachable = True
+        unit.ever_seen = True
+        unit.reason = None
+        readback = reading.setpoint_a
+        if (readback is not None and unit.acked_a is not None and unit.pending_a is None
+                and abs(readback - unit.acked_a) > max(DOWN_TOLERANCE_A, unit.spec.resolution_a / 2)):
+            unit.resync = True
+        if unit.acked_a is None and unit.pending_a is None and reading.setpoint_a is not None:
+            # After a gateway restart: book what the device says it applies, and let a running session keep its turn.
+            unit.acked_a = reading.setpoint_a
+            if reading.setpoint_a >= unit.spec.min_current_a:
+                unit.on_since = now
+        measured = [0.0, 0.0, 0.0]
+        for charger_phase, site_phase in enumerate(unit.spec.site_phases):
+            value = reading.current_a[charger_phase]
+            if value is not None:
+                measured[site_phase] += max(0.0, value)
+        unit.measured = (measured[0], measured[1], measured[2])
+        if reading.state is not None:
+            plugged = reading.state.plugged_in
+            if plugged and not unit.plugged:
+                unit.reset_session()
+                unit.waiting_since = now
+            elif not plugged and unit.plugged:
+                unit.reset_session()
+            unit.plugged = plugged
+        self._confirm_decrease(unit, now)
+        self._learn_phases(unit, now)
+        self._learn_demand(unit, now)
+        self._watch_following(unit, now)
+
+    def _rejoin(self, unit: _Unit, reading: ChargerReading, now: float) -> None:
+        """A charger that answers again is at what it was booked at while away (its fail-safe, its last setpoint,
+        or its maximum), unless it says otherwise; from there any increase needs real headroom. Re-send its setpoint,
+        since its watchdog may have latched the fail-safe current meanwhile.
+        """
+        booked_as = self._may_draw(unit, now)
+        unit.acked_a = reading.setpoint_a if reading.setpoint_a is not None else booked_as
+        unit.pending_a = None
+        unit.failed_high_a = None
+        unit.decrease_from_a = None
+        unit.resync = True
+
+    def _confirm_decrease(self, unit: _Unit, now: float) -> None:
+        """A decrease frees current only once the car has been seen above the new value and come down, or once the
+        vehicle response time has passed: a car still ramping up to the old value may reach it after the decrease.
+        """
+        if unit.decrease_from_a is None or unit.acked_a is None:
+            return
+        if not unit.plugged:
+            unit.decrease_from_a = None  # no vehicle: nothing can draw
+            return
+        drawn = max(unit.measured)
+        if drawn > unit.acked_a + DOWN_TOLERANCE_A:
+            unit.seen_above = True
+        elif unit.seen_above or now - unit.decrease_at_s >= self.settings.vehicle_response_s:
+            unit.decrease_from_a = None
+
+    def _learn_phases(self, unit: _Unit, now: float) -> None:
+        """Book a car only on the phases it draws on, once it has shown that for a while."""
+        wired = tuple(sorted(set(unit.spec.site_phases)))
+        active = tuple(p for p in wired if unit.measured[p] >= PHASE_ACTIVE_A)
+        if unit.car_phases is not None and any(p not in unit.car_phases for p in active):
+            unit.car_phases = None  # the car drew on a phase we had freed: book all wired phases again at once
+        if not active or len(active) == len(wired):
+            unit.phase_evidence_since = None
+            return
+        if unit.phase_evidence != active or unit.phase_evidence_since is None:
+            unit.phase_evidence = active
+            unit.phase_evidence_since = now
+        elif now - unit.phase_evidence_since >= PHASE_EVIDENCE_S:
+            unit.car_phases = active
+
+    def _learn_demand(self, unit: _Unit, now: float) -> None:
+        """Book a car that takes clearly less than it is offered at what it takes, plus a margin."""
+        s = self.settings
+        offered = unit.acked_a
+        drawn = max(unit.measured)
+        if not unit.plugged or offered is None or offered < unit.spec.min_current_a:
+            unit.under_since = None
+            return
+        if unit.demand_cap_a is not None and drawn >= unit.demand_cap_a - s.demand_margin_a / 2:
+            unit.demand_cap_a = None  # it takes all it is offered: it may want more
+            unit.capped_since = None
+            unit.under_since = None
+        if drawn < offered - DEMAND_GAP_A:
+            if unit.under_since is None:
+                unit.under_since, unit.under_peak_a = now, drawn
+            else:
+                unit.under_peak_a = max(unit.under_peak_a, drawn)
+                if now - unit.under_since >= s.demand_window_s:
+                    cap = unit.under_peak_a + s.demand_margin_a
+                    if unit.demand_cap_a is None or cap < unit.demand_cap_a:
+                        unit.demand_cap_a = cap
+                        unit.capped_since = now
+        else:
+            unit.under_since = None
+
+    def _watch_following(self, unit: _Unit, now: float) -> None:
+        """A car drawing above its setpoint for longer than a car may take to ramp down is not following."""
+        limit = unit.acked_a if unit.pending_a is None else max(unit.acked_a or 0.0, unit.pending_a)
+        if limit is not None and max(unit.measured) > limit + FOLLOW_TOLERANCE_A:
+            if unit.over_since is None:
+                unit.over_since = now
+            unit.not_following = now - unit.over_since >= self.settings.ramp_down_timeout_s
+        else:
+            unit.over_since = None
+            unit.not_following = False
+
+    # -- booking -------------------------------------------------------------------------------------------------
+    def _may_draw(self, unit: _Unit, now: float) -> float:
+        spec = unit.spec
+        held = unit.acked_a if unit.acked_a is not None else spec.max_current_a
+        for extra in (unit.pending_a, unit.failed_high_a, unit.decrease_from_a):
+            if extra is not None:
+                held = max(held, extra)
+        if unit.reachable:
+            return held
+        if not spec.has_failsafe or unit.failsafe_acked_a is None:
+            return spec.max_current_a
+        return max(held, unit.failsafe_acked_a)
+
+    def _booking(self, unit: _Unit, now: float) -> tuple[float, float, float]:
+        """Per site phase: max(what it may draw, what it draws)."""
+        may = self._may_draw(unit, now)
+        on_phases = unit.car_phases if unit.reachable and unit.car_phases is not None else unit.spec.site_phases
+        booked = [0.0, 0.0, 0.0]
+        for p in set(unit.spec.site_phases):
+            measured = unit.measured[p] if unit.reachable else 0.0
+            booked[p] = max(may if p in on_phases else 0.0, measured)
+        return (booked[0], booked[1], booked[2])
+
+    # -- targets -------------------------------------------------------------------------------------------------
+    def _targets(self, now: float, limits: Limits,
+                 bookings: Mapping[str, tuple[float, float, float]]) -> dict[str, float]:
+        targets = {cid: 0.0 for cid in self._units}
+        capacity: dict[NodePhase, float] = {}
+        for node, per_phase in limits.node_limits_a.items():
+            for phase in range(3):
+                capacity[(node, phase)] = per_phase[phase]
+        requests: list[Request] = []
+        for cid, unit in self._units.items():
+            spec = unit.spec
+            if unit.fixed:
+                for node, phase in _keys(spec.nodes, tuple(set(spec.site_phases))):
+                    capacity[(node, phase)] -= bookings[cid][phase]
+                continue
+            if not (limits.enabled and unit.reachable and unit.plugged):
+                continue
+            cap = min(spec.max_current_a, limits.unit_caps_a.get(cid, math.inf), unit.demand_cap_a or math.inf)
+            if cap < spec.min_current_a:
+                continue
+            requests.append(Request(charger_id=cid, nodes=spec.nodes, phases=self._booked_phases(unit), cap_a=cap,
+                                    min_a=spec.min_current_a, weight=spec.weight, rank=self._rank(unit, now)))
+        grants = allocate(requests, capacity)
+        for cid, amps in grants.items():
+            spec = self._units[cid].spec
+            targets[cid] = _floor_to(amps, spec.resolution_a, spec.min_current_a)
+        self._probe(now, limits, capacity, targets)
+        return targets
+
+    def _probe(self, now: float, limits: Limits, capacity: Mapping[NodePhase, float],
+               targets: Mapping[str, float]) -> None:
+        """Raise a learned cap into current nobody else was given, so probing never takes from other cars.
+
+        A car capped for ``probe_interval_s`` has its cap raised by the spare room on its nodes and phases (if that
+        room is at least its resolution, or its minimum for a car that took nothing); if it then takes what it is
+        offered, the cap is lifted altogether (``_learn_demand``), otherwise it is learned again.
+        """
+        spare = dict(capacity)
+        for cid, amps in targets.items():
+            unit = self._units[cid]
+            if amps > 0:
+                for key in _keys(unit.spec.nodes, self._booked_phases(unit)):
+                    spare[key] -= amps
+        for cid, unit in self._units.items():
+            if (unit.demand_cap_a is None or unit.capped_since is None or not unit.plugged or unit.fixed
+                    or not limits.enabled or now - unit.capped_since < self.settings.probe_interval_s):
+                continue
+            room = min(spare[key] for key in _keys(unit.spec.nodes, self._booked_phases(unit)))
+            needed = unit.spec.min_current_a if targets[cid] == 0 else unit.spec.resolution_a
+            if room >= needed:
+                unit.demand_cap_a = max(unit.demand_cap_a, targets[cid]) + room
+                unit.capped_since = now
+                unit.under_since = None
+
+    def _rank(self, unit: _Unit, now: float) -> tuple[float, ...]:
+        """Admission order under scarcity: priority, then protected chargers, then waiting cars, then the rest.
+
+        A car that is charging keeps its turn for ``max(min_dwell_s, rotation_period_s)``; after that a waiting car
+        (longest waiting first) goes before it, and among chargers past their turn the one on longest yields first.
+        A car the gateway switched off stays behind all of those for ``min_dwell_s``, so nobody is cycled; it is
+        only switched back on sooner if there is room left over. A car learned as "not taking current" goes last.
+        """
+        s = self.settings
+        turn = max(s.min_dwell_s, s.rotation_period_s)
+        idle = 1.0 if unit.demand_cap_a is not None and unit.demand_cap_a < unit.spec.min_current_a else 0.0
+        if unit.on_since is not None and (unit.acked_a or 0.0) >= unit.spec.min_current_a:
+            if now - unit.on_since < turn:
+                return (-unit.spec.priority, idle, 0.0, unit.on_since)
+            return (-unit.spec.priority, idle, 2.0, -unit.on_since)
+        if unit.switched_off_s is not None and now - unit.switched_off_s < s.min_dwell_s:
+            return (-unit.spec.priority, idle, 3.0, unit.switched_off_s)
+        return (-unit.spec.priority, idle, 1.0, unit.waiting_since if unit.waiting_since is not None else now)
+
+    def _apply_hysteresis(self, targets: dict[str, float], limits: Limits,
+                          bookings: Mapping[str, tuple[float, float, float]]) -> dict[str, float]:
+        """Skip changes smaller than a charger's resolution or the hysteresis, unless a decrease is needed."""
+        out = dict(targets)
+        for cid, unit in self._units.items():
+            current = unit.commanded_a
+            target = targets[cid]
+            if current is None or target == current or current < unit.spec.min_current_a or target == 0.0:
+                continue
+            if abs(target - current) >= max(self.settings.hysteresis_a, unit.spec.resolution_a):
+                continue
+            if target > current or self._fits_with(out, cid, current, limits, bookings):
+                out[cid] = current
+        return out
+
+    def _fits_with(self, targets: Mapping[str, float], charger_id: str, value: float, limits: Limits,
+                   bookings: Mapping[str, tuple[float, float, float]]) -> bool:
+        """Would the end state still fit every node if ``charger_id`` kept ``value``?"""
+        load: dict[NodePhase, float] = {}
+        for cid, unit in self._units.items():
+            if unit.fixed:
+                for node, phase in _keys(unit.spec.nodes, tuple(set(unit.spec.site_phases))):
+                    load[(node, phase)] = load.get((node, phase), 0.0) + bookings[cid][phase]
+                continue
+            amps = value if cid == charger_id else targets[cid]
+            for key in _keys(unit.spec.nodes, self._booked_phases(unit)):
+                load[key] = load.get(key, 0.0) + amps
+        return all(amps <= limits.node_limits_a[node][phase] + _EPS for (node, phase), amps in load.items())
+
+    # -- sequencing ---------------------------------------------------------------------------------------------
+    def _sequence(self, now: float, limits: Limits, bookings: Mapping[str, tuple[float, float, float]],
+                  targets: Mapping[str, float]) -> list[SetpointCommand]:
+        decreases: list[SetpointCommand] = []
+        increases: list[tuple[tuple[float, ...], _Unit, float]] = []
+        for cid, unit in self._units.items():
+            if not unit.reachable or unit.pending_a is not None:
+                continue
+            target, current = targets[cid], unit.commanded_a
+            within_booking = unit.resync and target <= self._may_draw(unit, now)
+            if current is None or target < current or within_booking:
+                decreases.append(SetpointCommand(cid, target))
+                unit.pending_a = target
+            elif target > current:
+                increases.append((self._rank(unit, now), unit, target))
+        headroom: dict[NodePhase, float] = {}
+        for node, per_phase in limits.node_limits_a.items():
+            for phase in range(3):
+                headroom[(node, phase)] = per_phase[phase]
+        for cid, unit in self._units.items():
+            for node in unit.spec.nodes:
+                for phase in set(unit.spec.site_phases):
+                    headroom[(node, phase)] -= bookings[cid][phase]
+        granted: list[SetpointCommand] = []
+        for _, unit, target in sorted(increases, key=lambda item: item[0]):
+            amps = self._grantable(unit, target, bookings[unit.spec.id], headroom)
+            if amps is None:
+                continue
+            for node in unit.spec.nodes:
+                for phase in self._booked_phases(unit):
+                    extra = max(amps, bookings[unit.spec.id][phase]) - bookings[unit.spec.id][phase]
+                    headroom[(node, phase)] -= extra
+            unit.pending_a = amps
+            granted.append(SetpointCommand(unit.spec.id, amps))
+        return decreases + granted
+
+    def _booked_phases(self, unit: _Unit) -> tuple[int, ...]:
+        return unit.car_phases if unit.car_phases is not None else tuple(sorted(set(unit.spec.site_phases)))
+
+    def _grantable(self, unit: _Unit, target: float, booked: tuple[float, float, float],
+                   headroom: Mapping[NodePhase, float]) -> float | None:
+        """The largest setpoint up to ``target`` that fits existing headroom, or None if no useful increase fits.
+
+        Headroom may be negative while cars are still coming down from a lower limit; then nothing is raised, not
+        even within a charger's own booking: that booking is a car on its way down, and the plan counts on it.
+        """
+        spec = unit.spec
+        amps = target
+        for node in spec.nodes:
+            for phase in self._booked_phases(unit):
+                amps = min(amps, booked[phase] + headroom[(node, phase)])
+        amps = _floor_to(amps, spec.resolution_a, spec.min_current_a)
+        current = unit.commanded_a or 0.0
+        if amps <= current:
+            return None
+        return amps
+
+
+def _keys(nodes: Iterable[str], phases: Iterable[int]) -> list[NodePhase]:
+    phase_list = list(phases)
+    return [(node, phase) for node in nodes for phase in phase_list]
+
+
+def _floor_to(amps: float, resolution_a: float, min_a: float) -> float:
+    """Round down to the charger's resolution (rounding down keeps every sum within its limit); 0 below minimum."""
+    if resolution_a > 0:
+        amps = math.floor(amps / resolution_a + _EPS) * resolution_a
+        amps = round(amps, 6)
+    return amps if amps >= min_a - _EPS else 0.0

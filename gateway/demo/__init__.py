@@ -1,0 +1,1 @@
+"""``powershare demo``: the real gateway leading simulated chargers, with cars coming and going."""

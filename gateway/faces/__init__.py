@@ -1,0 +1,1 @@
+"""What the world talks to: the BMS Modbus server, the OCPP client and endpoint, the web page."""

@@ -1,0 +1,398 @@
+"""The HTTP API and the page, as one FastAPI application over ``GatewayControl``.
+
+Every write becomes one command for ``GatewayControl.apply``, the call the site file's rules and the BMS face go
+through too; a refusal (``CommandRejected``) is answered 422 with the field at fault, and nothing has changed.
+Adding a follower reads the device first (``gateway.runtime.follower_probe``): one that does not answer, or answers
+nonsense, is refused with what to check. Reads are open or need a session (``web.read_access``); writes always
+need one (``gateway.faces.web.auth``). The OpenAPI document is at ``/openapi.json`` and browsable at ``/docs`` (served
+from the gateway itself: a site often has no internet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+
+from drivers.profile import ProfileRegistry
+from gateway.cli.check_config import profile_issues
+from gateway.faces.web.auth import AuthError, Guard, Session
+from gateway.faces.web.live import Broadcast, History
+from gateway.faces.web.schemas import (
+    AddedOut,
+    AuthOut,
+    EnabledIn,
+    EventOut,
+    HistoryPoint,
+    LimitIn,
+    LimitOut,
+    PasswordChangeIn,
+    PasswordIn,
+    ProfileOut,
+    Refusal,
+    SessionOut,
+    SetupIn,
+    StatusOut,
+    UnitOut,
+    event_out,
+    limit_out,
+    probe_out,
+    profile_out,
+    status_out,
+    unit_out,
+)
+from gateway.runtime.commands import (
+    AddFollower,
+    Command,
+    CommandRejected,
+    GatewayControl,
+    RemoveFollower,
+    SetEnabled,
+    SetNetworkLimit,
+    SetUnitLimit,
+)
+from gateway.runtime.follower_probe import Probe, ProbeFailed
+from gateway.site.config import ChargerConfig
+from gateway.site.store import StoreError
+
+log = logging.getLogger("gateway.faces.web")
+
+COOKIE = "powershare_session"
+SETTLE_S = 2.0
+"""A write is answered with the next snapshot's limits, or the latest one if none comes within this."""
+STATIC = files("gateway.faces.web") / "static"
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Refusal, "description": "sign in first"}}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Refusal, "description": "sign in first"},
+    403: {"model": Refusal, "description": "cookie session without the X-CSRF-Token header"},
+    422: {"model": Refusal, "description": "refused by the commissioning rules; nothing was changed"},
+}
+_SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Refusal, "description": "wrong password or setup code"},
+    409: {"model": Refusal, "description": "no password yet (sign in), or one already (setup)"},
+    422: {"model": Refusal, "description": "the request or the new password breaks a rule"},
+    429: {"model": Refusal, "description": "too many wrong attempts: wait Retry-After seconds"},
+}
+
+
+@dataclass
+class ApiContext:
+    """What the routes need; ``WebServer`` builds it."""
+
+    control: GatewayControl
+    guard: Guard
+    profiles: ProfileRegistry
+    probe: Probe
+    followers: Callable[[], Sequence[ChargerConfig]]
+    site_name: str
+    read_access: Literal["open", "password"]
+    secure_cookie: bool
+    history: History
+    broadcast: Broadcast
+    keepalive_s: float = 15.0
+
+
+_bearer = HTTPBearer(auto_error=False, description="the token from POST /api/session")
+_cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="set by POST /api/session")
+_csrf = APIKeyHeader(name="X-CSRF-Token", auto_error=False, description="with the cookie, on every write")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+Cookie = Annotated[str | None, Depends(_cookie)]
+Csrf = Annotated[str | None, Depends(_csrf)]
+
+
+class NotFound(CommandRejected):
+    """A read of something the site does not have."""
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def context_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def reader(request: Request, bearer: Bearer, cookie: Cookie) -> None:
+    """Reads need a session where ``web.read_access`` is "password" (only then is this a dependency)."""
+    token = bearer.credentials if bearer else cookie
+    context_of(request).guard.authenticate(token, None, by_cookie=bearer is None, write=False)
+
+
+def token_of(request: Request) -> str | None:
+    """The session token of a request to an open endpoint (which declares no security in the OpenAPI)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    return request.cookies.get(COOKIE)
+
+
+def writer(request: Request, bearer: Bearer, cookie: Cookie, csrf: Csrf) -> Session:
+    token = bearer.credentials if bearer else cookie
+    return context_of(request).guard.authenticate(token, csrf, by_cookie=bearer is None, write=True)
+
+
+Write = Annotated[Session, Depends(writer)]
+
+
+def build_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPIOffline(title="powershare gateway", version="1", redoc_url=None,
+                         description="Commissioning and status of a power-sharing network. Writes need a session: "
+                                     "POST /api/session, then a Bearer token or the cookie with X-CSRF-Token.")
+    app.state.ctx = ctx
+    guard = ctx.guard
+    control = ctx.control
+    read_deps = [Depends(reader)] if ctx.read_access == "password" else []
+    read_errors = _READ_ERRORS if ctx.read_access == "password" else {}
+
+    async def apply(command: Command, request: Request) -> LimitOut:
+        """Apply, then answer with the limits of the snapshot that follows (the loop acts at once on a command)."""
+        published = ctx.broadcast.next_snapshot()
+        try:
+            control.apply(command, f"web installer@{client_of(request)}")
+        except CommandRejected as exc:
+            raise CommandRejected(str(exc), field=_request_field(command, exc.field)) from None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_S):  # not wait_for: on 3.11 it can lose a cancellation at shutdown
+                await published.wait()
+        return limit_out(control.status())
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))} if exc.retry_after_s else None
+        return JSONResponse({"detail": str(exc), "field": None}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=404)
+
+    @app.exception_handler(CommandRejected)
+    async def _rejected(request: Request, exc: CommandRejected) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        fields = [_field(e.get("loc", ())) for e in errors]
+        detail = "; ".join(f"{f}: {e.get('msg')}" if f else str(e.get("msg")) for f, e in zip(fields, errors,
+                                                                                               strict=True))
+        return JSONResponse({"detail": detail or "invalid request", "field": fields[0] if fields else None},
+                            status_code=422)
+
+    # -- the page ------------------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8",
+                        headers=_PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml")
+
+    # -- sessions ------------------------------------------------------------------------------------------------
+    def signed_in(response: Response, session: Session) -> SessionOut:
+        response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", secure=ctx.secure_cookie,
+                            path="/")
+        return SessionOut(token=session.token, csrf_token=session.csrf_token)
+
+    @app.get("/api/auth", tags=["session"], summary="Whether a password is set and this client is signed in")
+    async def auth_state(request: Request) -> AuthOut:
+        session = guard.sessions.find(token_of(request))
+        return AuthOut(password_set=guard.passwords.is_set, signed_in=session is not None,
+                       read_access=ctx.read_access,
+                       csrf_token=session.csrf_token if session else None)
+
+    @app.post("/api/setup", tags=["session"], responses=_SIGN_IN_ERRORS,
+              summary="Set the first installer password, with the setup code from the gateway's log")
+    async def setup(body: SetupIn, request: Request, response: Response) -> SessionOut:
+        session = await _stored(guard.set_first_password(body.setup_code, body.password, client_of(request)))
+        log.warning("installer password set from %s", client_of(request))
+        return signed_in(response, session)
+
+    @app.post("/api/session", tags=["session"], responses=_SIGN_IN_ERRORS, summary="Sign in")
+    async def sign_in(body: PasswordIn, request: Request, response: Response) -> SessionOut:
+        return signed_in(response, await guard.sign_in(body.password, client_of(request)))
+
+    @app.delete("/api/session", tags=["session"], status_code=204, summary="Sign out")
+    async def sign_out(request: Request) -> Response:
+        token = token_of(request)
+        if token:
+            guard.sessions.close(token)
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.post("/api/password", tags=["session"], responses={**_SIGN_IN_ERRORS, **_WRITE_ERRORS},
+              summary="Change the installer password (every other session ends)")
+    async def change_password(body: PasswordChangeIn, session: Write, request: Request,
+                              response: Response) -> SessionOut:
+        new = await _stored(guard.change_password(body.current_password, body.new_password, client_of(request)))
+        log.warning("installer password changed from %s", client_of(request))
+        return signed_in(response, new)
+
+    # -- reads ---------------------------------------------------------------------------------------------------
+    @app.get("/api/status", tags=["status"], dependencies=read_deps, responses=read_errors,
+             summary="The whole site: limits, totals, every unit")
+    async def status() -> StatusOut:
+        return status_out(control.status(), ctx.site_name)
+
+    @app.get("/api/units", tags=["status"], dependencies=read_deps, responses=read_errors,
+             summary="Every unit's state, currents and link quality")
+    async def units() -> list[UnitOut]:
+        return [unit_out(u) for u in control.status().units]
+
+    @app.get("/api/units/{unit_id}", tags=["status"], dependencies=read_deps,
+             responses={**read_errors, 404: {"model": Refusal, "description": "no such unit"}},
+             summary="One unit's state, currents and link quality")
+    async def unit(unit_id: str) -> UnitOut:
+        for u in control.status().units:
+            if u.id == unit_id:
+                return unit_out(u)
+        raise NotFound(f"no unit {unit_id!r} on this site", field="unit_id")
+
+    @app.get("/api/limit", tags=["status"], dependencies=read_deps, responses=read_errors,
+             summary="The effective limit and which source sets it")
+    async def limit() -> LimitOut:
+        return limit_out(control.status())
+
+    @app.get("/api/events", tags=["status"], dependencies=read_deps, responses=read_errors,
+             summary="Recent state and settings changes, oldest first, with who made them")
+    async def events() -> list[EventOut]:
+        return [event_out(e) for e in control.recent_events()]
+
+    @app.get("/api/history", tags=["status"], dependencies=read_deps, responses=read_errors,
+             summary="Total measured current per phase and the limit, about one point a second, oldest first")
+    async def history() -> list[HistoryPoint]:
+        return ctx.history.points()
+
+    @app.get("/api/profiles", tags=["commissioning"], dependencies=read_deps, responses=read_errors,
+             summary="The charger profiles a follower can be added with")
+    async def profiles() -> list[ProfileOut]:
+        return [profile_out(ctx.profiles.charger(n)) for n in ctx.profiles.names("charger")]
+
+    @app.get("/api/followers", tags=["commissioning"], dependencies=read_deps, responses=read_errors,
+             summary="The followers as configured: profile, transport, wiring")
+    async def followers() -> list[ChargerConfig]:
+        return list(ctx.followers())
+
+    @app.get("/api/stream", tags=["status"], dependencies=read_deps, responses={
+        **read_errors, 200: {"content": {"text/event-stream": {}}, "description":
+                              "server-sent events: `status` (as GET /api/status) after every control step, "
+                              "`events` (as GET /api/events) when there are new ones"}},
+             response_class=StreamingResponse, summary="Live updates (server-sent events)")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(_sse(ctx), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # -- commissioning -------------------------------------------------------------------------------------------
+    @app.post("/api/followers", tags=["commissioning"], status_code=201, responses=_WRITE_ERRORS,
+              summary="Step 1: add a follower, after reading it live with its profile and transport")
+    async def add_follower(body: ChargerConfig, session: Write, request: Request) -> AddedOut:
+        if any(u.id == body.id for u in control.status().units):
+            raise CommandRejected(f"a charger {body.id!r} is already on this site", field="id")
+        issues = profile_issues({"chargers": [body.model_dump(mode="json", exclude_unset=True)]}, ctx.profiles)
+        if issues:
+            raise CommandRejected("; ".join(i.message for i in issues), field=issues[0].path.split(".", 1)[1])
+        if body.profile not in ctx.profiles.names("charger"):
+            raise CommandRejected(f"no charger profile named {body.profile!r}", field="profile")
+        try:
+            report = await ctx.probe(body)
+        except ProbeFailed as exc:
+            raise CommandRejected(str(exc), field=exc.field) from None
+        await apply(AddFollower(body), request)
+        return AddedOut(follower=body, probe=probe_out(report))
+
+    @app.delete("/api/followers/{follower_id}", tags=["commissioning"], responses=_WRITE_ERRORS,
+                summary="Remove a follower")
+    async def remove_follower(follower_id: str, session: Write, request: Request) -> LimitOut:
+        return await apply(RemoveFollower(follower_id), request)
+
+    @app.put("/api/network-limit", tags=["commissioning"], responses=_WRITE_ERRORS,
+             summary="Step 2: set the network limit (per phase)")
+    async def set_network_limit(body: LimitIn, session: Write, request: Request) -> LimitOut:
+        return await apply(SetNetworkLimit(body.limit_a), request)
+
+    @app.put("/api/units/{unit_id}/limit", tags=["commissioning"], responses=_WRITE_ERRORS,
+             summary="Step 2: set one unit's limit (0 keeps it at 0 A)")
+    async def set_unit_limit(unit_id: str, body: LimitIn, session: Write, request: Request) -> LimitOut:
+        return await apply(SetUnitLimit(unit_id, body.limit_a), request)
+
+    @app.put("/api/enabled", tags=["commissioning"], responses=_WRITE_ERRORS,
+             summary="Step 3: enable or disable power sharing")
+    async def set_enabled(body: EnabledIn, session: Write, request: Request) -> LimitOut:
+        return await apply(SetEnabled(body.enabled), request)
+
+    return app
+
+
+async def _stored(operation: Any) -> Session:
+    """A password that cannot be written is refused (nothing changed), not a server error."""
+    try:
+        session: Session = await operation
+    except StoreError as exc:
+        raise CommandRejected(f"the password could not be saved: {exc}", field="password") from exc
+    return session
+
+
+def _request_field(command: Command, field: str | None) -> str | None:
+    """The rules name site-file keys ("network_limit_a", "chargers[3].breaker_limit_a"); the page needs the
+    request's own names ("limit_a", "breaker_limit_a")."""
+    if field is None:
+        return None
+    if isinstance(command, AddFollower):
+        return re.sub(r"^chargers\[\d+\]\.", "", field)
+    if isinstance(command, SetNetworkLimit) and field == "network_limit_a":
+        return "limit_a"
+    return field
+
+
+def _field(loc: Sequence[Any]) -> str | None:
+    """``("body", "transport", "tcp", "port")`` -> ``"transport.port"``: the request's own names, no union tags."""
+    parts = [str(p) for p in loc if p not in ("body", "path", "query", "header", "cookie")]
+    parts = [p for i, p in enumerate(parts) if not (i and parts[i - 1] == "transport" and p in _TRANSPORT_TAGS)]
+    return ".".join(parts) or None
+
+
+_TRANSPORT_TAGS = ("tcp", "rtu", "rtu-over-tcp")
+
+
+def _sse_message(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _sse(ctx: ApiContext) -> AsyncIterator[bytes]:
+    """The current status at once, then every new one, until the client leaves or the server stops."""
+    with ctx.broadcast.subscribe() as page:
+        yield _sse_message("status", status_out(ctx.control.status(), ctx.site_name).model_dump(mode="json"))
+        yield _sse_message("events", [event_out(e).model_dump(mode="json") for e in ctx.control.recent_events()])
+        while not page.closed:
+            try:
+                async with asyncio.timeout(ctx.keepalive_s):  # not wait_for: see above
+                    items = await page.take()
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            for event, data in items:
+                yield _sse_message(event, data)

@@ -1,0 +1,222 @@
+"""The JSON the API speaks, as pydantic models: they validate requests and document responses at ``/docs``.
+
+Responses are built from the read model (``gateway.runtime.read_model.SiteStatus``) and nothing else, so the page shows
+exactly what the BMS registers and OCPP messages say. Request bodies carry only shapes and types; whether a value
+is allowed (a limit above the installation limit, an unknown unit) is the commissioning rules' call
+(``GatewayControl.apply``), which is the same call the site file and the BMS face go through.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drivers.model import Iec61851State
+from drivers.profile import ChargerProfile
+from gateway.core.limits import LimitSource
+from gateway.runtime.follower_probe import ProbeReport
+from gateway.runtime.read_model import Availability, Event, GatewayHealth, SiteStatus, UnitStatus
+from gateway.site.config import ChargerConfig
+
+Phases = Annotated[list[float], Field(min_length=3, max_length=3)]
+"""L1, L2, L3 (a list rather than a tuple: plain ``items`` in the schema suits every OpenAPI tool)."""
+
+STATE_TEXT = {
+    Iec61851State.A: "no car",
+    Iec61851State.B: "car connected",
+    Iec61851State.C: "charging",
+    Iec61851State.D: "charging (ventilation)",
+    Iec61851State.E: "error: no power or pilot short",
+    Iec61851State.F: "fault",
+}
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ----------------------------------------------------------------------------------------------------
+class LimitIn(Body):
+    limit_a: float = Field(allow_inf_nan=False, description="amperes per phase")
+
+
+class EnabledIn(Body):
+    enabled: bool
+
+
+class PasswordIn(Body):
+    password: str = Field(max_length=256)
+
+
+class SetupIn(Body):
+    setup_code: str = Field(max_length=64, description="the one-time code the gateway logged at start")
+    password: str = Field(min_length=8, max_length=256, description="the new installer password")
+
+
+class PasswordChangeIn(Body):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
+
+
+# -- responses ---------------------------------------------------------------------------------------------------
+class Refusal(BaseModel):
+    """Why a request was refused; nothing was changed."""
+
+    detail: str
+    field: str | None = Field(default=None, description="the request field at fault, where there is one")
+
+
+class LinkOut(BaseModel):
+    success_rate: float = Field(description="fraction of recent exchanges that succeeded, 0..1")
+    latency_ms: float | None
+    last_seen_s: float | None = Field(description="UNIX time of the last successful exchange")
+
+
+class UnitOut(BaseModel):
+    id: str
+    index: int
+    state: Iec61851State | None = Field(description="IEC 61851 pilot state A..F; null when unknown")
+    state_text: str
+    availability: Literal["available", "unavailable", "disabled"]
+    unavailable_reason: str | None
+    setpoint_a: float
+    current_a: Phases = Field(description="measured, on site phases L1..L3")
+    power_w: float
+    session_energy_wh: float
+    energy_wh: float | None
+    limit_a: float
+    max_current_a: float
+    waiting: bool
+    error_code: int
+    link: LinkOut
+
+
+class LimitOut(BaseModel):
+    effective_limit_a: Phases = Field(description="per phase, after every source is applied")
+    source: Literal["installation", "network", "bms_fallback", "ocpp", "site_meter"]
+    installation_limit_a: float
+    network_limit_a: float
+    bms_watchdog_s: float
+    bms_fallback_limit_a: float
+
+
+class StatusOut(BaseModel):
+    name: str
+    time_s: float
+    enabled: bool
+    health: Literal["ok", "degraded", "fault"]
+    limit: LimitOut
+    measured_a: Phases
+    allocated_a: Phases
+    power_w: float
+    online: int
+    charging: int
+    units: list[UnitOut]
+
+
+class EventOut(BaseModel):
+    time_s: float
+    kind: str
+    text: str
+    origin: str | None
+
+
+class HistoryPoint(BaseModel):
+    time_s: float
+    measured_a: Phases
+    limit_a: Phases
+
+
+class ProfileOut(BaseModel):
+    name: str
+    manufacturer: str
+    models: list[str]
+    transports: list[str]
+    default_unit_id: int
+    nameplate_a: float
+    trust: str
+    notes: str
+
+
+class IdentityOut(BaseModel):
+    serial: str | None
+    firmware: str | None
+    model: str | None
+
+
+class ProbeOut(BaseModel):
+    state: Iec61851State | None
+    current_a: list[float | None] = Field(min_length=3, max_length=3, description="on the charger's own L1..L3")
+    setpoint_a: float | None
+    latency_ms: float | None
+    identity: IdentityOut | None
+
+
+class AddedOut(BaseModel):
+    follower: ChargerConfig
+    probe: ProbeOut
+
+
+class AuthOut(BaseModel):
+    password_set: bool
+    signed_in: bool
+    read_access: Literal["open", "password"]
+    csrf_token: str | None = Field(description="for X-CSRF-Token on writes made with the session cookie")
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="also usable as 'Authorization: Bearer <token>' (no CSRF header needed)")
+    csrf_token: str
+
+
+_AVAILABILITY: dict[Availability, Literal["available", "unavailable", "disabled"]] = {
+    Availability.AVAILABLE: "available", Availability.UNAVAILABLE: "unavailable", Availability.DISABLED: "disabled"}
+_SOURCE: dict[LimitSource, Literal["installation", "network", "bms_fallback", "ocpp", "site_meter"]] = {
+    LimitSource.INSTALLATION: "installation", LimitSource.NETWORK: "network",
+    LimitSource.BMS_FALLBACK: "bms_fallback", LimitSource.OCPP: "ocpp", LimitSource.SITE_METER: "site_meter"}
+_HEALTH: dict[GatewayHealth, Literal["ok", "degraded", "fault"]] = {
+    GatewayHealth.OK: "ok", GatewayHealth.DEGRADED: "degraded", GatewayHealth.FAULT: "fault"}
+
+
+def unit_out(unit: UnitStatus) -> UnitOut:
+    link = unit.link
+    return UnitOut(
+        id=unit.id, index=unit.index, state=unit.state,
+        state_text=STATE_TEXT[unit.state] if unit.state is not None else "unknown",
+        availability=_AVAILABILITY[unit.availability], unavailable_reason=unit.unavailable_reason,
+        setpoint_a=unit.setpoint_a, current_a=list(unit.current_a), power_w=unit.power_w,
+        session_energy_wh=unit.session_energy_wh, energy_wh=unit.energy_wh, limit_a=unit.limit_a,
+        max_current_a=unit.max_current_a, waiting=unit.waiting, error_code=unit.error_code,
+        link=LinkOut(success_rate=link.success_rate, latency_ms=link.latency_ms, last_seen_s=link.last_seen_s))
+
+
+def limit_out(status: SiteStatus) -> LimitOut:
+    return LimitOut(effective_limit_a=list(status.effective_limit_a), source=_SOURCE[status.limit_source],
+                    installation_limit_a=status.installation_limit_a, network_limit_a=status.network_limit_a,
+                    bms_watchdog_s=status.bms_watchdog_s, bms_fallback_limit_a=status.bms_fallback_limit_a)
+
+
+def status_out(status: SiteStatus, name: str) -> StatusOut:
+    return StatusOut(name=name, time_s=status.time_s, enabled=status.enabled,
+                     health=_HEALTH[status.health], limit=limit_out(status),
+                     measured_a=list(status.measured_a), allocated_a=list(status.allocated_a), power_w=status.power_w,
+                     online=status.online, charging=status.charging, units=[unit_out(u) for u in status.units])
+
+
+def event_out(event: Event) -> EventOut:
+    return EventOut(time_s=event.time_s, kind=event.kind, text=event.text, origin=event.origin)
+
+
+def profile_out(profile: ChargerProfile) -> ProfileOut:
+    return ProfileOut(name=profile.name, manufacturer=profile.manufacturer, models=list(profile.models),
+                      transports=[t.value for t in profile.transports], default_unit_id=profile.default_unit_id,
+                      nameplate_a=profile.nameplate_a, trust=profile.trust.value, notes=profile.notes)
+
+
+def probe_out(report: ProbeReport) -> ProbeOut:
+    identity = report.identity
+    return ProbeOut(state=report.reading.state, current_a=list(report.reading.current_a),
+                    setpoint_a=report.reading.setpoint_a, latency_ms=report.latency_ms,
+                    identity=IdentityOut(serial=identity.serial, firmware=identity.firmware, model=identity.model)
+                    if identity is not None else None)

@@ -1,0 +1,186 @@
+"""The web face's lifecycle: a uvicorn server inside the gateway's own event loop, owned, started and stopped.
+
+uvicorn normally owns the process: it installs signal handlers and configures logging. Here the gateway owns both,
+so the server is run with neither (``capture_signals`` is a no-op, ``log_config=None``), on a socket this module
+binds itself, so that "address in use" is an error at ``start`` and port 0 (tests) reports the port it got.
+Forwarded-for headers are ignored: the brute-force delay must see the real client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import uvicorn
+
+from drivers.profile import ProfileRegistry
+from gateway.faces.web.api import ApiContext, build_app
+from gateway.faces.web.auth import Guard
+from gateway.faces.web.live import Broadcast, History, follow
+from gateway.runtime.commands import GatewayControl
+from gateway.runtime.follower_probe import Probe
+from gateway.site.config import ChargerConfig, SiteConfig
+from gateway.site.settings import SiteSettings
+from gateway.site.store import StoreError
+
+log = logging.getLogger("gateway.faces.web")
+
+START_TIMEOUT_S = 10.0
+GRACEFUL_SHUTDOWN_S = 3
+
+
+class WebStartError(RuntimeError):
+    """The face could not serve (address in use, unreadable certificate); the message says what and where."""
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """The gateway handles SIGINT/SIGTERM itself and stops this server with everything else."""
+        yield
+
+
+class WebServer:
+    """The installer's page and API for one gateway; whoever builds the gateway ``start``s and ``stop``s it.
+
+    ``followers`` lists the configured followers for the page (profile, address); by default the supervisor's
+    settings. ``clock`` (monotonic seconds) times sessions and the brute-force delay.
+    """
+
+    def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
+                 profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config.web
+        self._control = control
+        self._history = History()
+        self._broadcast = Broadcast()
+        try:
+            self.guard = Guard(state_dir, clock, self.config.session_timeout_s)
+        except (ValueError, StoreError) as exc:
+            raise WebStartError(f"web: {exc}") from exc
+        self._context = ApiContext(
+            control=control, guard=self.guard, profiles=profiles, probe=probe,
+            followers=followers or _followers_of(control, config), site_name=config.name,
+            read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
+            history=self._history, broadcast=self._broadcast)
+        self.app = build_app(self._context)
+        self._server: _EmbeddedServer | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._follow_task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self.port: int | None = None
+
+    @property
+    def setup_code(self) -> str | None:
+        """The one-time code that sets the first password; None once a password is set."""
+        return self.guard.setup_code
+
+    async def set_password(self, password: str) -> None:
+        """Set the installer password directly (the demo prints it); raises ``StoreError`` if it cannot be saved."""
+        await self.guard.passwords.set(password)
+        self.guard.setup_code = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.config.tls_cert else "http"
+
+    @property
+    def url(self) -> str:
+        """Where this machine reaches the page (a wildcard listen address becomes the loopback address)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(self.config.host, self.config.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}/"
+
+    async def start(self) -> None:
+        """Listen and serve; raises ``WebStartError``. With ``web.enabled`` false, serves nothing."""
+        if not self.config.enabled:
+            log.info("web page disabled (web.enabled: false)")
+            return
+        sock = _bind(self.config.host, self.config.port)
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
+                                ssl_certfile=self.config.tls_cert, ssl_keyfile=self.config.tls_key,
+                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+        try:
+            config.load()
+        except (OSError, ValueError) as exc:
+            sock.close()
+            raise WebStartError(f"web: cannot use the TLS certificate or key: {exc}") from exc
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        self._server = _EmbeddedServer(config)
+        self._follow_task = asyncio.create_task(
+            follow(self._control, self._context.site_name, self._history, self._broadcast), name="web follow")
+        self._serve_task = asyncio.create_task(self._serve(self._server, sock), name="web serve")
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while not self._server.started:
+                    if self._serve_task.done():
+                        self._serve_task.result()
+                        raise WebStartError("web: the server stopped while starting")
+                    await asyncio.sleep(0.01)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("web page on %s://%s:%d/", self.scheme, self.config.host, self.port)
+        if self.setup_code is not None:
+            log.warning("no installer password yet: open %s and set one with the setup code %s", self.url,
+                        self.setup_code)
+
+    async def stop(self) -> None:
+        """End every live stream, let requests in flight finish (at most a few seconds), then stop."""
+        self._broadcast.close()
+        if self._server is not None:
+            self._server.should_exit = True
+        for task in (self._serve_task, self._follow_task):
+            if task is None:
+                continue
+            if task is self._follow_task:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._serve_task = self._follow_task = self._server = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    @staticmethod
+    async def _serve(server: _EmbeddedServer, sock: socket.socket) -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit as exc:  # uvicorn's way of giving up; it must not end the gateway's process
+            raise WebStartError("web: the HTTP server gave up (see the log above)") from exc
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise WebStartError(f"web: cannot listen on {host!r}: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise WebStartError(f"web: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def _followers(settings: SiteSettings) -> Callable[[], Sequence[ChargerConfig]]:
+    return lambda: settings.config.chargers
+
+
+def _followers_of(control: GatewayControl, config: SiteConfig) -> Callable[[], Sequence[ChargerConfig]]:
+    """The supervisor's live settings where it has them; otherwise the site file's chargers."""
+    settings = getattr(control, "settings", None)
+    if isinstance(settings, SiteSettings):
+        return _followers(settings)
+    chargers = config.chargers
+    return lambda: chargers

@@ -1,0 +1,1 @@
+"""The asyncio shell around the core: the supervisor, the app that assembles it, and the wiring to drivers."""

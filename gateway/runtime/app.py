@@ -1,0 +1,116 @@
+"""One running gateway assembled from a site file: settings, buses, drivers, the supervisor and its faces.
+
+``powershare run`` and ``powershare demo`` both start the gateway through ``GatewayApp``, so the demo shows the
+product and not a look-alike. The app owns what it builds and tears it down in reverse order: the faces stop
+taking commands first, then the supervisor cancels and awaits its tasks, then the buses are closed.
+
+Faces are anything with ``start`` and ``stop`` built from the app. The BMS face comes from the site file's ``bms``
+section; other faces (OCPP, web) are passed as ``extra_faces`` factories, which is how they join ``run`` and the
+demo without either changing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from drivers.bus import BusPool
+from drivers.profile import ProfileRegistry
+from drivers.transport import BusOptions
+from gateway.faces.bms.server import BmsServer
+from gateway.runtime.ocpp_wiring import PersistentIds
+from gateway.runtime.supervisor import Supervisor
+from gateway.runtime.wiring import SiteWiring
+from gateway.site.config import SiteConfig
+from gateway.site.settings import SiteSettings
+from gateway.site.store import JsonStore
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.json"
+TRANSACTION_IDS_FILE = "ocpp-followers.json"
+"""The counter of transaction ids issued to OCPP followers (unique across restarts)."""
+
+
+class Face(Protocol):
+    """An integration face (BMS, OCPP, web): started after the supervisor, stopped before it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+FaceFactory = Callable[["GatewayApp"], Face]
+
+
+@dataclass
+class GatewayApp:
+    registry: ProfileRegistry
+    settings: SiteSettings
+    pool: BusPool
+    supervisor: Supervisor
+    wiring: SiteWiring
+    faces: list[Face] = field(default_factory=list)
+    bms: BmsServer | None = None
+    _started: list[Face] = field(default_factory=list, init=False)
+    _wiring_started: bool = field(default=False, init=False)
+
+    @classmethod
+    def build(cls, site: SiteConfig, registry: ProfileRegistry, *, state_dir: Path | None,
+              extra_faces: Sequence[FaceFactory] = (), bus_options: BusOptions | None = None,
+              base_dir: Path | None = None) -> GatewayApp:
+        """The gateway for ``site`` (already checked); settings persist in ``state_dir`` (None: not at all).
+        ``base_dir``: the site file's directory, where its relative paths (OCPP password files, TLS files) start;
+        the working directory if None."""
+        store = JsonStore(state_dir / SETTINGS_FILE) if state_dir is not None else None
+        settings = SiteSettings(site, registry.nameplate_a, store)
+        pool = BusPool(bus_options)
+        ids = PersistentIds(JsonStore(state_dir / TRANSACTION_IDS_FILE)) if state_dir is not None else None
+        wiring = SiteWiring(registry, settings, pool, base_dir if base_dir is not None else Path.cwd(), ids=ids)
+        meter = wiring.modbus.make_meter(site.meter) if site.meter is not None else None
+        supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter)
+        app = cls(registry, settings, pool, supervisor, wiring)
+        if site.bms is not None and site.bms.enabled:
+            app.bms = BmsServer(supervisor, site.bms)
+            app.faces.append(app.bms)
+        app.faces += [make(app) for make in extra_faces]
+        return app
+
+    async def start(self) -> None:
+        """The OCPP followers' endpoint (if the site has one), polling, then the faces; if something cannot start,
+        everything already started is stopped again."""
+        await self.wiring.start()
+        self._wiring_started = True
+        try:
+            await self.supervisor.start()
+            for face in self.faces:
+                await face.start()
+                self._started.append(face)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        while self._started:
+            face = self._started.pop()
+            try:
+                await face.stop()
+            except Exception:  # one face failing to stop must not keep the others and the buses open
+                log.exception("stopping %s failed", type(face).__name__)
+        await self.supervisor.stop()
+        if self._wiring_started:
+            self._wiring_started = False
+            await self.wiring.stop()
+        await self.pool.close()
+
+    async def __aenter__(self) -> GatewayApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()

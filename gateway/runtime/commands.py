@@ -1,0 +1,95 @@
+"""What the integration faces (BMS, OCPP, web, CLI) may ask of the running gateway.
+
+A face never talks to a driver. It submits one of these to the supervisor through ``GatewayControl.apply``,
+which validates it against the same rules as the site file, persists it, wakes the control loop and returns,
+all synchronously, so a Modbus server action can call it without awaiting (see the pymodbus notes: an action
+that awaits corrupts TCP transaction ids). A refused command raises ``CommandRejected`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.runtime.read_model import Event, SiteStatus
+from gateway.site.config import ChargerConfig
+
+
+class CommandRejected(ValueError):
+    """The command breaks a rule; the message says which, in words an installer understands."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class SetNetworkLimit:
+    limit_a: float
+    """Per phase; 0 pauses all charging. At most the installation limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetEnabled:
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetUnitLimit:
+    charger_id: str
+    limit_a: float
+    """0 to the unit's nameplate; 0 keeps the unit at 0 A."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetBmsWatchdog:
+    timeout_s: float
+    """0 turns the watchdog off."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetBmsFallbackLimit:
+    limit_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class BmsHeartbeat:
+    """Any write to the heartbeat register: the BMS is alive."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddFollower:
+    charger: ChargerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFollower:
+    charger_id: str
+
+
+Command = (SetNetworkLimit | SetEnabled | SetUnitLimit | SetBmsWatchdog | SetBmsFallbackLimit | BmsHeartbeat
+           | AddFollower | RemoveFollower)
+
+
+class GatewayControl(Protocol):
+    """The supervisor as the faces see it."""
+
+    def status(self) -> SiteStatus:
+        """The latest published snapshot (cheap: no I/O)."""
+        ...
+
+    def apply(self, command: Command, origin: str) -> None:
+        """Validate, persist and act on ``command`` at once; ``origin`` (e.g. "bms 10.0.0.5") goes to the log.
+
+        Raises ``CommandRejected`` (nothing changed) for a value the rules refuse.
+        """
+        ...
+
+    def updates(self) -> AsyncIterator[SiteStatus]:
+        """Each new snapshot as it is published (for live pages and OCPP status changes)."""
+        ...
+
+    def recent_events(self) -> tuple[Event, ...]:
+        """The latest state changes and settings changes, oldest first."""
+        ...

@@ -1,0 +1,142 @@
+"""A live read of a would-be follower, before the gateway accepts it.
+
+An installer who types a wrong address, unit id or profile should hear so at once, on the page, not later as a
+unit that is "unavailable: timeout" or, worse, one whose currents are read from the wrong registers. So a follower
+is added only after one poll of it, with the very profile and transport it would be added with, answered in time
+and made sense: a state, and no point outside its valid range.
+
+The probe only reads: no setpoint, no enable, no init writes, no fail-safe. A device on a line the gateway already
+drives (the same RS-485 port, or the same TCP endpoint) is read through that line's bus, which serialises the
+probe with the polls; any other device is read through a bus of its own, closed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from drivers.bus import BusPool, ModbusBus
+from drivers.errors import (
+    ConnectionLost,
+    DeviceBusy,
+    DeviceRejected,
+    DeviceTimeout,
+    DriverError,
+    GatewayPathError,
+    UnsupportedOperation,
+)
+from drivers.modbus_charger import ModbusCharger
+from drivers.model import ChargerIdentity, ChargerReading
+from drivers.profile import ProfileRegistry
+from drivers.transport import BusOptions
+from gateway.runtime.endpoints import endpoint_of
+from gateway.site.config import ChargerConfig, OcppTransport
+
+MAX_TRANSACTION_S = 3.0
+"""A transport's own timeout may be long (a slow serial device server); a probe waits at most this per request."""
+MAX_PROBE_S = 10.0
+"""The whole probe, identity included: the installer is waiting at the page."""
+
+
+class ProbeFailed(Exception):
+    """The device did not answer, refused, or answered nonsense; the message says what to check.
+
+    ``field`` names the part of the follower the installer should look at: ``transport`` (address, unit id, line
+    settings), ``transport.unit`` (a serial device server answered for a unit that did not) or ``profile`` (the
+    register map does not fit this device).
+    """
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReport:
+    """What the device said: shown to the installer beside the new follower."""
+
+    reading: ChargerReading
+    identity: ChargerIdentity | None
+    latency_ms: float | None
+
+
+Probe = Callable[[ChargerConfig], Awaitable[ProbeReport]]
+"""Reads a would-be follower once; raises ``ProbeFailed``."""
+
+
+_ADVICE: tuple[tuple[type[DriverError], str, str], ...] = (
+    (DeviceTimeout, "transport", "no answer: check the address, unit id, wiring and line settings"),
+    (ConnectionLost, "transport", "no connection: check the address and port, and that the device is powered"),
+    (GatewayPathError, "transport.unit", "the serial device server answered but the unit behind it did not: check "
+                                    "the unit id and the RS-485 side"),
+    (DeviceBusy, "transport", "the device is busy: try again in a few seconds"),
+    (DeviceRejected, "profile", "the device refused the read: is this the right profile (and firmware)?"),
+)
+
+
+class FollowerProbe:
+    """``Probe`` over Modbus, sharing the gateway's buses (``pool``) where the device is on one of its lines."""
+
+    def __init__(self, registry: ProfileRegistry, pool: BusPool | None = None, *,
+                 max_transaction_s: float = MAX_TRANSACTION_S, max_probe_s: float = MAX_PROBE_S) -> None:
+        self.registry = registry
+        self.pool = pool
+        self.max_transaction_s = max_transaction_s
+        self.max_probe_s = max_probe_s
+
+    async def __call__(self, charger: ChargerConfig) -> ProbeReport:
+        transport = charger.transport
+        if isinstance(transport, OcppTransport) or charger.profile is None:
+            raise ProbeFailed("an OCPP charger cannot be read before it is a follower: it connects to the gateway's "
+                              "OCPP endpoint once it is in the site file (see docs/ocpp-followers.md)", "transport")
+        try:
+            profile = self.registry.charger(charger.profile)
+        except KeyError:
+            raise ProbeFailed(f"no charger profile named {charger.profile!r}", "profile") from None
+        endpoint = endpoint_of(transport)
+        shared = self._shared_bus(endpoint.key)
+        if shared is not None and shared.endpoint != endpoint:
+            raise ProbeFailed(f"{endpoint.key} is already used by the gateway as {shared.endpoint.describe()}: "
+                              "use the same line settings", "transport")
+        timeout_s = min(transport.timeout_s, self.max_transaction_s)
+        bus = shared or ModbusBus(endpoint, BusOptions(connect_timeout_s=timeout_s))
+        driver = ModbusCharger(profile, bus, transport.unit, timeout_s=timeout_s)
+        where = f"{endpoint.describe()} unit {transport.unit}"
+        try:
+            async with asyncio.timeout(self.max_probe_s):
+                reading = await driver.read()
+                identity = await _identity(driver)
+        except TimeoutError:
+            raise ProbeFailed(f"{where}: no complete answer within {self.max_probe_s:g} s", "transport") from None
+        except DriverError as exc:
+            raise _failure(where, exc) from None
+        finally:
+            if shared is None:
+                await bus.close()
+        if reading.invalid or reading.state is None:
+            reasons = "; ".join(f"{name}: {why}" for name, why in sorted(driver.last_invalid.items()))
+            raise ProbeFailed(f"{where} answered with values that make no sense for profile {profile.name!r} "
+                              f"({reasons or 'no state'}): wrong profile, unit id or firmware?", "profile")
+        latency = bus.stats(transport.unit).last_latency_s
+        return ProbeReport(reading, identity, latency * 1000.0 if latency is not None else None)
+
+    def _shared_bus(self, key: str) -> ModbusBus | None:
+        if self.pool is None:
+            return None
+        return next((bus for bus in self.pool.buses if bus.endpoint.key == key), None)
+
+
+async def _identity(driver: ModbusCharger) -> ChargerIdentity | None:
+    """Serial and firmware where the profile has them; a device that will not say is still a good follower."""
+    try:
+        return await driver.read_identity()
+    except (UnsupportedOperation, DeviceRejected):
+        return None
+
+
+def _failure(where: str, exc: DriverError) -> ProbeFailed:
+    for kind, field, advice in _ADVICE:
+        if isinstance(exc, kind):
+            return ProbeFailed(f"{where}: {advice} ({exc})", field)
+    return ProbeFailed(f"{where}: {exc}", "transport")

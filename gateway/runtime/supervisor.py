@@ -1,0 +1,572 @@
+"""The leader: the asyncio shell around the pure controller. It owns every task it starts.
+
+* One poller task per bus (a TCP endpoint or an RS-485 line) reads its chargers one after another, keeps their
+  watchdogs alive and programs their fail-safe currents. Buses run concurrently, so a dead unit delays only its
+  own line, and only by its own timeout.
+* One control task runs a controller step every tick, after fresh polls, and at once when a face submits a
+  command (a limit change is acted on in milliseconds, not at the next tick). It sends decreases first, then the
+  increases the controller found room for, and reports every outcome back to the controller.
+* After every step it publishes an immutable ``SiteStatus`` that the BMS, OCPP and web faces read.
+
+Nothing here decides how current is shared: that is ``gateway.core.control``. Nothing here reads registers: that is
+``drivers``. Shutdown cancels and awaits every task, then closes the buses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from drivers.errors import DriverError, PermanentError, UnsupportedOperation
+from drivers.model import ChargerReading, MeterReading
+from drivers.ports import ChargerDriver, MeterDriver
+from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, UnitView
+from gateway.core.limits import (
+    SITE_NODE,
+    LimitProvider,
+    LimitSource,
+    LimitSources,
+    MeterTerm,
+    PerPhase,
+    bms_fallback_in_force,
+    effective_limits,
+    external_limits,
+    other_load_a,
+)
+from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
+from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
+from gateway.site.config import ChargerConfig, SiteConfig
+from gateway.site.settings import SiteSettings
+
+log = logging.getLogger(__name__)
+
+EVENT_LOG = 200
+"""How many recent events the gateway keeps for its faces."""
+LINK_WINDOW = 20
+"""Link quality is the success rate over this many recent exchanges."""
+UPDATE_QUEUE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerHandle:
+    """A driver and the bus it shares: chargers with the same ``bus_key`` are polled one after another."""
+
+    driver: ChargerDriver
+    bus_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeterHandle:
+    """The site meter's driver and its bus: on a bus shared with chargers it is read right after them."""
+
+    driver: MeterDriver
+    bus_key: str
+
+
+DriverFactory = Callable[[ChargerConfig], ChargerHandle]
+"""Builds one charger's driver; the default talks Modbus (``gateway.runtime.wiring``), tests may use a simulator."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRatings:
+    """What a charger can take, from its profile and the site file."""
+
+    nameplate_a: float
+    limit_a: float
+    """Its breaker limit, never above the nameplate: the most the controller ever gives it."""
+    min_current_a: float
+    resolution_a: float
+    has_failsafe: bool
+
+
+RatingsOf = Callable[[ChargerConfig], UnitRatings]
+
+
+@dataclass
+class _Link:
+    """Recent exchanges with one unit, for link quality and for logging transitions once."""
+
+    results: list[bool] = field(default_factory=list)
+    latency_ms: float | None = None
+    last_seen_wall: float | None = None
+    available: bool | None = None
+
+    def record(self, ok: bool, latency_s: float, wall: float) -> None:
+        self.results = [*self.results[-(LINK_WINDOW - 1):], ok]
+        if ok:
+            self.latency_ms = latency_s * 1000.0
+            self.last_seen_wall = wall
+
+    @property
+    def quality(self) -> float:
+        return sum(self.results) / len(self.results) if self.results else 0.0
+
+
+@dataclass
+class _Unit:
+    config: ChargerConfig
+    handle: ChargerHandle
+    ratings: UnitRatings
+    link: _Link = field(default_factory=_Link)
+    reading: ChargerReading | None = None
+    error: str | None = "not polled yet"
+    polled: bool = False
+    failsafe_programmed: float | None = None
+    failsafe_unsupported: bool = False
+    energy_at_plug_wh: float | None = None
+    was_plugged: bool = False
+
+
+class Supervisor:
+    """Leads one power-sharing network; implements ``gateway.runtime.commands.GatewayControl`` for the faces."""
+
+    def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 limit_providers: Iterable[LimitProvider] = (), meter: MeterHandle | None = None) -> None:
+        """``limit_providers``: external limit sources (the OCPP face), more can be added with
+        ``add_limit_provider``; ``meter`` reads the meter of the site file's ``meter`` section."""
+        self.settings = settings
+        self._make_driver = make_driver
+        self._ratings_of = ratings_of
+        self._clock = clock
+        self._wall = wall
+        self._providers: list[LimitProvider] = []
+        self._meter = meter
+        self._meter_polled = meter is None
+        self._meter_other: tuple[float, PerPhase] | None = None
+        """(clock, other load) of the last valid meter reading."""
+        self._meter_silent: bool | None = None
+        self._units: dict[str, _Unit] = {}
+        self._controller = Controller([], settings.config.control)
+        self._fresh: dict[str, Observation] = {}
+        self._wake = asyncio.Event()
+        self._polled = asyncio.Event()
+        self._rounds: set[str] = set()
+        """Buses that finished a round since the last control step: a step waits for all of them (or the tick),
+        so a site with hundreds of buses steps once per round, not once per bus."""
+        self._ready = asyncio.Event()
+        self._config_changed = False
+        self._pollers: dict[str, asyncio.Task[None]] = {}
+        self._control_task: asyncio.Task[None] | None = None
+        self._subscribers: list[asyncio.Queue[SiteStatus]] = []
+        self._started_s = clock()
+        self._last_bms_s: float | None = None
+        self._limit_source: LimitSource | None = None
+        self._failsafe_wanted: dict[str, float] = {}
+        self._events: deque[Event] = deque(maxlen=EVENT_LOG)
+        self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
+        self._sync_units()
+        for provider in limit_providers:
+            self.add_limit_provider(provider)
+
+    def add_limit_provider(self, provider: LimitProvider) -> None:
+        """Take ``provider``'s limits into account from the next control step on (which starts at once)."""
+        self._providers.append(provider)
+        provider.on_change(self._wake.set)
+        self._wake.set()
+
+    # -- GatewayControl ------------------------------------------------------------------------------------------
+    def status(self) -> SiteStatus:
+        return self._status
+
+    def apply(self, command: Command, origin: str) -> None:
+        """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused."""
+        before = self.settings.config
+        text = self.settings.apply(command)
+        if isinstance(command, BmsHeartbeat | SetNetworkLimit) and origin.startswith("bms"):
+            self._last_bms_s = self._clock()
+        if isinstance(command, SetBmsWatchdog):
+            self._last_bms_s = self._clock()
+        if not isinstance(command, BmsHeartbeat):
+            log.info("%s (from %s)", text, origin)
+            self._event("setting", text, origin)
+        if self.settings.config.chargers != before.chargers or self.settings.config.control != before.control:
+            self._config_changed = True
+        self._wake.set()
+
+    def recent_events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+    def _event(self, kind: str, text: str, origin: str | None = None) -> None:
+        self._events.append(Event(self._wall(), kind, text, origin))
+
+    async def updates(self) -> AsyncIterator[SiteStatus]:
+        queue: asyncio.Queue[SiteStatus] = asyncio.Queue(UPDATE_QUEUE)
+        self._subscribers.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(queue)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start polling; the first control step waits until every charger has been read (or failed) once."""
+        self._started_s = self._clock()
+        self._restart_pollers()
+        self._control_task = asyncio.create_task(self._control_loop(), name="control")
+
+    async def stop(self) -> None:
+        """Cancel and await every task, then close every driver."""
+        tasks = [*self._pollers.values(), *([self._control_task] if self._control_task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._pollers.clear()
+        self._control_task = None
+        for unit in self._units.values():
+            with contextlib.suppress(DriverError):
+                await unit.handle.driver.close()
+        if self._meter is not None:
+            with contextlib.suppress(DriverError):
+                await self._meter.driver.close()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Until the first status after every charger was polled once (for tests and the demo)."""
+        async with asyncio.timeout(timeout_s):
+            await self._ready.wait()
+
+    # -- units and pollers ---------------------------------------------------------------------------------------
+    def _sync_units(self) -> None:
+        """Match units and the controller to the configuration, keeping drivers of chargers that stay."""
+        config = self.settings.config
+        units: dict[str, _Unit] = {}
+        for charger in config.chargers:
+            old = self._units.get(charger.id)
+            if old is not None and old.config == charger:
+                units[charger.id] = old
+            else:
+                units[charger.id] = _Unit(charger, self._make_driver(charger), self._ratings_of(charger))
+        self._units = units
+        self._controller.settings = config.control
+        self._controller.reconfigure([self._spec(c) for c in config.chargers])
+
+    def _spec(self, charger: ChargerConfig) -> ChargerSpec:
+        ratings = self._ratings_of(charger)
+        return ChargerSpec(id=charger.id, nodes=self._path(charger.circuit), site_phases=self._site_phases(charger),
+                           max_current_a=ratings.limit_a, min_current_a=ratings.min_current_a,
+                           resolution_a=ratings.resolution_a, has_failsafe=ratings.has_failsafe,
+                           comm_timeout_s=charger.comm_timeout_s,
+                           priority=charger.priority, weight=charger.weight)
+
+    def _site_phases(self, charger: ChargerConfig) -> tuple[int, ...]:
+        if self.settings.config.supply.phases == 1:
+            return (0,)
+        return charger.site_phases
+
+    def _path(self, circuit: str) -> tuple[str, ...]:
+        parents = {c.id: c.parent for c in self.settings.config.circuits}
+        path = [circuit]
+        while path[-1] != SITE_NODE:
+            path.append(parents[path[-1]])
+        return tuple(path)
+
+    def _restart_pollers(self) -> None:
+        wanted: dict[str, list[str]] = {}
+        for cid, unit in self._units.items():
+            wanted.setdefault(unit.handle.bus_key, []).append(cid)
+        if self._meter is not None:
+            wanted.setdefault(self._meter.bus_key, [])
+        for key, task in list(self._pollers.items()):
+            task.cancel()
+            del self._pollers[key]
+        for key, ids in wanted.items():
+            with_meter = self._meter is not None and self._meter.bus_key == key
+            self._pollers[key] = asyncio.create_task(self._poll_loop(key, ids, with_meter), name=f"poll {key}")
+
+    async def _poll_loop(self, key: str, charger_ids: Sequence[str], with_meter: bool) -> None:
+        """Read each charger of one bus in turn, every tick; keep its watchdog fed and its fail-safe programmed.
+        The meter comes last, so the chargers' currents it is compared with are as fresh as they can be."""
+        while True:
+            started = self._clock()
+            for cid in charger_ids:
+                unit = self._units.get(cid)
+                if unit is not None:
+                    await self._poll_one(cid, unit)
+            if with_meter:
+                await self._poll_meter()
+            self._rounds.add(key)
+            if self._rounds >= self._pollers.keys():
+                self._polled.set()
+            elapsed = self._clock() - started
+            await asyncio.sleep(max(0.0, self.settings.config.control.tick_s - elapsed))
+
+    async def _poll_one(self, cid: str, unit: _Unit) -> None:
+        driver = unit.handle.driver
+        t0 = self._clock()
+        try:
+            reading = await driver.read()
+            await driver.keep_alive()
+        except DriverError as exc:
+            self._record(cid, unit, None, _reason(exc), self._clock() - t0)
+            return
+        self._record(cid, unit, reading, None, self._clock() - t0)
+        await self._program_failsafe(cid, unit)
+
+    def _record(self, cid: str, unit: _Unit, reading: ChargerReading | None, error: str | None,
+                latency_s: float) -> None:
+        unit.link.record(reading is not None, latency_s, self._wall())
+        unit.polled = True
+        if reading is not None and reading.invalid and reading.state is None:
+            error = "invalid readings: " + ", ".join(reading.invalid)
+            reading = None
+        unit.error = error
+        if reading is not None:
+            unit.reading = reading
+            self._track_session(unit, reading)
+        available = reading is not None
+        if unit.link.available is not available:
+            if available:
+                log.info("charger %s available%s", cid, "" if unit.link.available is None else " again")
+                if unit.link.available is not None:
+                    self._event("unit-available", f"charger {cid} available again")
+            else:
+                log.warning("charger %s unavailable: %s", cid, error)
+                self._event("unit-unavailable", f"charger {cid} unavailable: {error}")
+            unit.link.available = available
+        self._fresh[cid] = Observation(reading, error)
+
+    def _track_session(self, unit: _Unit, reading: ChargerReading) -> None:
+        plugged = reading.state is not None and reading.state.plugged_in
+        if plugged and not unit.was_plugged:
+            unit.energy_at_plug_wh = reading.energy_wh
+        unit.was_plugged = plugged
+
+    async def _poll_meter(self) -> None:
+        assert self._meter is not None and self.settings.config.meter is not None
+        try:
+            reading: MeterReading | None = await self._meter.driver.read()
+        except DriverError as exc:
+            log.debug("site meter: %s", _reason(exc))
+            reading = None
+        self._meter_polled = True
+        if reading is not None:
+            other = other_load_a(reading, self._ours_on(self.settings.config.meter.circuit))
+            if other is not None:
+                self._meter_other = (self._clock(), other)
+
+    def _ours_on(self, node: str) -> PerPhase:
+        """Our chargers' measured current on ``node`` per site phase (the part of the meter's figure we explain)."""
+        ours = [0.0, 0.0, 0.0]
+        for unit in self._units.values():
+            if unit.reading is None or unit.error is not None or node not in self._path(unit.config.circuit):
+                continue
+            for own, site in zip(unit.reading.current_a, self._site_phases(unit.config), strict=False):
+                ours[site] += own or 0.0
+        return (ours[0], ours[1], ours[2])
+
+    def _meter_term(self, now: float) -> MeterTerm | None:
+        """The meter's limit term; silent (a fallback, never unlimited) without a valid reading for stale_after_s."""
+        config = self.settings.config.meter
+        if config is None:
+            return None
+        fresh = self._meter_other is not None and now - self._meter_other[0] <= config.stale_after_s
+        silent = not fresh
+        if silent is not self._meter_silent:
+            if silent:
+                text = f"site meter silent: chargers on {config.circuit} share {config.fallback_limit_a:g} A"
+                log.warning("%s", text)
+                self._event("meter-silent", text)
+            elif self._meter_silent is not None:
+                log.info("site meter answering again")
+                self._event("meter-available", "site meter answering again")
+            self._meter_silent = silent
+        return MeterTerm(node=config.circuit, node_limit_a=config.limit_a,
+                         other_load_a=self._meter_other[1] if fresh and self._meter_other else None,
+                         margin_a=config.margin_a, fallback_a=config.fallback_limit_a)
+
+    async def _program_failsafe(self, cid: str, unit: _Unit) -> None:
+        wanted = self._failsafe_wanted.get(cid)
+        if wanted is None or unit.failsafe_unsupported or unit.failsafe_programmed == wanted:
+            return
+        try:
+            await unit.handle.driver.configure_failsafe(wanted, unit.config.comm_timeout_s)
+        except UnsupportedOperation:
+            unit.failsafe_unsupported = True
+            return
+        except DriverError as exc:
+            log.warning("charger %s: fail-safe current not programmed: %s", cid, _reason(exc))
+            self._controller.failsafe_done(cid, wanted, False)
+            return
+        unit.failsafe_programmed = wanted
+        self._controller.failsafe_done(cid, wanted, True)
+
+    # -- control -------------------------------------------------------------------------------------------------
+    async def _control_loop(self) -> None:
+        await self._first_round()
+        while True:
+            if self._config_changed:
+                self._config_changed = False
+                self._sync_units()
+                self._restart_pollers()
+            await self._step()
+            waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(self._polled.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=self._until_next_step(), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            self._wake.clear()
+            self._polled.clear()
+            self._rounds.clear()
+
+    async def _first_round(self) -> None:
+        """Read every charger before commanding any: a restart must not drop sessions that are running."""
+        while not (self._meter_polled and all(u.polled for u in self._units.values())):
+            await self._polled.wait()
+            self._polled.clear()
+            self._rounds.clear()
+
+    def _until_next_step(self) -> float:
+        """A tick, or less when an external limit changes by itself before then (a schedule period starts)."""
+        tick = self.settings.config.control.tick_s
+        wall = self._wall()
+        changes = [t for t in (p.next_change(wall) for p in self._providers) if t is not None]
+        return min([tick, *(max(0.0, t - wall) for t in changes)])
+
+    def _limits(self, now: float) -> tuple[Limits, LimitSource]:
+        config = self.settings.config
+        fallback = None
+        last_bms = self._last_bms_s if self._last_bms_s is not None else self._started_s
+        if bms_fallback_in_force(now, self.settings.bms_watchdog_s, last_bms):
+            fallback = self.settings.bms_fallback_limit_a
+        ocpp, caps = external_limits(self._providers, self._wall(), self.settings.unit_limits_a)
+        effective = effective_limits(LimitSources(
+            installation_a=config.installation_limit_a, network_a=config.network_limit_a,
+            circuits_a={c.id: c.limit_a for c in config.circuits}, bms_fallback_a=fallback, ocpp_site_a=ocpp,
+            meter=self._meter_term(now)), previous=self._limit_source)
+        return Limits(node_limits_a=effective.node_limits_a, enabled=config.enabled, unit_caps_a=caps), \
+            effective.site_source
+
+    async def _step(self) -> None:
+        now = self._clock()
+        limits, source = self._limits(now)
+        if source is not self._limit_source:
+            if self._limit_source is not None:
+                text = "effective limit now set by {}: {} A".format(
+                    source.name.lower().replace("_", " "), "/".join(f"{v:g}" for v in limits.node_limits_a[SITE_NODE]))
+                log.info("%s", text)
+                self._event("limit-source", text)
+            self._limit_source = source
+        fresh, self._fresh = self._fresh, {}
+        commands = self._controller.step(now, fresh, limits)
+        self._failsafe_wanted = self._controller.failsafe_currents(limits)
+        await self._send(commands)
+        self._publish(self._build_status(limits, source))
+        self._ready.set()
+
+    async def _send(self, commands: Sequence[SetpointCommand]) -> None:
+        """Decreases first (all buses at once, one bus's writes in turn), then the increases that fit."""
+        acked = {v.id: v.setpoint_a for v in self._controller.views(self._clock())}
+        decreasing = [c for c in commands if (acked.get(c.charger_id) or math.inf) >= c.current_a]
+        increasing = [c for c in commands if (acked.get(c.charger_id) or math.inf) < c.current_a]
+        for batch in (decreasing, increasing):
+            by_bus: dict[str, list[SetpointCommand]] = {}
+            for command in batch:
+                unit = self._units.get(command.charger_id)
+                if unit is None:
+                    self._controller.write_done(command.charger_id, command.current_a, False, self._clock())
+                    continue
+                by_bus.setdefault(unit.handle.bus_key, []).append(command)
+            await asyncio.gather(*(self._write_all(cmds) for cmds in by_bus.values()))
+
+    async def _write_all(self, commands: Iterable[SetpointCommand]) -> None:
+        for command in commands:
+            unit = self._units[command.charger_id]
+            try:
+                await unit.handle.driver.write_setpoint(command.current_a)
+            except DriverError as exc:
+                log.warning("charger %s: setpoint %g A not acknowledged: %s", command.charger_id,
+                            command.current_a, _reason(exc))
+                self._controller.write_done(command.charger_id, command.current_a, False, self._clock())
+                continue
+            self._controller.write_done(command.charger_id, command.current_a, True, self._clock())
+
+    # -- read model ----------------------------------------------------------------------------------------------
+    def _build_status(self, limits: Limits, source: LimitSource) -> SiteStatus:
+        config: SiteConfig = self.settings.config
+        views: dict[str, UnitView] = {v.id: v for v in self._controller.views(self._clock())}
+        caps = self.settings.unit_limits_a
+        units = []
+        measured = [0.0, 0.0, 0.0]
+        booked = [0.0, 0.0, 0.0]
+        power = 0.0
+        for index, (cid, unit) in enumerate(self._units.items()):
+            view = views.get(cid)
+            reading = unit.reading if unit.error is None else None
+            ratings = unit.ratings
+            if view is not None:
+                for p in range(3):
+                    measured[p] += view.measured_a[p]
+                    booked[p] += view.booked_a[p]
+            unit_power = reading.power_w if reading is not None and reading.power_w is not None else 0.0
+            power += unit_power
+            availability = Availability.AVAILABLE
+            if unit.error is not None:
+                availability = Availability.UNAVAILABLE
+            elif not config.enabled or caps.get(cid, math.inf) == 0:
+                availability = Availability.DISABLED
+            units.append(UnitStatus(
+                id=cid, index=index, state=reading.state if reading is not None else None,
+                availability=availability,
+                unavailable_reason=unit.error if unit.error is not None else (view.reason if view else None),
+                setpoint_a=(view.setpoint_a or 0.0) if view else 0.0,
+                current_a=view.measured_a if view else (0.0, 0.0, 0.0), power_w=unit_power,
+                session_energy_wh=self._session_energy(unit),
+                energy_wh=reading.energy_wh if reading is not None else None,
+                limit_a=min(caps.get(cid, ratings.limit_a), ratings.limit_a), max_current_a=ratings.nameplate_a,
+                waiting=bool(view and view.waiting), error_code=(reading.error_code or 0) if reading else 0,
+                id_tag=reading.id_tag if reading is not None else None,
+                link=LinkQuality(success_rate=unit.link.quality, latency_ms=unit.link.latency_ms,
+                                 last_seen_s=unit.link.last_seen_wall)))
+        site = limits.node_limits_a.get(SITE_NODE, (0.0, 0.0, 0.0))
+        health = GatewayHealth.OK
+        if any(u.availability is Availability.UNAVAILABLE for u in units):
+            health = GatewayHealth.DEGRADED
+        return SiteStatus(
+            time_s=self._wall(), enabled=config.enabled, installation_limit_a=config.installation_limit_a,
+            network_limit_a=config.network_limit_a, effective_limit_a=site, limit_source=source,
+            measured_a=(measured[0], measured[1], measured[2]), allocated_a=(booked[0], booked[1], booked[2]),
+            power_w=power, units=tuple(units), health=health, bms_watchdog_s=self.settings.bms_watchdog_s,
+            bms_fallback_limit_a=self.settings.bms_fallback_limit_a)
+
+    def _session_energy(self, unit: _Unit) -> float:
+        reading = unit.reading
+        if reading is None or reading.state is None or not reading.state.plugged_in:
+            return 0.0
+        if reading.session_energy_wh is not None:
+            return reading.session_energy_wh
+        if reading.energy_wh is not None and unit.energy_at_plug_wh is not None:
+            return max(0.0, reading.energy_wh - unit.energy_at_plug_wh)
+        return 0.0
+
+    def _publish(self, status: SiteStatus) -> None:
+        self._status = status
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()  # a slow reader gets the newest snapshot, not a backlog
+            queue.put_nowait(status)
+
+
+def _reason(exc: DriverError) -> str:
+    """A short, stable reason for the read model and logs ("timeout", "connection lost", "exception 4", ...)."""
+    name = type(exc).__name__
+    words = {"DeviceTimeout": "timeout", "ConnectionLost": "connection lost", "DeviceBusy": "device busy",
+             "GatewayPathError": "no answer behind gateway"}
+    if name in words:
+        return words[name]
+    code = getattr(exc, "exception_code", None)
+    if code is not None:
+        return f"exception {code}"
+    if isinstance(exc, PermanentError):
+        return f"configuration: {exc}"
+    return str(exc) or name
+

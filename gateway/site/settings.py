@@ -1,0 +1,233 @@
+"""Commissioning settings: the site file plus what the installer, the BMS or the web page changed at runtime.
+
+Runtime changes (network limit, enabled flag, unit limits, followers added or removed, BMS watchdog and fallback)
+are validated by the very rules of the site file (``gateway.site.config.check_site``), persisted atomically before
+they take effect, and survive restarts and crashes. A command that breaks a rule, or that cannot be persisted, is
+refused with ``CommandRejected`` and changes nothing.
+
+If the installer later edits the site file, the file wins for exactly the keys it changed: every persisted value
+remembers the file's value at the time it was set, and a different file value now means a deliberate edit. That is
+logged, so nothing changes silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.runtime.commands import (
+    AddFollower,
+    BmsHeartbeat,
+    Command,
+    CommandRejected,
+    RemoveFollower,
+    SetBmsFallbackLimit,
+    SetBmsWatchdog,
+    SetEnabled,
+    SetNetworkLimit,
+    SetUnitLimit,
+)
+from gateway.site.config import ChargerConfig, NameplateLookup, SiteConfig, check_site, nameplate_a, unit_limit_a
+from gateway.site.store import JsonStore, StoreError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MAX_WATCHDOG_S = 65535.0
+_FILE_BACKED = ("network_limit_a", "enabled")
+
+
+@dataclass
+class Overlay:
+    """What differs from the site file, as persisted."""
+
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """key -> {"value": runtime value, "file": the site file's value when it was set}."""
+    unit_limits_a: dict[str, float] = field(default_factory=dict)
+    followers_added: list[dict[str, Any]] = field(default_factory=list)
+    followers_removed: list[str] = field(default_factory=list)
+    bms_watchdog_s: float = 0.0
+    bms_fallback_limit_a: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": FORMAT_VERSION, "values": self.values, "unit_limits_a": self.unit_limits_a,
+                "followers_added": self.followers_added, "followers_removed": self.followers_removed,
+                "bms_watchdog_s": self.bms_watchdog_s, "bms_fallback_limit_a": self.bms_fallback_limit_a}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Overlay:
+        if doc.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unknown settings format version {doc.get('version')!r}")
+        return cls(values=dict(doc.get("values", {})), unit_limits_a=dict(doc.get("unit_limits_a", {})),
+                   followers_added=list(doc.get("followers_added", [])),
+                   followers_removed=list(doc.get("followers_removed", [])),
+                   bms_watchdog_s=float(doc.get("bms_watchdog_s", 0.0)),
+                   bms_fallback_limit_a=float(doc.get("bms_fallback_limit_a", 0.0)))
+
+
+class SiteSettings:
+    """The configuration in force; ``apply`` is the one way to change it at runtime."""
+
+    def __init__(self, base: SiteConfig, nameplate_of: NameplateLookup, store: JsonStore | None = None) -> None:
+        self._base = base
+        self._nameplate_of = nameplate_of
+        self._store = store
+        self._overlay = Overlay()
+        self.config = base
+        if store is not None:
+            self._restore(store)
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    @property
+    def unit_limits_a(self) -> dict[str, float]:
+        return dict(self._overlay.unit_limits_a)
+
+    @property
+    def bms_watchdog_s(self) -> float:
+        return self._overlay.bms_watchdog_s
+
+    @property
+    def bms_fallback_limit_a(self) -> float:
+        return self._overlay.bms_fallback_limit_a
+
+    def unit_max_a(self, charger: ChargerConfig) -> float:
+        """The most a unit may be given: its breaker limit, never above its nameplate."""
+        nameplate = nameplate_a(charger, self._nameplate_of)
+        return min(unit_limit_a(charger, nameplate), nameplate)
+
+    def charger(self, charger_id: str) -> ChargerConfig:
+        for charger in self.config.chargers:
+            if charger.id == charger_id:
+                return charger
+        raise CommandRejected(f"no charger {charger_id!r} on this site", field="charger_id")
+
+    # -- changing ----------------------------------------------------------------------------------------------
+    def apply(self, command: Command) -> str:
+        """Validate and persist ``command``; returns a one-line description for the log.
+
+        Raises ``CommandRejected`` (nothing changed) if a rule refuses it or it cannot be persisted.
+        """
+        overlay = Overlay.from_json(self._overlay.to_json())
+        config = self.config
+        match command:
+            case SetNetworkLimit(limit_a=limit):
+                _check_amps(limit, "limit_a", config.installation_limit_a, "the installation limit")
+                config = self._with(config, network_limit_a=limit)
+                overlay.values["network_limit_a"] = {"value": limit, "file": self._base.network_limit_a}
+                text = f"network limit {limit:g} A"
+            case SetEnabled(enabled=enabled):
+                config = self._with(config, enabled=enabled)
+                overlay.values["enabled"] = {"value": enabled, "file": self._base.enabled}
+                text = "power sharing " + ("enabled" if enabled else "disabled")
+            case SetUnitLimit(charger_id=cid, limit_a=limit):
+                charger = self.charger(cid)
+                _check_amps(limit, "limit_a", self.unit_max_a(charger), f"{cid}'s maximum")
+                overlay.unit_limits_a[cid] = limit
+                text = f"unit {cid} limit {limit:g} A"
+            case SetBmsWatchdog(timeout_s=timeout):
+                if not (math.isfinite(timeout) and 0 <= timeout <= MAX_WATCHDOG_S):
+                    raise CommandRejected(f"watchdog must be 0 (off) to {MAX_WATCHDOG_S:g} s", field="timeout_s")
+                overlay.bms_watchdog_s = timeout
+                text = f"BMS watchdog {timeout:g} s" if timeout else "BMS watchdog off"
+            case SetBmsFallbackLimit(limit_a=limit):
+                _check_amps(limit, "limit_a", config.installation_limit_a, "the installation limit")
+                overlay.bms_fallback_limit_a = limit
+                text = f"BMS fallback limit {limit:g} A"
+            case BmsHeartbeat():
+                return "BMS heartbeat"
+            case AddFollower(charger=charger):
+                if any(c.id == charger.id for c in config.chargers):
+                    raise CommandRejected(f"a charger {charger.id!r} is already on this site", field="id")
+                config = self._with(config, chargers=[*config.chargers, charger])
+                overlay.followers_added = [c for c in overlay.followers_added if c.get("id") != charger.id]
+                overlay.followers_added.append(charger.model_dump(mode="json"))
+                overlay.followers_removed = [i for i in overlay.followers_removed if i != charger.id]
+                text = f"follower {charger.id} added ({charger.profile or charger.transport.type})"
+            case RemoveFollower(charger_id=cid):
+                self.charger(cid)
+                config = self._with(config, chargers=[c for c in config.chargers if c.id != cid])
+                overlay.followers_added = [c for c in overlay.followers_added if c.get("id") != cid]
+                if any(c.id == cid for c in self._base.chargers):
+                    overlay.followers_removed.append(cid)
+                overlay.unit_limits_a.pop(cid, None)
+                text = f"follower {cid} removed"
+        errors, _ = check_site(config, self._nameplate_of)
+        if errors:
+            raise CommandRejected("; ".join(str(e) for e in errors), field=errors[0].path)
+        self._persist(overlay)
+        self._overlay = overlay
+        self.config = config
+        return text
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _with(self, config: SiteConfig, **changes: Any) -> SiteConfig:
+        data = config.model_dump(mode="json")
+        data.update({k: ([c.model_dump(mode="json") if isinstance(c, ChargerConfig) else c for c in v]
+                         if k == "chargers" else v) for k, v in changes.items()})
+        try:
+            return SiteConfig.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise CommandRejected(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+    def _persist(self, overlay: Overlay) -> None:
+        if self._store is None:
+            return
+        try:
+            self._store.save(overlay.to_json())
+        except StoreError as exc:
+            raise CommandRejected(f"the setting could not be saved ({exc}); nothing was changed") from exc
+
+    def _restore(self, store: JsonStore) -> None:
+        document = store.load()
+        if document is None:
+            return
+        try:
+            overlay = Overlay.from_json(document)
+        except (ValueError, TypeError) as exc:
+            log.error("%s: %s; starting from the site file", store.path, exc)
+            return
+        config_changes: dict[str, Any] = {}
+        for key in _FILE_BACKED:
+            entry = overlay.values.get(key)
+            if entry is None:
+                continue
+            file_now = getattr(self._base, key)
+            if entry.get("file") == file_now:
+                config_changes[key] = entry["value"]
+            else:
+                log.warning("site file changed %s from %r to %r: the file's value replaces the runtime value %r",
+                            key, entry.get("file"), file_now, entry["value"])
+                del overlay.values[key]
+        base_ids = {c.id for c in self._base.chargers}
+        chargers = [c.model_dump(mode="json") for c in self._base.chargers if c.id not in overlay.followers_removed]
+        for added in overlay.followers_added:
+            if added.get("id") in base_ids:
+                log.warning("follower %s is now in the site file; the file's entry is used", added.get("id"))
+            else:
+                chargers.append(added)
+        overlay.followers_removed = [i for i in overlay.followers_removed if i in base_ids]
+        config_changes["chargers"] = chargers
+        try:
+            config = self._with(self._base, **config_changes)
+        except CommandRejected as exc:
+            log.error("%s does not fit the site file any more (%s); starting from the site file", store.path, exc)
+            return
+        errors, _ = check_site(config, self._nameplate_of)
+        if errors:
+            log.error("%s does not fit the site file any more (%s); starting from the site file", store.path,
+                      "; ".join(str(e) for e in errors))
+            return
+        ids = {c.id for c in config.chargers}
+        overlay.unit_limits_a = {cid: v for cid, v in overlay.unit_limits_a.items() if cid in ids}
+        self._overlay = overlay
+        self.config = config
+
+
+def _check_amps(value: float, name: str, most: float, what: str) -> None:
+    if not math.isfinite(value) or value < 0 or value > most + 1e-9:
+        raise CommandRejected(f"{name} must be between 0 and {what} ({most:g} A); got {value:g}", field=name)

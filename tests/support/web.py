@@ -1,0 +1,131 @@
+"""A whole gateway for the web tests: simulated chargers over loopback Modbus TCP, the real supervisor and Modbus
+drivers, the real web server on a free loopback port, and an HTTP client.
+
+The site file starts with ``configured`` followers on units 1..n; the simulator serves ``units`` units on the same
+endpoint, so the rest are there for the tests (and the page) to add.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from drivers.bus import BusPool
+from drivers.profile import ProfileRegistry
+from drivers.sim.charger_sim import SimCharger
+from drivers.sim.clock import ScaledClock
+from drivers.sim.server import TcpListen
+from drivers.sim.site import SimLine, SimulatedSite
+from drivers.sim.vehicle import VehicleSpec
+from gateway.faces.web import WebServer
+from gateway.runtime.follower_probe import FollowerProbe, Probe
+from gateway.runtime.supervisor import Supervisor
+from gateway.runtime.wiring import ModbusWiring
+from gateway.site.config import parse_site
+from gateway.site.settings import SiteSettings
+from gateway.site.store import JsonStore
+from support.clock import ManualClock
+
+REGISTRY = ProfileRegistry.shipped()
+
+
+@dataclass
+class WebRig:
+    site: SimulatedSite
+    line: SimLine
+    chargers: list[SimCharger]
+    pool: BusPool
+    supervisor: Supervisor
+    web: WebServer
+    modbus_port: int
+    state: Path
+    auth_clock: ManualClock
+    client: httpx.AsyncClient
+
+    def follower(self, charger_id: str, unit: int, **extra: Any) -> dict[str, Any]:
+        """A follower on the simulator's endpoint, as the add form would send it."""
+        return {"id": charger_id, "profile": "powershare-sim",
+                "transport": {"type": "tcp", "host": "127.0.0.1", "port": self.modbus_port, "unit": unit,
+                              "timeout_s": 0.3}, "comm_timeout_s": 5, **extra}
+
+    async def sign_in(self, password: str = "correct horse battery") -> dict[str, str]:
+        """Set the first password (with the logged setup code) if need be; returns bearer headers."""
+        if self.web.setup_code is not None:
+            response = await self.client.post("/api/setup", json={"setup_code": self.web.setup_code,
+                                                                   "password": password})
+        else:
+            response = await self.client.post("/api/session", json={"password": password})
+        assert response.status_code == 200, response.text
+        self.client.cookies.clear()  # the tests choose per request between cookie and bearer
+        return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def site_file(port: int, configured: int, *, web: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": "car park B", "installation_limit_a": 100, "network_limit_a": 32, "enabled": False,
+        "control": {"tick_s": 0.2, "vehicle_response_s": 1.0},
+        "chargers": [{"id": f"cp{i}", "profile": "powershare-sim", "comm_timeout_s": 5,
+                      "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "unit": i, "timeout_s": 0.3}}
+                     for i in range(1, configured + 1)],
+        "web": {"host": "127.0.0.1", "port": 0, **(web or {})},
+    }
+
+
+@contextlib.asynccontextmanager
+async def web_rig(state: Path, *, configured: int = 2, units: int = 4, web: dict[str, Any] | None = None,
+                  probe: Callable[[Probe, int], Probe] | None = None) -> AsyncIterator[WebRig]:
+    """``probe`` may wrap the real probe, given the simulator's port (the OpenAPI run fences it to that)."""
+    site = SimulatedSite(ScaledClock(1.0))
+    line = site.add_line(TcpListen("127.0.0.1", 0))
+    chargers = site.add_chargers(line, REGISTRY.charger("powershare-sim"), range(1, units + 1))
+    await site.start()
+    assert line.server is not None
+    port = line.server.port
+    config, _ = parse_site(site_file(port, configured, web=web), "site.yaml", REGISTRY.nameplate_a)
+    settings = SiteSettings(config, REGISTRY.nameplate_a, JsonStore(state / "settings.json"))
+    pool = BusPool()
+    wiring = ModbusWiring(REGISTRY, settings, pool)
+    supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings)
+    real_probe: Probe = FollowerProbe(REGISTRY, pool, max_transaction_s=0.5, max_probe_s=3.0)
+    auth_clock = ManualClock()
+    web_server = WebServer(supervisor, config, state, probe=probe(real_probe, port) if probe else real_probe,
+                           profiles=REGISTRY, clock=auth_clock)
+    await supervisor.start()
+    try:
+        await supervisor.wait_ready(5)
+        await web_server.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_server.port}", timeout=10) as client:
+                yield WebRig(site, line, chargers, pool, supervisor, web_server, port, state, auth_clock, client)
+        finally:
+            await web_server.stop()
+    finally:
+        await supervisor.stop()
+        await pool.close()
+        await site.stop()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (bound by the OS, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def car(name: str, limit: float = 32) -> VehicleSpec:
+    return VehicleSpec(name, onboard_limit_a=limit, lag_s=0.3, battery_kwh=80, soc_start=0.2)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.05)
