@@ -44,6 +44,8 @@ DOWN_TOLERANCE_A = 0.5
 FOLLOW_TOLERANCE_A = 1.0
 """Measured current above the setpoint by more than this, for longer than the ramp-down timeout, is not following."""
 _EPS = 1e-6
+_FLOAT_NOISE_A = 1e-9
+"""What float sums of a few currents may be off by; far below anything a charger or a breaker can tell apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,6 @@ class ChargerSpec:
     min_current_a: float = 6.0
     resolution_a: float = 1.0
     has_failsafe: bool = True
-    comm_timeout_s: float = 30.0
     priority: int = 0
     weight: float = 1.0
 
@@ -227,7 +228,7 @@ class Controller:
             unit = self._units.get(charger_id)
             if unit is not None:
                 self._ingest(unit, obs, now)
-        bookings = {cid: self._booking(u, now) for cid, u in self._units.items()}
+        bookings = {cid: self._booking(u) for cid, u in self._units.items()}
         targets = self._targets(now, limits, bookings)
         targets = self._apply_hysteresis(targets, limits, bookings)
         for cid, unit in self._units.items():
@@ -299,7 +300,7 @@ class Controller:
         """The controller's state per charger, in configuration order, for the read model."""
         out = []
         for cid, u in self._units.items():
-            booked = self._booking(u, now)
+            booked = self._booking(u)
             wants = u.plugged and u.demand_cap_a is None
             reason = u.reason if not u.reachable else None
             if u.reachable and u.not_following:
@@ -355,13 +356,13 @@ class Controller:
     def _rejoin(self, unit: _Unit, reading: ChargerReading, now: float) -> None:
         """A charger that answers again is at what it was booked at while away (its fail-safe, its last setpoint,
         or its maximum), unless it says otherwise; from there any increase needs real headroom. Re-send its setpoint,
-        since its watchdog may have latched the fail-safe current meanwhile.
+        since its watchdog may have latched the fail-safe current meanwhile. A decrease acknowledged before it went
+        away stays booked until ``_confirm_decrease`` sees the car come down: its car may still be ramping.
         """
-        booked_as = self._may_draw(unit, now)
+        booked_as = self._may_draw(unit)
         unit.acked_a = reading.setpoint_a if reading.setpoint_a is not None else booked_as
         unit.pending_a = None
         unit.failed_high_a = None
-        unit.decrease_from_a = None
         unit.resync = True
 
     def _confirm_decrease(self, unit: _Unit, now: float) -> None:
@@ -431,7 +432,7 @@ class Controller:
             unit.not_following = False
 
     # -- booking -------------------------------------------------------------------------------------------------
-    def _may_draw(self, unit: _Unit, now: float) -> float:
+    def _may_draw(self, unit: _Unit) -> float:
         spec = unit.spec
         held = unit.acked_a if unit.acked_a is not None else spec.max_current_a
         for extra in (unit.pending_a, unit.failed_high_a, unit.decrease_from_a):
@@ -443,9 +444,9 @@ class Controller:
             return spec.max_current_a
         return max(held, unit.failsafe_acked_a)
 
-    def _booking(self, unit: _Unit, now: float) -> tuple[float, float, float]:
+    def _booking(self, unit: _Unit) -> tuple[float, float, float]:
         """Per site phase: max(what it may draw, what it draws)."""
-        may = self._may_draw(unit, now)
+        may = self._may_draw(unit)
         on_phases = unit.car_phases if unit.reachable and unit.car_phases is not None else unit.spec.site_phases
         booked = [0.0, 0.0, 0.0]
         for p in set(unit.spec.site_phases):
@@ -564,7 +565,7 @@ class Controller:
             if not unit.reachable or unit.pending_a is not None:
                 continue
             target, current = targets[cid], unit.commanded_a
-            within_booking = unit.resync and target <= self._may_draw(unit, now)
+            within_booking = unit.resync and target <= self._may_draw(unit)
             if current is None or target < current or within_booking:
                 decreases.append(SetpointCommand(cid, target))
                 unit.pending_a = target
@@ -619,8 +620,15 @@ def _keys(nodes: Iterable[str], phases: Iterable[int]) -> list[NodePhase]:
 
 
 def _floor_to(amps: float, resolution_a: float, min_a: float) -> float:
-    """Round down to the charger's resolution (rounding down keeps every sum within its limit); 0 below minimum."""
+    """Round down to the charger's resolution (rounding down keeps every sum within its limit); 0 below minimum.
+
+    Never up: a multiple of the resolution is kept only if it does not exceed ``amps`` by more than the noise of
+    float sums (``_FLOAT_NOISE_A``), so 16 A of headroom computed as 15.999999999999996 still gives 16 A, but
+    15.9999995 A gives 15 A.
+    """
     if resolution_a > 0:
-        amps = math.floor(amps / resolution_a + _EPS) * resolution_a
-        amps = round(amps, 6)
-    return amps if amps >= min_a - _EPS else 0.0
+        steps = math.floor(amps / resolution_a)
+        if (steps + 1) * resolution_a <= amps + _FLOAT_NOISE_A:
+            steps += 1
+        amps = round(steps * resolution_a, 9)
+    return amps if amps >= min_a - _FLOAT_NOISE_A else 0.0

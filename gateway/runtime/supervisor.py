@@ -254,7 +254,6 @@ class Supervisor:
         return ChargerSpec(id=charger.id, nodes=self._path(charger.circuit), site_phases=self._site_phases(charger),
                            max_current_a=ratings.limit_a, min_current_a=ratings.min_current_a,
                            resolution_a=ratings.resolution_a, has_failsafe=ratings.has_failsafe,
-                           comm_timeout_s=charger.comm_timeout_s,
                            priority=charger.priority, weight=charger.weight)
 
     def _site_phases(self, charger: ChargerConfig) -> tuple[int, ...]:

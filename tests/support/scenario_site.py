@@ -25,6 +25,7 @@ PHASES = {"L1": 0, "L2": 1, "L3": 2}
 @dataclass
 class SimCharger:
     spec: ChargerSpec
+    comm_timeout_s: float = 30.0
     online: bool = True
     setpoint_a: float = 0.0
     failsafe_a: float = 0.0
@@ -35,7 +36,7 @@ class SimCharger:
     def offered_a(self, now: float) -> float:
         """After its watchdog expires a device offers its fail-safe current; when it hears the gateway again it
         resumes its last setpoint at once (the harsher of the two behaviours real devices show)."""
-        if not self.online and self.spec.has_failsafe and now - self.last_contact_s > self.spec.comm_timeout_s:
+        if not self.online and self.spec.has_failsafe and now - self.last_contact_s > self.comm_timeout_s:
             return self.failsafe_a
         return self.setpoint_a
 
@@ -90,7 +91,7 @@ def build(site: dict[str, Any]) -> tuple[dict[str, ChargerSpec], dict[str, tuple
         specs[cid] = ChargerSpec(
             id=cid, nodes=path(c.get("circuit", "site")), site_phases=site_phases,
             max_current_a=float(c.get("max_a", 32)), has_failsafe=c.get("failsafe", True),
-            comm_timeout_s=float(c.get("comm_timeout_s", 30)), priority=int(c.get("priority", 0)),
+            priority=int(c.get("priority", 0)),
             weight=float(c.get("weight", 1.0)))
     settings = ControlConfig(**site.get("settings", {}))
     return specs, node_limits, settings
@@ -99,7 +100,8 @@ def build(site: dict[str, Any]) -> tuple[dict[str, ChargerSpec], dict[str, tuple
 def run(scenario: dict[str, Any]) -> ScenarioRun:
     specs, node_limits, settings = build(scenario["site"])
     controller = Controller(list(specs.values()), settings)
-    chargers = {cid: SimCharger(spec) for cid, spec in specs.items()}
+    chargers = {cid: SimCharger(spec, float(scenario["site"]["chargers"][cid].get("comm_timeout_s", 30)))
+                for cid, spec in specs.items()}
     enabled = bool(scenario["site"].get("enabled", True))
     unit_caps: dict[str, float] = {}
     events = sorted(scenario.get("events", []), key=lambda e: e["at"])

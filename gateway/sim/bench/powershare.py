@@ -18,8 +18,7 @@ from gateway.site.config import ControlConfig
 class Powershare:
     def __init__(self, setup: SiteSetup, settings: ControlConfig | None = None) -> None:
         self.specs = {ch.id: ChargerSpec(id=ch.id, nodes=ch.nodes, site_phases=ch.site_phases,
-                                         max_current_a=ch.max_current_a, has_failsafe=ch.has_failsafe,
-                                         comm_timeout_s=ch.comm_timeout_s)
+                                         max_current_a=ch.max_current_a, has_failsafe=ch.has_failsafe)
                       for ch in setup.chargers}
         self.controller = Controller(list(self.specs.values()), settings or ControlConfig())
         self.failsafe: dict[str, float] = {}
