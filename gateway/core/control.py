@@ -214,9 +214,12 @@ class Controller:
             units[spec.id] = unit
         self._units = units
 
-    @property
-    def charger_ids(self) -> list[str]:
-        return list(self._units)
+    def specs(self) -> list[ChargerSpec]:
+        return [unit.spec for unit in self._units.values()]
+
+    def has_failsafe(self, charger_id: str) -> bool:
+        unit = self._units.get(charger_id)
+        return unit is not None and unit.spec.has_failsafe
 
     # -- the step ----------------------------------------------------------------------------------------------
     def step(self, now: float, observations: Mapping[str, Observation], limits: Limits) -> list[SetpointCommand]:
