@@ -225,7 +225,7 @@ class Controller:
     def step(self, now: float, observations: Mapping[str, Observation], limits: Limits) -> list[SetpointCommand]:
         """``observe`` then ``decide``: the decreases, then the increases (``gateway.core.round`` sends them)."""
         self.observe(now, observations)
-        decreases, increases = self.decide(now, limits)
+        decreases, increases = self.decide(now, limits, self.bookings())
         return decreases + increases
 
     def observe(self, now: float, observations: Mapping[str, Observation]) -> None:
@@ -235,14 +235,17 @@ class Controller:
             if unit is not None:
                 self._ingest(unit, obs, now)
 
-    def decide(self, now: float, limits: Limits) -> tuple[list[SetpointCommand], list[SetpointCommand]]:
+    def decide(self, now: float, limits: Limits,
+               booked: Mapping[str, Load]) -> tuple[list[SetpointCommand], list[SetpointCommand]]:
         """Decide targets and return the commands that are safe to send now: (decreases, increases).
+
+        ``booked`` is ``bookings()`` taken after ``observe`` (the round needs them too, so they are computed once).
 
         The decreases (and re-sends within a charger's booking) are always safe. The increases fit headroom that
         exists against the bookings *before* any decrease is acknowledged, so they stay safe whatever the decreases'
         outcome; still, they are sent only once the decreases have been (``gateway.core.round``).
         """
-        bookings = {cid: self._booking(u) for cid, u in self._units.items()}
+        bookings = {cid: load.amps for cid, load in booked.items()}
         targets = self._targets(now, limits, bookings)
         targets = self._apply_hysteresis(targets, limits, bookings)
         for cid, unit in self._units.items():

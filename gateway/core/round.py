@@ -87,6 +87,7 @@ class ControlRound:
         self._violating: set[NodePhase] = set()
         self._limits: Limits | None = None
         self._before: dict[NodePhase, float] = {}
+        self._commanded = False
         self._shares: dict[str, float] = {}
         self._shares_for: Limits | None = None
         self._failsafe_ok: dict[str, float] = {}
@@ -121,24 +122,31 @@ class ControlRound:
     def plan(self, now: float, observations: Mapping[str, Observation], limits: Limits) -> Plan:
         """Ingest the polls and decide; remembers the bookings before any command, for ``check``."""
         self.controller.observe(now, observations)
+        booked = self.controller.bookings()
         self._limits = limits
-        self._before = room(limits.node_limits_a, self.controller.bookings().values())
-        decreases, increases = self.controller.decide(now, limits)
+        self._before = room(limits.node_limits_a, booked.values())
+        self._commanded = False
+        decreases, increases = self.controller.decide(now, limits, booked)
         if limits != self._shares_for:  # the fair share changes only with the limits (or the chargers)
             self._shares, self._shares_for = self.controller.failsafe_currents(limits), limits
         return Plan(tuple(decreases), tuple(increases))
 
     def report(self, command: SetpointCommand, outcome: Outcome, now: float) -> None:
         """Tell the controller; the link logs why a write failed, since only it knows."""
+        self._commanded = True
         self.controller.write_done(command.charger_id, command.current_a, outcome is Outcome.DONE, now)
 
     def check(self) -> None:
         """The invariant after the round's commands: count a round that added to an overloaded node and phase."""
         if self._limits is None:
             return
+        if not self._commanded:  # nothing was sent: the bookings are those the round started from
+            worst = -min(self._before.values(), default=0.0)
+            self.excess_a = worst if worst > TOLERANCE_A else 0.0
+            self._violating = set()
+            return
         limits = self._limits.node_limits_a
-        bookings = list(self.controller.bookings().values())
-        over = violations(limits, bookings)
+        over = violations(limits, self.controller.bookings().values())
         self.excess_a = over[0].excess_a if over else 0.0
         ours = [v for v in over
                 if -self._before.get((v.node, v.phase), 0.0) < v.excess_a - TOLERANCE_A]
