@@ -1,8 +1,9 @@
 """The power-sharing controller: from what the chargers report to the setpoints that are safe to send now.
 
-Pure and synchronous. The asyncio shell (supervisor, virtual-time site, benchmark) calls ``step`` with the time,
-the latest observation of each charger and the limits in force, sends the returned commands in order, and reports
-each outcome with ``write_done``. The same code therefore runs in real time and in the simulator.
+Pure and synchronous. One control round (``gateway.core.round``, driven by the supervisor, the virtual-time site
+and the tests alike) calls ``observe`` with the latest observation of each charger, ``decide`` with the limits in
+force, sends the returned commands in order, and reports each outcome with ``write_done``. The same code therefore
+runs in real time and in the simulator.
 
 The safety invariant (ARCHITECTURE.md) is enforced by *booking*: every charger is booked, on each site phase, at
 
@@ -222,12 +223,6 @@ class Controller:
         return unit is not None and unit.spec.has_failsafe
 
     # -- the step ----------------------------------------------------------------------------------------------
-    def step(self, now: float, observations: Mapping[str, Observation], limits: Limits) -> list[SetpointCommand]:
-        """``observe`` then ``decide``: the decreases, then the increases (``gateway.core.round`` sends them)."""
-        self.observe(now, observations)
-        decreases, increases = self.decide(now, limits, self.bookings())
-        return decreases + increases
-
     def observe(self, now: float, observations: Mapping[str, Observation]) -> None:
         """Ingest one poll per charger (chargers not in ``observations`` keep what was last seen)."""
         for charger_id, obs in observations.items():

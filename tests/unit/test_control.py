@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from drivers.model import ChargerReading, Iec61851State
-from gateway.core.control import ChargerSpec, Controller, Limits, Observation, _floor_to
+from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, _floor_to
+from gateway.core.round import ControlRound, Outcome, run_now
 from gateway.site.config import ControlConfig
 
 SPEC = ChargerSpec(id="cp", nodes=("site",), site_phases=(0, 1, 2), max_current_a=32.0)
@@ -17,11 +20,25 @@ def limits(amps: float) -> Limits:
     return Limits(node_limits_a={"site": (amps, amps, amps)})
 
 
+class Accepts:
+    """A link to a device that takes every write at once, at ``at``."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    async def write_setpoints(self, commands: Sequence[SetpointCommand]) -> Sequence[Outcome]:
+        return [Outcome.DONE] * len(commands)
+
+    async def program_failsafe(self, charger_id: str, current_a: float) -> Outcome:
+        return Outcome.DONE
+
+    def now(self) -> float:
+        return self.at
+
+
 def run_step(controller: Controller, now: float, obs: Observation, limit: float) -> list[float]:
-    commands = controller.step(now, {"cp": obs}, limits(limit))
-    for command in commands:
-        controller.write_done(command.charger_id, command.current_a, True, now)
-    return [c.current_a for c in commands]
+    plan = run_now(ControlRound(controller).run(now, {"cp": obs}, limits(limit), Accepts(now)))
+    return [c.current_a for c in plan.decreases + plan.increases]
 
 
 def booked(controller: Controller) -> float:
