@@ -33,6 +33,7 @@ INSTALLATION_A = 100.0
 ROTATIONS = ["L1L2L3", "L2L3L1", "L3L1L2"]
 CAR_LAG_MAX_S = 5.0
 LINK_LAG_MAX_S = 1.0
+TICK_S = 1.0
 BUSES = 2
 
 
@@ -51,10 +52,11 @@ class Site:
         self.limits.append((self.clock.now, amps))
 
     def grace_s(self) -> float:
-        """A lowered limit must be met within: the writes of one bus in turn (each may take a timeout or a lag), a
-        control step already under way, and the car's response."""
+        """A lowered limit (or a charger that answers again at more than there is room for) must be met within: a
+        poll round and the wait for the next step (a tick each), the writes of one bus in turn (each may take a
+        timeout or a lag; twice, if a step was already under way), and the car's response."""
         per_bus = -(-len(self.chargers) // BUSES)
-        return CAR_LAG_MAX_S + 2 * per_bus * max(TIMEOUT_S, LINK_LAG_MAX_S) + 1.0
+        return CAR_LAG_MAX_S + 2 * TICK_S + 2 * per_bus * max(TIMEOUT_S, LINK_LAG_MAX_S) + 1.0
 
     def check(self) -> None:
         now = self.clock.now
@@ -81,7 +83,7 @@ class Site:
 
 def site_file(n: int, limit_a: float, comm_timeout_s: float) -> dict[str, Any]:
     return {"installation_limit_a": INSTALLATION_A, "network_limit_a": limit_a, "enabled": True,
-            "control": {"tick_s": 1.0},
+            "control": {"tick_s": TICK_S},
             "chargers": [{"id": f"cp{i}", "profile": "powershare-sim", "phase_rotation": ROTATIONS[i % 3],
                           "comm_timeout_s": comm_timeout_s,
                           "transport": {"type": "tcp", "host": "127.0.0.1", "port": 1000 + i % BUSES, "unit": i + 1}}
