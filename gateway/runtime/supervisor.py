@@ -124,7 +124,8 @@ class _Unit:
 
 
 class Supervisor:
-    """Leads one power-sharing network; implements ``gateway.runtime.commands.GatewayControl`` for the faces."""
+    """Leads one power-sharing network; implements ``gateway.runtime.commands.GatewayControl`` for the faces and
+    ``gateway.core.round.Link`` (``write_setpoints``, ``program_failsafe``, ``now``) for its own control round."""
 
     def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
