@@ -113,7 +113,6 @@ class ModbusCharger:
         self._written_a: float | None = None
         """The last setpoint written, for keep-alives that re-write it; None: unknown (never a reason to skip)."""
         self._written_at = 0.0
-        self._enabled: bool | None = None  # the enable state last written; None: unknown
         self._failsafe: tuple[float, float] | None = None
         self._last_contact: float | None = None
         self._last_keepalive: float | None = None
@@ -217,20 +216,18 @@ class ModbusCharger:
         if target == 0 and by_disable:
             await self._write_enable(False)
         else:
-            was_enabled = self._enabled
             await self._write_point("setpoint", target)
-            if target > 0 and needs_enable and was_enabled is not True:
+            if target > 0 and needs_enable:
+                # Always, like the setpoint: charging may have been disabled behind the gateway's back.
                 await self._write_enable(True)
                 if profile.quirks.write_needs_enable:
-                    await self._write_point("setpoint", target)  # the device ignored it while disabled
+                    await self._write_point("setpoint", target)  # the device may have ignored it while disabled
         self._written_a = target
         self._written_at = self._clock()
 
     async def _write_enable(self, on: bool) -> None:
         control = self.profile.control
-        self._enabled = None
         await self._write_point("enable", control.enable_on if on else control.enable_off)
-        self._enabled = on
 
     async def keep_alive(self) -> None:
         watchdog = self.profile.watchdog
@@ -295,7 +292,6 @@ class ModbusCharger:
         if self._failsafe is not None:
             await self._write_failsafe(*self._failsafe)
         self._written_a = None
-        self._enabled = None
         self._needs_init = False
 
     async def _write_point(self, name: str, value: Value) -> None:

@@ -166,6 +166,10 @@ async def test_pause_by_disable_writes_the_setpoint_before_enabling() -> None:
         r.sim.writes.clear()
         await r.driver.write_setpoint(8)
         assert r.sim.writes[0] == ("setpoint", 8.0) and r.sim.pilot_a == 8
+        r.sim.enabled = False  # disabled behind the gateway's back: the next write enables it again
+        r.sim.writes.clear()
+        await r.driver.write_setpoint(8)
+        assert r.sim.writes == [("setpoint", 8.0), ("enable", 1), ("setpoint", 8.0)] and r.sim.pilot_a == 8
         with pytest.raises(ValueError):
             await r.driver.write_setpoint(-1)
 
