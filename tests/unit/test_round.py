@@ -3,6 +3,7 @@ tests and the benchmark run the same round at scale)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import pytest
@@ -77,6 +78,7 @@ def test_decreases_are_sent_first_and_an_increase_from_zero_is_an_increase() -> 
 
 
 def test_a_round_whose_commands_overload_a_node_is_counted_once_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="gateway.core.round")  # whatever another test left on "gateway"
     control = ControlRound(Controller([spec("a"), spec("b")], ControlConfig()))
     link = Recorder()
     run_now(control.run(0.0, {"a": charging(0.0, 0.0), "b": charging(0.0, 0.0)}, limits(32), link))
