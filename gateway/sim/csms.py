@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from drivers.aio import cancel_and_wait
 from gateway.faces.ocpp.payload import camel_key, format_time
 from gateway.site.config import ConfigError, ConfigIssue, read_yaml
 
@@ -413,8 +414,7 @@ class CentralSystem:
         except ConnectionClosed:
             pass
         finally:
-            script.cancel()
-            await asyncio.gather(script, return_exceptions=True)
+            await cancel_and_wait(script)
             if self._sessions.get(cp_id) is session:
                 del self._sessions[cp_id]
             self._print(f"{cp_id} disconnected")

@@ -8,13 +8,13 @@ no car can stop drawing faster than that; the controller lowers every charger in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from drivers.aio import cancel_and_wait
 from drivers.bus import BusPool
 from drivers.model import Iec61851State
 from drivers.profile import ProfileRegistry
@@ -111,9 +111,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield rig
         await asyncio.sleep(0.3)  # let the monitor see the state each test left behind
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await cancel_and_wait(watch)
         await rig.supervisor.stop()
         await site.stop()
     assert monitor.samples > 10

@@ -11,7 +11,6 @@ car ever draws more than its charger's breaker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -26,6 +25,7 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 from support.paths import REPO
 
+from drivers.aio import cancel_and_wait
 from drivers.profile import ProfileRegistry
 from drivers.sim.charger_sim import SimCharger
 from drivers.sim.faults import Fault, FaultKind
@@ -184,9 +184,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         if process is not None and process.returncode is None:
             process.kill()
             await process.wait()
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await cancel_and_wait(watch)
         await site.stop()
     assert monitor.samples > 100
     assert not monitor.violations, monitor.violations[:5]
