@@ -25,7 +25,6 @@ from typing import Any
 
 from drivers.errors import ProfileError
 from drivers.profile import ProfileRegistry
-from gateway.cli.check_config import load_checked_site
 from gateway.faces.bms.server import BmsStartError
 from gateway.faces.ocpp.face import ocpp_face
 from gateway.faces.ocpp.security import SecuritySetupError
@@ -33,6 +32,7 @@ from gateway.faces.web.face import web_face
 from gateway.faces.web.server import WebStartError
 from gateway.runtime.app import GatewayApp
 from gateway.site.config import ConfigError, SiteConfig
+from gateway.site.validation import load_checked_site
 
 log = logging.getLogger("gateway.run")
 

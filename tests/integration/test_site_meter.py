@@ -21,11 +21,11 @@ from drivers.sim.faults import Fault, FaultKind
 from drivers.sim.server import TcpListen
 from drivers.sim.site import SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
-from gateway.cli.check_config import load_checked_site
 from gateway.cli.main import main
 from gateway.core.limits import LimitSource
 from gateway.runtime.app import GatewayApp
 from gateway.site.config import ConfigError, parse_site
+from gateway.site.validation import load_checked_site
 
 REGISTRY = ProfileRegistry.shipped()
 BREAKER_A = 63.0
