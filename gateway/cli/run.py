@@ -25,6 +25,7 @@ from typing import Any
 
 from drivers.errors import ProfileError
 from drivers.profile import ProfileRegistry
+from gateway.errors import StartError
 from gateway.faces.bms.server import BmsStartError
 from gateway.faces.ocpp.face import ocpp_face
 from gateway.faces.ocpp.security import SecuritySetupError
@@ -42,7 +43,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-class StateDirError(RuntimeError):
+class StateDirError(StartError):
     """The state directory cannot be used; the message says which and why."""
 
 

@@ -25,7 +25,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from drivers.errors import DriverError, PermanentError, UnsupportedOperation
+from drivers.errors import (
+    ConnectionLost,
+    DeviceBusy,
+    DeviceTimeout,
+    DriverError,
+    GatewayPathError,
+    PermanentError,
+    UnsupportedOperation,
+)
 from drivers.model import ChargerReading, MeterReading
 from drivers.ports import ChargerDriver, MeterDriver
 from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, UnitView
@@ -55,6 +63,10 @@ LINK_WINDOW = 20
 """Link quality is the success rate over this many recent exchanges."""
 UPDATE_QUEUE = 8
 CONTROL_TASK = "control"
+REASONS: tuple[tuple[type[DriverError], str], ...] = (
+    (DeviceTimeout, "timeout"), (ConnectionLost, "connection lost"), (DeviceBusy, "device busy"),
+    (GatewayPathError, "no answer behind gateway"))
+"""Short words for the transient errors an installer sees most, by class."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,15 +618,12 @@ def _poller(bus_key: str) -> str:
 
 def _reason(exc: DriverError) -> str:
     """A short, stable reason for the read model and logs ("timeout", "connection lost", "exception 4", ...)."""
-    name = type(exc).__name__
-    words = {"DeviceTimeout": "timeout", "ConnectionLost": "connection lost", "DeviceBusy": "device busy",
-             "GatewayPathError": "no answer behind gateway"}
-    if name in words:
-        return words[name]
+    for kind, words in REASONS:
+        if isinstance(exc, kind):
+            return words
     code = getattr(exc, "exception_code", None)
     if code is not None:
         return f"exception {code}"
     if isinstance(exc, PermanentError):
         return f"configuration: {exc}"
-    return str(exc) or name
-
+    return str(exc) or type(exc).__name__

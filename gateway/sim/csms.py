@@ -46,6 +46,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from drivers.aio import cancel_and_wait
+from gateway.errors import PeerError
 from gateway.faces.ocpp.payload import camel_key, format_time
 from gateway.site.config import ConfigError, ConfigIssue, read_yaml
 
@@ -101,7 +102,7 @@ class Exchange:
     """The CALLERROR code and description, or "timeout"; None when it answered."""
 
 
-class CallFailed(RuntimeError):
+class CallFailed(PeerError, RuntimeError):
     """The charge point answered with a CALLERROR, or not in time."""
 
 

@@ -34,6 +34,7 @@ from websockets.typing import Subprotocol
 from drivers.aio import cancel_and_wait
 from gateway import __version__
 from gateway.core.limits import LimitProvider
+from gateway.errors import PeerError
 from gateway.faces.ocpp.authorization import decide
 from gateway.faces.ocpp.connector_status import ChargePointStatus
 from gateway.faces.ocpp.payload import format_time
@@ -65,7 +66,7 @@ class OcppGateway(GatewayControl, Protocol):
     def add_limit_provider(self, provider: LimitProvider) -> None: ...
 
 
-class BootRejected(Exception):
+class BootRejected(PeerError):
     def __init__(self, retry_s: float) -> None:
         super().__init__(f"BootNotification rejected; retrying in {retry_s:g} s")
         self.retry_s = retry_s

@@ -20,6 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from drivers.profile import ProfileRegistry
+from gateway.errors import StartError
 from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
 from gateway.faces.web.live import Broadcast, History, follow
@@ -37,7 +38,7 @@ GRACEFUL_SHUTDOWN_S = 3
 FOLLOW_TASK = "web follow"
 
 
-class WebStartError(RuntimeError):
+class WebStartError(StartError):
     """The face could not serve (address in use, unreadable certificate); the message says what and where."""
 
 
