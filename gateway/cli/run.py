@@ -103,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
-                base_dir: Path | None = None) -> int:
-    """Run until SIGINT/SIGTERM; ``base_dir`` is the site file's directory (its relative paths start there)."""
-    stop = asyncio.Event()
+                base_dir: Path | None = None, stop: asyncio.Event | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or until ``stop`` is set: tests stop it without signalling their own process);
+    ``base_dir`` is the site file's directory (its relative paths start there)."""
+    stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
