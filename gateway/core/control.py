@@ -17,6 +17,14 @@ the gateway can send anything. A decrease is always sent at once. An increase is
 exists *now* against those bookings, so current moves from A to B only after A's car has really come down; until
 then B waits a step or two.
 
+A car seen drawing on fewer phases than its charger is wired for (for ``PHASE_EVIDENCE_S``) is booked at its
+setpoint on those phases only, so other chargers can use the rest. Its other phases stay booked at up to the
+charger's minimum current: real cars switch from one phase to three mid-session, and one that does draws its
+setpoint on phases given to others until the next poll (which books every wired phase again at once) plus the
+time the others take to come down. The reserve bounds that overload per phase to the setpoint less the minimum
+current; only booking every wired phase at the full setpoint would prevent it, and that gives up what learning
+the phases is for (see docs/allocation.md).
+
 What each car should get in the end state is decided by ``gateway.core.allocation``; this module feeds it:
 who asks for current (plugged in, reachable, enabled), each car's cap (nameplate, breaker, runtime caps, and what
 the car has shown it takes), the room on each node and phase net of chargers we cannot command, and a rank that
@@ -450,7 +458,7 @@ class Controller:
         booked = [0.0, 0.0, 0.0]
         for p in set(unit.spec.site_phases):
             measured = unit.measured[p] if unit.reachable else 0.0
-            booked[p] = max(may if p in on_phases else 0.0, measured)
+            booked[p] = max(may if p in on_phases else min(may, unit.spec.min_current_a), measured)
         return (booked[0], booked[1], booked[2])
 
     # -- targets -------------------------------------------------------------------------------------------------
@@ -468,6 +476,8 @@ class Controller:
                 for node, phase in _keys(spec.nodes, tuple(set(spec.site_phases))):
                     capacity[(node, phase)] -= bookings[cid][phase]
                 continue
+            for node, phase in _keys(spec.nodes, self._freed_phases(unit)):
+                capacity[(node, phase)] -= bookings[cid][phase]
             if not (limits.enabled and unit.reachable and unit.plugged):
                 continue
             cap = min(spec.max_current_a, limits.unit_caps_a.get(cid, math.inf), unit.demand_cap_a or math.inf)
@@ -553,6 +563,8 @@ class Controller:
             amps = value if cid == charger_id else targets[cid]
             for key in _keys(unit.spec.nodes, self._booked_phases(unit)):
                 load[key] = load.get(key, 0.0) + amps
+            for node, phase in _keys(unit.spec.nodes, self._freed_phases(unit)):
+                load[(node, phase)] = load.get((node, phase), 0.0) + bookings[cid][phase]
         return all(amps <= limits.node_limits_a[node][phase] + _EPS for (node, phase), amps in load.items())
 
     # -- sequencing ---------------------------------------------------------------------------------------------
@@ -593,6 +605,13 @@ class Controller:
 
     def _booked_phases(self, unit: _Unit) -> tuple[int, ...]:
         return unit.car_phases if unit.car_phases is not None else tuple(sorted(set(unit.spec.site_phases)))
+
+    def _freed_phases(self, unit: _Unit) -> tuple[int, ...]:
+        """Wired phases its car was learned not to draw on. They stay booked at up to the charger's minimum
+        current (see ``_booking``), so a car that switches to more phases overloads them by its setpoint less
+        that reserve at most, and only until the next poll and the others' response time."""
+        booked = self._booked_phases(unit)
+        return tuple(p for p in sorted(set(unit.spec.site_phases)) if p not in booked)
 
     def _grantable(self, unit: _Unit, target: float, booked: tuple[float, float, float],
                    headroom: Mapping[NodePhase, float]) -> float | None:
