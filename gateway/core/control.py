@@ -23,7 +23,7 @@ charger's minimum current: real cars switch from one phase to three mid-session,
 setpoint on phases given to others until the next poll (which books every wired phase again at once) plus the
 time the others take to come down. The reserve bounds that overload per phase to the setpoint less the minimum
 current; only booking every wired phase at the full setpoint would prevent it, and that gives up what learning
-the phases is for (see docs/allocation.md).
+the phases is for.
 
 What each car should get in the end state is decided by ``gateway.core.allocation``; this module feeds it:
 who asks for current (plugged in, reachable, enabled), each car's cap (nameplate, breaker, runtime caps, and what
