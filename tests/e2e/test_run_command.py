@@ -234,9 +234,7 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
     await asyncio.sleep(1.0)
     assert rig.setpoints() == before == [0, 10, 10, 10], "a restart must not drop running sessions"
 
-    started = time.monotonic()
     assert await rig.gateway.stop(signal.SIGTERM) == 0
-    assert time.monotonic() - started < 5
     assert rig.gateway.text().rstrip().endswith("gateway.run: stopped")
 
 
