@@ -89,6 +89,7 @@ class Gateway:
     async def stop(self) -> None:
         await self.supervisor.stop()
         await self.wiring.stop()
+        await self.wiring.modbus.pool.close()
 
 
 async def start_gateway(data: dict[str, Any], state: Path, *, before_supervisor: Callable[[Gateway], Any]
