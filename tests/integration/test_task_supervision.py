@@ -49,7 +49,7 @@ class FaultyCharger(ModbusCharger):
         await super().write_setpoint(current_a)
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not condition():  # noqa: ASYNC110 - the supervisor has no event for each of these conditions
             await asyncio.sleep(0.01)
@@ -76,7 +76,8 @@ async def gateway(sim: SimulatedSite) -> tuple[GatewayApp, dict[str, FaultyCharg
         drivers[charger.id] = driver
         return ChargerHandle(driver, endpoint.key)
 
-    tasks = TaskSupervisor(first_backoff_s=0.02, most_backoff_s=0.05, settle_s=0.3)
+    # settles after 1 s without a crash: longer than a poll round takes even on a loaded machine
+    tasks = TaskSupervisor(first_backoff_s=0.02, most_backoff_s=0.05, settle_s=1.0)
     supervisor = Supervisor(settings, make_driver, ratings_of=wiring.ratings, tasks=tasks)
     return GatewayApp(REGISTRY, settings, pool, supervisor, wiring), drivers
 
