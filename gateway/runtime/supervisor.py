@@ -310,7 +310,7 @@ class Supervisor:
             with_meter = self._meter is not None and self._meter.bus_key == key
             self._buses.add(key)
             self.tasks.start(_poller(key), functools.partial(self._poll_loop, key, tuple(ids), with_meter),
-                             on_crash=functools.partial(self._poller_crashed, key, tuple(ids)))
+                             on_crash=functools.partial(self._poller_crashed, key, tuple(ids)), by_rounds=True)
 
     def _poller_crashed(self, key: str, charger_ids: Sequence[str], exc: Exception) -> None:
         """A poller died of a bug: its chargers are booked as unreachable until it runs again, and the round it
@@ -342,6 +342,7 @@ class Supervisor:
                     await self._poll_one(cid, unit)
             if with_meter:
                 await self._poll_meter()
+            self.tasks.ran(_poller(key))
             self._rounds.add(key)
             if self._rounds >= self._buses:
                 self._polled.set()
@@ -364,7 +365,7 @@ class Supervisor:
                 latency_s: float) -> None:
         crash = self._crash_reason.get(unit.handle.bus_key)
         if reading is not None and crash is not None and self.tasks.is_down(_poller(unit.handle.bus_key)):
-            reading, error = None, crash  # a poller that crashed counts as down until it has run for a while
+            reading, error = None, crash  # a poller that crashed counts as down until it completes a round
         unit.link.record(reading is not None, latency_s, self._wall())
         unit.polled = True
         if reading is not None and reading.invalid and reading.state is None:

@@ -8,7 +8,9 @@ profile's encoder), the supervisor of tasks
 * tells the task's owner through ``on_crash`` (a poller books its chargers as unreachable),
 * counts the task as *down*, which the read model shows as ``GatewayHealth.FAULT``,
 * restarts it after a capped exponential backoff, and counts it as up again once it has run ``settle_s`` without
-  crashing (a task that crashes at every start stays down, and the gateway stays in FAULT).
+  crashing, or, for a task that works in rounds (a poller), once it reports a whole round done with ``ran``:
+  a round on a line with dead units can take longer than any fixed time. A task that crashes at every start stays
+  down, and the gateway stays in FAULT.
 
 Cancellation is how a task is stopped, never a crash; stopping uses ``drivers.aio.cancel_and_wait``.
 """
@@ -37,6 +39,7 @@ CrashHandler = Callable[[Exception], None]
 class _Entry:
     run: Runner
     on_crash: CrashHandler | None
+    by_rounds: bool = False
     task: asyncio.Task[None] | None = None
     crashes: int = 0
     """Crashes since the task last counted as up: the backoff's exponent."""
@@ -72,11 +75,13 @@ class TaskSupervisor:
         entry = self._entries.get(name)
         return entry.crashes if entry is not None else 0
 
-    def start(self, name: str, run: Runner, *, on_crash: CrashHandler | None = None) -> None:
-        """Run ``run()`` as the task ``name`` (which must not be running) and keep it running."""
+    def start(self, name: str, run: Runner, *, on_crash: CrashHandler | None = None, by_rounds: bool = False
+              ) -> None:
+        """Run ``run()`` as the task ``name`` (which must not be running) and keep it running. ``by_rounds``: after
+        a crash it counts as up again when it calls ``ran(name)``, not after ``settle_s``."""
         if name in self._entries:
             raise ValueError(f"task {name} is already running")
-        entry = _Entry(run, on_crash)
+        entry = _Entry(run, on_crash, by_rounds)
         self._entries[name] = entry
         entry.task = asyncio.create_task(self._keep(name, entry), name=name)
 
@@ -105,6 +110,12 @@ class TaskSupervisor:
     def names(self) -> list[str]:
         return list(self._entries)
 
+    def ran(self, name: str) -> None:
+        """``name`` finished a whole round of its work: if it was down, it is up again."""
+        entry = self._entries.get(name)
+        if entry is not None and name in self._down:
+            self._settled(name, entry)
+
     async def _keep(self, name: str, entry: _Entry) -> None:
         while True:
             try:
@@ -117,7 +128,8 @@ class TaskSupervisor:
                 return
             await asyncio.sleep(self._backoff_s(entry.crashes))
             log.info("task %s restarting (after %d crash%s)", name, entry.crashes, "es" if entry.crashes > 1 else "")
-            entry.settle = asyncio.get_running_loop().call_later(self.settle_s, self._settled, name, entry)
+            if not entry.by_rounds:
+                entry.settle = asyncio.get_running_loop().call_later(self.settle_s, self._settled, name, entry)
 
     def _backoff_s(self, crashes: int) -> float:
         return min(self.most_backoff_s, self.first_backoff_s * float(2 ** min(max(crashes - 1, 0), 30)))

@@ -76,8 +76,7 @@ async def gateway(sim: SimulatedSite) -> tuple[GatewayApp, dict[str, FaultyCharg
         drivers[charger.id] = driver
         return ChargerHandle(driver, endpoint.key)
 
-    # settles after 1 s without a crash: longer than a poll round takes even on a loaded machine
-    tasks = TaskSupervisor(first_backoff_s=0.02, most_backoff_s=0.05, settle_s=1.0)
+    tasks = TaskSupervisor(first_backoff_s=0.02, most_backoff_s=0.05, settle_s=0.3)  # pollers settle by rounds
     supervisor = Supervisor(settings, make_driver, ratings_of=wiring.ratings, tasks=tasks)
     return GatewayApp(REGISTRY, settings, pool, supervisor, wiring), drivers
 
