@@ -7,6 +7,7 @@ whose encoder refuses a value does."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +97,7 @@ def two_chargers() -> SimulatedSite:
 
 async def test_a_poller_crash_books_its_unit_unreachable_shows_fault_and_restarts_until_it_runs_again(
         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gateway")  # the in-process demo tests raise the gateway logger's level
     sim = two_chargers()
     app, drivers = await gateway(sim)
     supervisor = app.supervisor
