@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hmac
 import logging
 import ssl
@@ -39,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from drivers.aio import cancel_and_wait
 from drivers.ocpp.link import ChargePointLink
 from drivers.ocpp.provisioning import provision
 from drivers.ocpp.station import ConnectorState, CountingIds, Station, StationSettings, TransactionIds
@@ -214,8 +214,6 @@ class OcppEndpoint:
             pass
         finally:
             link.closed.set()
-            configuring.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await configuring
+            await cancel_and_wait(configuring)
             station.detach(link)
             log.info("%s disconnected", link.id)

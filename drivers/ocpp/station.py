@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from ocpp.exceptions import OCPPError
 from websockets.exceptions import ConnectionClosed
 
+from drivers.aio import cancel_and_wait
 from drivers.errors import ConnectionLost, DeviceTimeout, RequestRefused
 from drivers.model import ChargerIdentity, ChargerReading, PhaseValues
 from drivers.ocpp.meter_values import Sample, parse_meter_values
@@ -304,9 +305,7 @@ async def call_link(link: Link, request: Any, timeout_s: float, name: str) -> An
     try:
         done, _ = await asyncio.wait({answer, closed}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (answer, closed):
-            task.cancel()
-        await asyncio.gather(answer, closed, return_exceptions=True)
+        await cancel_and_wait((answer, closed))
     if answer not in done or answer.cancelled():
         if closed in done:
             raise ConnectionLost(f"{name}: connection closed during {action}")

@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 from websockets.typing import Subprotocol
 
+from drivers.aio import cancel_and_wait
 from drivers.model import Iec61851State
 from drivers.ocpp.meter_values import CURRENT, ENERGY, OFFERED, POWER, VOLTAGE, format_time
 from drivers.ocpp.wire_log import wire_log
@@ -133,20 +134,11 @@ class SimOcppCharger:
         self._task = asyncio.create_task(self._run(), name=f"sim {self.id}")
 
     async def stop(self) -> None:
-        """Cancel the connection task and wait until it has really ended.
-
-        Python 3.11's ``asyncio.wait_for`` (inside the ``ocpp`` library's ``call`` and websockets' close) can lose a
-        cancellation that races with a result; the task then carries on and reconnects, and a plain ``await`` after
-        one ``cancel()`` waits forever. So the cancellation is repeated until the task is done.
-        """
+        """Cancel the connection task and wait until it has really ended (``cancel_and_wait`` repeats the
+        cancellation: one can be lost inside the ``ocpp`` library's or websockets' ``wait_for``)."""
         task, self._task = self._task, None
-        if task is not None:
-            while not task.done():
-                task.cancel()
-                await asyncio.wait({task}, timeout=1.0)
-            error = None if task.cancelled() else task.exception()
-            if error is not None:
-                raise error
+        for error in await cancel_and_wait(task):
+            raise error
         self.connected = False
 
     # -- the cars ------------------------------------------------------------------------------------------------
@@ -322,9 +314,7 @@ class SimOcppCharger:
         try:
             await asyncio.wait({receiving, driving}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (receiving, driving):
-                task.cancel()
-            outcomes = await asyncio.gather(receiving, driving, return_exceptions=True)
+            outcomes = await cancel_and_wait((receiving, driving))
         expected = WebSocketException | TimeoutError | OCPPError  # the connection ended; _run reconnects
         for outcome in outcomes:
             if isinstance(outcome, Exception) and not isinstance(outcome, expected):

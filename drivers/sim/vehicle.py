@@ -13,7 +13,10 @@ Physics, deliberately simple but with the behaviours that make power sharing har
 * taper above 80 % state of charge: the current it takes falls linearly to zero at 100 %
   (``limit × (1 − soc) / 0.2``), floored at 6 A so a session always ends. The taper is linear in the state of
   charge so the benchmark's linear program can model it exactly;
-* arrival and departure times; it leaves at departure whatever its state of charge.
+* arrival and departure times; it leaves at departure whatever its state of charge;
+* a change of phases mid-session (``switches_to_phases`` after ``switch_after_s``): real cars do start on one
+  phase and close their other contactors later, drawing their offer on every phase from that instant on. A
+  controller that freed a 1-phase car's other phases for other chargers overloads them until it notices.
 """
 
 from __future__ import annotations
@@ -41,12 +44,17 @@ class VehicleSpec:
     departure_s: float | None = None
     lag_s: float = 2.0
     voltage_v: float = NOMINAL_VOLTAGE_V
+    switches_to_phases: int | None = None
+    """The phases it draws on from ``switch_after_s`` after arrival on (None: ``phases`` throughout)."""
+    switch_after_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not MIN_CURRENT_A <= self.onboard_limit_a <= 80.0:
             raise ValueError(f"{self.name}: onboard_limit_a {self.onboard_limit_a} outside 6..80 A")
-        if self.phases not in (1, 2, 3):
+        if self.phases not in (1, 2, 3) or self.switches_to_phases not in (None, 1, 2, 3):
             raise ValueError(f"{self.name}: phases must be 1, 2 or 3")
+        if self.switch_after_s < 0:
+            raise ValueError(f"{self.name}: switch_after_s must be >= 0")
         if not 0.0 <= self.soc_start <= self.soc_target <= 1.0:
             raise ValueError(f"{self.name}: need 0 <= soc_start <= soc_target <= 1")
         if self.battery_kwh <= 0 or self.lag_s < 0:
@@ -90,6 +98,9 @@ class Vehicle:
         end = now if self.spec.departure_s is None else min(now, self.spec.departure_s)
         while self._time < end:
             next_change = self._pending[0][0] if self._pending else end
+            switch = self.switch_at_s
+            if switch is not None and self._time < switch < next_change:
+                next_change = switch  # the draw moves to more (or fewer) phases at this instant
             segment_end = min(end, max(next_change, self._time))
             if segment_end > self._time:
                 self._integrate(segment_end - self._time)
@@ -108,7 +119,7 @@ class Vehicle:
             if self._drawn_a <= 0:
                 return
             step = min(remaining, 1.0)
-            power_w = self._drawn_a * self.spec.voltage_v * self.spec.phases
+            power_w = self._drawn_a * self.spec.voltage_v * self.phases
             energy_wh = power_w * step / 3600.0
             room_wh = (self.spec.soc_target - self.soc) * self.spec.battery_kwh * 1000.0
             if energy_wh >= room_wh:
@@ -137,14 +148,29 @@ class Vehicle:
         return self.soc >= self.spec.soc_target - 1e-9
 
     @property
+    def switch_at_s(self) -> float | None:
+        """When it changes phases (None: never)."""
+        if self.spec.switches_to_phases is None:
+            return None
+        return self.spec.arrival_s + self.spec.switch_after_s
+
+    @property
+    def phases(self) -> int:
+        """The phases it draws on at the time it was last advanced to."""
+        switch = self.switch_at_s
+        if switch is not None and self.spec.switches_to_phases is not None and self._time >= switch:
+            return self.spec.switches_to_phases
+        return self.spec.phases
+
+    @property
     def drawn_a(self) -> float:
         """Current per active phase right now."""
         return self._drawn_a
 
     def phase_currents_a(self) -> tuple[float, float, float]:
         """Current on the charger's L1, L2, L3: a 1-phase car draws on L1 only, a 2-phase car on L1 and L2."""
-        i = self._drawn_a
-        return (i, i if self.spec.phases >= 2 else 0.0, i if self.spec.phases == 3 else 0.0)
+        i, phases = self._drawn_a, self.phases
+        return (i, i if phases >= 2 else 0.0, i if phases == 3 else 0.0)
 
     def state(self, now: float) -> Iec61851State:
         if not self.present(now):

@@ -1,10 +1,8 @@
 """``powershare check-config FILE``: validate a site file before it goes near a live installation.
 
-It applies every rule the gateway applies at start-up (``gateway.site.config.load_site``) and, on top, the rules that
-need the device profiles: the charger's transport must be one its profile speaks, a device whose default unit id
-is not 1 must have its unit id written out, and the communication timeout must be one the device can be programmed
-with. It prints every problem at once, so the installer fixes the file
-in one pass, or "ok" with a summary of what the gateway will control.
+It applies every rule the gateway applies at start-up (``gateway.site.validation.load_checked_site``: the site
+file's schema, then the rules that need the device profiles and the files it names) and prints every problem at
+once, or "ok" with a summary of what the gateway will control.
 """
 
 from __future__ import annotations
@@ -16,17 +14,15 @@ from typing import Any
 
 from drivers.errors import ProfileError
 from drivers.profile import ChargerProfile, ProfileRegistry
-from gateway.runtime.ocpp_wiring import endpoint_config, file_issues
+from gateway.runtime.ocpp_wiring import endpoint_config
 from gateway.site.config import (
     ConfigError,
-    ConfigIssue,
     OcppTransport,
     RtuTransport,
     SiteConfig,
-    load_site,
-    read_yaml,
     unit_limit_a,
 )
+from gateway.site.validation import load_checked_site
 
 
 def register(subparsers: Any) -> None:
@@ -37,101 +33,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--profiles", metavar="DIR", type=Path, action="append", default=[],
                         help="also load site-specific profiles from DIR (repeatable)")
     parser.set_defaults(func=run)
-
-
-def profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIssue]:
-    """Rules between the site file and the profiles, checked on the raw data so they are reported even when other
-    parts of the file are wrong: transport kind, and the communication timeout the device accepts."""
-    issues: list[ConfigIssue] = _meter_profile_issues(data, registry)
-    chargers = data.get("chargers") if isinstance(data, dict) else None
-    if not isinstance(chargers, list):
-        return issues
-    for i, charger in enumerate(chargers):
-        if not isinstance(charger, dict) or not isinstance(charger.get("profile"), str):
-            continue
-        try:
-            profile = registry.charger(charger["profile"])
-        except KeyError:
-            continue  # load_site reports unknown profiles
-        transport = charger.get("transport")
-        kind = transport.get("type") if isinstance(transport, dict) else None
-        supported = [t.value for t in profile.transports]
-        if isinstance(kind, str) and kind in ("tcp", "rtu", "rtu-over-tcp") and kind not in supported:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.type", f"profile {profile.name!r} supports "
-                                      f"{', '.join(supported)}, not {kind}"))
-        if isinstance(transport, dict) and "unit" not in transport and profile.default_unit_id != 1:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.unit", f"profile {profile.name!r} answers on "
-                                      f"unit {profile.default_unit_id} by default; set unit explicitly"))
-        timeout = charger.get("comm_timeout_s", 30.0)
-        if profile.points.failsafe_timeout is not None and isinstance(timeout, int | float):
-            try:
-                profile.encode("failsafe_timeout", float(timeout))
-            except ValueError as exc:
-                issues.append(ConfigIssue(f"chargers[{i}].comm_timeout_s", f"profile {profile.name!r} cannot be "
-                                          f"programmed with it: {exc}"))
-    return issues
-
-
-def _meter_profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIssue]:
-    """The site meter's profile must exist, be a meter profile and speak the meter's transport."""
-    meter = data.get("meter") if isinstance(data, dict) else None
-    if not isinstance(meter, dict) or not isinstance(meter.get("profile"), str):
-        return []
-    name = meter["profile"]
-    if name not in registry:
-        return [ConfigIssue("meter.profile", f"no profile named {name!r} (see `powershare profiles --kind meter`)")]
-    try:
-        profile = registry.meter(name)
-    except KeyError:
-        return [ConfigIssue("meter.profile", f"{name!r} is a charger profile; the meter needs a meter profile "
-                            "(see `powershare profiles --kind meter`)")]
-    transport = meter.get("transport")
-    kind = transport.get("type") if isinstance(transport, dict) else None
-    supported = [t.value for t in profile.transports]
-    if isinstance(kind, str) and kind in ("tcp", "rtu", "rtu-over-tcp") and kind not in supported:
-        return [ConfigIssue("meter.transport.type", f"profile {profile.name!r} supports {', '.join(supported)}, "
-                            f"not {kind}")]
-    return []
-
-
-def profile_notes(site: SiteConfig, registry: ProfileRegistry) -> list[str]:
-    """What the installer should know about the chosen devices (not errors)."""
-    notes: list[str] = []
-    for charger in site.chargers:
-        if isinstance(charger.transport, OcppTransport):
-            if charger.transport.failsafe_current_key is None:
-                notes.append(f"{charger.id} (OCPP {charger.transport.charge_point_id}) has no fail-safe "
-                             "configuration key: while unreachable it is booked at its full limit")
-            continue
-        assert charger.profile is not None  # a validated Modbus charger has one
-        profile = registry.charger(charger.profile)
-        caps = profile.capabilities()
-        if not caps.has_failsafe:
-            notes.append(f"{charger.id} ({profile.name}) has no programmable fail-safe: while unreachable it is "
-                         "booked at its full limit")
-        fixed = profile.watchdog.fixed_timeout_s
-        if fixed is not None:
-            notes.append(f"{charger.id} ({profile.name}) sets its communication timeout on the device "
-                         f"(default {fixed:g} s), not from comm_timeout_s")
-    return notes
-
-
-def load_checked_site(path: Path, registry: ProfileRegistry) -> tuple[SiteConfig, list[str]]:
-    """Everything ``check-config`` checks, for every command that starts from a site file (``run`` too).
-
-    Returns the site and its notes; raises ``ConfigError`` listing every problem found.
-    """
-    data = read_yaml(path)
-    extra = profile_issues(data, registry)
-    try:
-        site, notes = load_site(path, registry.nameplate_a)
-    except ConfigError as exc:
-        raise ConfigError(str(path), [*exc.issues, *extra]) from None
-    files, file_notes = file_issues(site, path.parent)
-    extra += files
-    if extra:
-        raise ConfigError(str(path), extra)
-    return site, [*notes, *profile_notes(site, registry), *file_notes]
 
 
 def run(args: argparse.Namespace) -> int:

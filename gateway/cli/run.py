@@ -25,7 +25,7 @@ from typing import Any
 
 from drivers.errors import ProfileError
 from drivers.profile import ProfileRegistry
-from gateway.cli.check_config import load_checked_site
+from gateway.errors import StartError
 from gateway.faces.bms.server import BmsStartError
 from gateway.faces.ocpp.face import ocpp_face
 from gateway.faces.ocpp.security import SecuritySetupError
@@ -33,6 +33,7 @@ from gateway.faces.web.face import web_face
 from gateway.faces.web.server import WebStartError
 from gateway.runtime.app import GatewayApp
 from gateway.site.config import ConfigError, SiteConfig
+from gateway.site.validation import load_checked_site
 
 log = logging.getLogger("gateway.run")
 
@@ -42,7 +43,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-class StateDirError(RuntimeError):
+class StateDirError(StartError):
     """The state directory cannot be used; the message says which and why."""
 
 
@@ -102,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
-                base_dir: Path | None = None) -> int:
-    """Run until SIGINT/SIGTERM; ``base_dir`` is the site file's directory (its relative paths start there)."""
-    stop = asyncio.Event()
+                base_dir: Path | None = None, stop: asyncio.Event | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or until ``stop`` is set: tests stop it without signalling their own process);
+    ``base_dir`` is the site file's directory (its relative paths start there)."""
+    stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -30,7 +30,7 @@ from drivers.sim.server import TcpListen
 from drivers.sim.site import SimLine, SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
 from drivers.transport import SerialLine
-from gateway.runtime.ocpp_wiring import read_password
+from gateway.site.validation import read_password
 
 DEFAULT_PROFILE = "powershare-sim"
 DEFAULT_METER_UNIT = 100

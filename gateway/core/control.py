@@ -18,6 +18,14 @@ the gateway can send anything. A decrease is always sent at once. An increase is
 exists *now* against those bookings, so current moves from A to B only after A's car has really come down; until
 then B waits a step or two.
 
+A car seen drawing on fewer phases than its charger is wired for (for ``PHASE_EVIDENCE_S``) is booked at its
+setpoint on those phases only, so other chargers can use the rest. Its other phases stay booked at up to the
+charger's minimum current: real cars switch from one phase to three mid-session, and one that does draws its
+setpoint on phases given to others until the next poll (which books every wired phase again at once) plus the
+time the others take to come down. The reserve bounds that overload per phase to the setpoint less the minimum
+current; only booking every wired phase at the full setpoint would prevent it, and that gives up what learning
+the phases is for.
+
 What each car should get in the end state is decided by ``gateway.core.allocation``; this module feeds it:
 who asks for current (plugged in, reachable, enabled), each car's cap (nameplate, breaker, runtime caps, and what
 the car has shown it takes), the room on each node and phase net of chargers we cannot command, and a rank that
@@ -467,14 +475,14 @@ class Controller:
         booked = [0.0, 0.0, 0.0]
         for p in set(unit.spec.site_phases):
             measured = unit.measured[p] if unit.reachable else 0.0
-            booked[p] = max(may if p in on_phases else 0.0, measured)
+            booked[p] = max(may if p in on_phases else min(may, unit.spec.min_current_a), measured)
         return (booked[0], booked[1], booked[2])
 
     # -- targets -------------------------------------------------------------------------------------------------
     def _targets(self, now: float, limits: Limits,
                  bookings: Mapping[str, PerPhase]) -> dict[str, float]:
         targets = {cid: 0.0 for cid in self._units}
-        fixed = self._fixed_loads(bookings)
+        fixed = [*self._fixed_loads(bookings), *self._reserved_loads(bookings)]
         capacity = room(limits.node_limits_a, fixed)
         requests: list[Request] = []
         for cid, unit in self._units.items():
@@ -498,6 +506,16 @@ class Controller:
     def _fixed_loads(self, bookings: Mapping[str, PerPhase]) -> list[Load]:
         """The bookings of chargers whose draw is not ours to change: they come off every limit first."""
         return [Load(u.spec.nodes, bookings[cid]) for cid, u in self._units.items() if u.fixed]
+
+    def _reserved_loads(self, bookings: Mapping[str, PerPhase]) -> list[Load]:
+        """What a commanded charger keeps booked on the wired phases its car was learned not to draw on."""
+        loads = []
+        for cid, u in self._units.items():
+            freed = self._freed_phases(u)
+            if not u.fixed and freed:
+                a, b, c = (bookings[cid][p] if p in freed else 0.0 for p in range(3))
+                loads.append(Load(u.spec.nodes, (a, b, c)))
+        return loads
 
     def _target_loads(self, targets: Mapping[str, float]) -> list[Load]:
         """The targets of the chargers we command, on the phases each is booked on."""
@@ -561,7 +579,7 @@ class Controller:
                    bookings: Mapping[str, PerPhase]) -> bool:
         """Would the end state still fit every node if ``charger_id`` kept ``value``?"""
         end_state = {**targets, charger_id: value}
-        loads = [*self._fixed_loads(bookings), *self._target_loads(end_state)]
+        loads = [*self._fixed_loads(bookings), *self._reserved_loads(bookings), *self._target_loads(end_state)]
         return not violations(limits.node_limits_a, loads, _EPS)
 
     # -- sequencing ---------------------------------------------------------------------------------------------
@@ -595,6 +613,13 @@ class Controller:
 
     def _booked_phases(self, unit: _Unit) -> tuple[int, ...]:
         return unit.car_phases if unit.car_phases is not None else tuple(sorted(set(unit.spec.site_phases)))
+
+    def _freed_phases(self, unit: _Unit) -> tuple[int, ...]:
+        """Wired phases its car was learned not to draw on. They stay booked at up to the charger's minimum
+        current (see ``_booking``), so a car that switches to more phases overloads them by its setpoint less
+        that reserve at most, and only until the next poll and the others' response time."""
+        booked = self._booked_phases(unit)
+        return tuple(p for p in sorted(set(unit.spec.site_phases)) if p not in booked)
 
     def _grantable(self, unit: _Unit, target: float, booked: PerPhase,
                    headroom: Mapping[NodePhase, float]) -> float | None:

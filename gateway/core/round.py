@@ -110,7 +110,16 @@ class ControlRound:
         plan = self.plan(now, observations, limits)
         for batch in (plan.decreases, plan.increases):
             if batch:
-                outcomes = await link.write_setpoints(batch)
+                try:
+                    outcomes = await link.write_setpoints(batch)
+                except BaseException:
+                    # The link broke (a bug, or the task was cancelled): each device may or may not have applied
+                    # its value. Report every write as failed, so the higher of old and new stays booked and the
+                    # next round starts from a settled controller, then let the shell handle the exception.
+                    at = link.now()
+                    for command in batch:
+                        self.report(command, Outcome.FAILED, at)
+                    raise
                 if len(outcomes) != len(batch):
                     raise ValueError(f"link answered {len(outcomes)} outcomes for {len(batch)} writes")
                 at = link.now()

@@ -101,11 +101,15 @@ class GatewayApp:
                 await face.stop()
             except Exception:  # one face failing to stop must not keep the others and the buses open
                 log.exception("stopping %s failed", type(face).__name__)
-        await self.supervisor.stop()
-        if self._wiring_started:
-            self._wiring_started = False
-            await self.wiring.stop()
-        await self.pool.close()
+        try:
+            await self.supervisor.stop()
+        finally:  # the buses are closed whatever happened before
+            try:
+                if self._wiring_started:
+                    self._wiring_started = False
+                    await self.wiring.stop()
+            finally:
+                await self.pool.close()
 
     async def __aenter__(self) -> GatewayApp:
         await self.start()

@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.errors import InputError
 from gateway.runtime.read_model import Event, SiteStatus
 from gateway.site.config import ChargerConfig
 
 
-class CommandRejected(ValueError):
+class CommandRejected(InputError):
     """The command breaks a rule; the message says which, in words an installer understands."""
 
     def __init__(self, message: str, field: str | None = None) -> None:

@@ -30,6 +30,7 @@ from drivers.modbus_charger import ModbusCharger
 from drivers.model import ChargerIdentity, ChargerReading
 from drivers.profile import ProfileRegistry
 from drivers.transport import BusOptions
+from gateway.errors import PeerError
 from gateway.runtime.endpoints import endpoint_of
 from gateway.site.config import ChargerConfig, OcppTransport
 
@@ -39,7 +40,7 @@ MAX_PROBE_S = 10.0
 """The whole probe, identity included: the installer is waiting at the page."""
 
 
-class ProbeFailed(Exception):
+class ProbeFailed(PeerError):
     """The device did not answer, refused, or answered nonsense; the message says what to check.
 
     ``field`` names the part of the follower the installer should look at: ``transport`` (address, unit id, line

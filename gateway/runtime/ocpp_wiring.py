@@ -21,21 +21,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.model import ChargerCapabilities
-from drivers.ocpp.endpoint import EndpointSettings, OcppEndpoint, server_tls
+from drivers.ocpp.endpoint import EndpointSettings, OcppEndpoint
 from drivers.ocpp.follower import OcppCharger
 from drivers.ocpp.station import CountingIds, StationSettings, TransactionIds
 from gateway.runtime.supervisor import ChargerHandle, UnitRatings
-from gateway.site.config import ChargerConfig, ConfigIssue, OcppEndpointConfig, OcppTransport, SiteConfig
+from gateway.site.config import ChargerConfig, OcppEndpointConfig, OcppTransport, SiteConfig
 from gateway.site.settings import SiteSettings
 from gateway.site.store import JsonStore
+from gateway.site.validation import read_password
 
 log = logging.getLogger(__name__)
 
 RESOLUTION_A = 1.0
 """Setpoints go out in whole amperes: many chargers apply only whole amperes, and rounding down keeps sums safe."""
 ID_BLOCK = 100
-MIN_PASSWORD_CHARS = 16
-"""The security white paper asks for an AuthorizationKey of at least 16 bytes."""
 
 
 class PersistentIds:
@@ -55,14 +54,6 @@ class PersistentIds:
         issued = self._next
         self._next += 1
         return issued
-
-
-def read_password(path: Path) -> str:
-    """The AuthorizationKey in a file: its first line, without surrounding white space; ``OSError``/``ValueError``."""
-    lines = path.read_text(encoding="utf-8").strip().splitlines()
-    if not lines or not lines[0].strip():
-        raise ValueError(f"{path} is empty")
-    return lines[0].strip()
 
 
 def endpoint_config(site: SiteConfig) -> OcppEndpointConfig:
@@ -106,33 +97,6 @@ def station_settings(site: SiteConfig, base_dir: Path, unreadable: set[str] | No
             failsafe_current_key=first.failsafe_current_key, failsafe_timeout_key=first.failsafe_timeout_key,
             timeout_s=first.timeout_s))
     return out
-
-
-def file_issues(site: SiteConfig, base_dir: Path) -> tuple[list[ConfigIssue], list[str]]:
-    """Errors and notes about the files the OCPP part of a site file names (for ``check-config``)."""
-    issues: list[ConfigIssue] = []
-    notes: list[str] = []
-    for i, charger in enumerate(site.chargers):
-        transport = charger.transport
-        if not isinstance(transport, OcppTransport):
-            continue
-        try:
-            password = read_password(base_dir / transport.password_file)
-        except (OSError, ValueError) as exc:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.password_file", f"cannot read: {exc}"))
-            continue
-        if len(password) < MIN_PASSWORD_CHARS:
-            notes.append(f"{charger.id}: its password is shorter than {MIN_PASSWORD_CHARS} characters (the OCPP "
-                         "security white paper asks for at least 16 bytes)")
-    config = site.ocpp_endpoint
-    if config is not None and config.tls_cert_file is not None and config.tls_key_file is not None:
-        try:
-            server_tls(base_dir / config.tls_cert_file, base_dir / config.tls_key_file)
-        except (OSError, ValueError) as exc:
-            issues.append(ConfigIssue("ocpp_endpoint.tls_cert_file", f"cannot load the certificate and key: {exc}"))
-    elif any(isinstance(c.transport, OcppTransport) for c in site.chargers):
-        notes.append("the OCPP endpoint has no TLS (security profile 1): use it only on a trusted network")
-    return issues, notes
 
 
 class OcppWiring:

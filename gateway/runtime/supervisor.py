@@ -9,14 +9,16 @@
   bus's writes in turn and different buses at once, and programs fail-safe currents from the pollers.
 * After every step it publishes an immutable ``SiteStatus`` that the BMS, OCPP and web faces read.
 
-Nothing here decides how current is shared: that is ``gateway.core.control``. Nothing here reads registers: that is
-``drivers``. Shutdown cancels and awaits every task, then closes the buses.
+Every task is owned by a ``TaskSupervisor`` (``gateway.runtime.tasks``): a poller that raises something other than a
+``DriverError`` books its chargers as unreachable, is restarted with backoff, and the gateway reports FAULT until
+it runs again. Nothing here decides how current is shared: that is ``gateway.core.control``. Nothing here reads
+registers: that is ``drivers``. Shutdown cancels and awaits every task, then closes the buses, even after a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import math
 import time
@@ -24,7 +26,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from drivers.errors import DeviceTimeout, DriverError, PermanentError, UnsupportedOperation
+from drivers.errors import (
+    ConnectionLost,
+    DeviceBusy,
+    DeviceTimeout,
+    DriverError,
+    GatewayPathError,
+    PermanentError,
+    UnsupportedOperation,
+)
 from drivers.model import ChargerReading, MeterReading
 from drivers.ports import ChargerDriver, MeterDriver
 from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, UnitView
@@ -43,6 +53,7 @@ from gateway.core.limits import (
 from gateway.core.round import ControlRound, Outcome
 from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
+from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.settings import SiteSettings
 
@@ -53,6 +64,11 @@ EVENT_LOG = 200
 LINK_WINDOW = 20
 """Link quality is the success rate over this many recent exchanges."""
 UPDATE_QUEUE = 8
+CONTROL_TASK = "control"
+REASONS: tuple[tuple[type[DriverError], str], ...] = (
+    (DeviceTimeout, "timeout"), (ConnectionLost, "connection lost"), (DeviceBusy, "device busy"),
+    (GatewayPathError, "no answer behind gateway"))
+"""Short words for the transient errors an installer sees most, by class."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +145,11 @@ class Supervisor:
 
     def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 limit_providers: Iterable[LimitProvider] = (), meter: MeterHandle | None = None) -> None:
+                 limit_providers: Iterable[LimitProvider] = (), meter: MeterHandle | None = None,
+                 tasks: TaskSupervisor | None = None) -> None:
         """``limit_providers``: external limit sources (the OCPP face), more can be added with
-        ``add_limit_provider``; ``meter`` reads the meter of the site file's ``meter`` section."""
+        ``add_limit_provider``; ``meter`` reads the meter of the site file's ``meter`` section; ``tasks`` owns the
+        pollers and the control task (and the faces' tasks: they are started through ``self.tasks``)."""
         self.settings = settings
         self._make_driver = make_driver
         self._ratings_of = ratings_of
@@ -154,14 +172,20 @@ class Supervisor:
         so a site with hundreds of buses steps once per round, not once per bus."""
         self._ready = asyncio.Event()
         self._config_changed = False
-        self._pollers: dict[str, asyncio.Task[None]] = {}
-        self._control_task: asyncio.Task[None] | None = None
+        self.tasks = tasks if tasks is not None else TaskSupervisor()
+        self.tasks.on_change(self._tasks_changed)
+        self._buses: set[str] = set()
+        """The buses that have a poller."""
+        self._crash_reason: dict[str, str] = {}
+        """Per bus: why its poller crashed (its chargers show it while the poller is down)."""
         self._subscribers: list[asyncio.Queue[SiteStatus]] = []
         self._started_s = clock()
         self._last_bms_s: float | None = None
         self._limit_source: LimitSource | None = None
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
-        self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
+        self._shown: tuple[Limits, LimitSource] = (Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}),
+                                                   LimitSource.NETWORK)
+        self._status = self._build_status(*self._shown)
         self._sync_units()
         for provider in limit_providers:
             self.add_limit_provider(provider)
@@ -210,25 +234,26 @@ class Supervisor:
     async def start(self) -> None:
         """Start polling; the first control step waits until every charger has been read (or failed) once."""
         self._started_s = self._clock()
-        self._restart_pollers()
-        self._control_task = asyncio.create_task(self._control_loop(), name="control")
+        await self._restart_pollers()
+        self.tasks.start(CONTROL_TASK, self._control_loop)
 
     async def stop(self) -> None:
-        """Cancel and await every task, then close every driver."""
-        tasks = [*self._pollers.values(), *([self._control_task] if self._control_task else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._pollers.clear()
-        self._control_task = None
-        for unit in self._units.values():
-            with contextlib.suppress(DriverError):
-                await unit.handle.driver.close()
+        """Cancel and await every task (crashed or not), then close every driver: a driver that fails to close
+        does not keep the others open."""
+        await self.tasks.stop(CONTROL_TASK)
+        for key in sorted(self._buses):
+            await self.tasks.stop(_poller(key))
+        self._buses.clear()
+        drivers: list[ChargerDriver | MeterDriver] = [u.handle.driver for u in self._units.values()]
         if self._meter is not None:
-            with contextlib.suppress(DriverError):
-                await self._meter.driver.close()
+            drivers.append(self._meter.driver)
+        for driver in drivers:
+            try:
+                await driver.close()
+            except DriverError:
+                pass
+            except Exception:
+                log.exception("closing a driver failed")
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Until the first status after every charger was polled once (for tests and the demo)."""
@@ -269,18 +294,42 @@ class Supervisor:
             path.append(parents[path[-1]])
         return tuple(path)
 
-    def _restart_pollers(self) -> None:
+    async def _restart_pollers(self) -> None:
+        """Stop every poller (and wait until each has ended: two pollers must never share a bus), then start one
+        per bus of the current configuration."""
         wanted: dict[str, list[str]] = {}
         for cid, unit in self._units.items():
             wanted.setdefault(unit.handle.bus_key, []).append(cid)
         if self._meter is not None:
             wanted.setdefault(self._meter.bus_key, [])
-        for key, task in list(self._pollers.items()):
-            task.cancel()
-            del self._pollers[key]
+        for key in sorted(self._buses):
+            await self.tasks.stop(_poller(key))
+        self._buses.clear()
+        self._crash_reason.clear()
         for key, ids in wanted.items():
             with_meter = self._meter is not None and self._meter.bus_key == key
-            self._pollers[key] = asyncio.create_task(self._poll_loop(key, ids, with_meter), name=f"poll {key}")
+            self._buses.add(key)
+            self.tasks.start(_poller(key), functools.partial(self._poll_loop, key, tuple(ids), with_meter),
+                             on_crash=functools.partial(self._poller_crashed, key, tuple(ids)), by_rounds=True)
+
+    def _poller_crashed(self, key: str, charger_ids: Sequence[str], exc: Exception) -> None:
+        """A poller died of a bug: its chargers are booked as unreachable until it runs again, and the round it
+        was in counts as finished (a control step must not wait for it)."""
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        self._crash_reason[key] = reason
+        for cid in charger_ids:
+            unit = self._units.get(cid)
+            if unit is not None:
+                self._record(cid, unit, None, reason, 0.0)
+        if self._meter is not None and self._meter.bus_key == key:
+            self._meter_polled = True
+        self._rounds.add(key)
+        self._polled.set()
+
+    def _tasks_changed(self) -> None:
+        """A task went down or came back: show it at once (the control task may be the one that is down)."""
+        self._publish(self._build_status(*self._shown))
+        self._wake.set()
 
     async def _poll_loop(self, key: str, charger_ids: Sequence[str], with_meter: bool) -> None:
         """Read each charger of one bus in turn, every tick; keep its watchdog fed and its fail-safe programmed.
@@ -293,8 +342,9 @@ class Supervisor:
                     await self._poll_one(cid, unit)
             if with_meter:
                 await self._poll_meter()
+            self.tasks.ran(_poller(key))
             self._rounds.add(key)
-            if self._rounds >= self._pollers.keys():
+            if self._rounds >= self._buses:
                 self._polled.set()
             elapsed = self._clock() - started
             await asyncio.sleep(max(0.0, self.settings.config.control.tick_s - elapsed))
@@ -313,6 +363,9 @@ class Supervisor:
 
     def _record(self, cid: str, unit: _Unit, reading: ChargerReading | None, error: str | None,
                 latency_s: float) -> None:
+        crash = self._crash_reason.get(unit.handle.bus_key)
+        if reading is not None and crash is not None and self.tasks.is_down(_poller(unit.handle.bus_key)):
+            reading, error = None, crash  # a poller that crashed counts as down until it completes a round
         unit.link.record(reading is not None, latency_s, self._wall())
         unit.polled = True
         if reading is not None and reading.invalid and reading.state is None:
@@ -435,7 +488,7 @@ class Supervisor:
             if self._config_changed:
                 self._config_changed = False
                 self._sync_units()
-                self._restart_pollers()
+                await self._restart_pollers()
             await self._step()
             waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(self._polled.wait())]
             try:
@@ -492,6 +545,7 @@ class Supervisor:
 
     # -- read model ----------------------------------------------------------------------------------------------
     def _build_status(self, limits: Limits, source: LimitSource) -> SiteStatus:
+        self._shown = (limits, source)
         config: SiteConfig = self.settings.config
         views: dict[str, UnitView] = {v.id: v for v in self._controller.views(self._clock())}
         caps = self.settings.unit_limits_a
@@ -531,6 +585,8 @@ class Supervisor:
         health = GatewayHealth.OK
         if any(u.availability is Availability.UNAVAILABLE for u in units):
             health = GatewayHealth.DEGRADED
+        if self.tasks.down:
+            health = GatewayHealth.FAULT
         return SiteStatus(
             time_s=self._wall(), enabled=config.enabled, installation_limit_a=config.installation_limit_a,
             network_limit_a=config.network_limit_a, effective_limit_a=site, limit_source=source,
@@ -561,17 +617,19 @@ def _outcome(exc: DriverError) -> Outcome:
     return Outcome.TIMED_OUT if isinstance(exc, DeviceTimeout) else Outcome.FAILED
 
 
+def _poller(bus_key: str) -> str:
+    """The task name of a bus's poller."""
+    return f"poll {bus_key}"
+
+
 def _reason(exc: DriverError) -> str:
     """A short, stable reason for the read model and logs ("timeout", "connection lost", "exception 4", ...)."""
-    name = type(exc).__name__
-    words = {"DeviceTimeout": "timeout", "ConnectionLost": "connection lost", "DeviceBusy": "device busy",
-             "GatewayPathError": "no answer behind gateway"}
-    if name in words:
-        return words[name]
+    for kind, words in REASONS:
+        if isinstance(exc, kind):
+            return words
     code = getattr(exc, "exception_code", None)
     if code is not None:
         return f"exception {code}"
     if isinstance(exc, PermanentError):
         return f"configuration: {exc}"
-    return str(exc) or name
-
+    return str(exc) or type(exc).__name__

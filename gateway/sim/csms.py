@@ -45,6 +45,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from drivers.aio import cancel_and_wait
+from gateway.errors import PeerError
 from gateway.faces.ocpp.payload import camel_key, format_time
 from gateway.site.config import ConfigError, ConfigIssue, read_yaml
 
@@ -100,7 +102,7 @@ class Exchange:
     """The CALLERROR code and description, or "timeout"; None when it answered."""
 
 
-class CallFailed(RuntimeError):
+class CallFailed(PeerError, RuntimeError):
     """The charge point answered with a CALLERROR, or not in time."""
 
 
@@ -413,8 +415,7 @@ class CentralSystem:
         except ConnectionClosed:
             pass
         finally:
-            script.cancel()
-            await asyncio.gather(script, return_exceptions=True)
+            await cancel_and_wait(script)
             if self._sessions.get(cp_id) is session:
                 del self._sessions[cp_id]
             self._print(f"{cp_id} disconnected")

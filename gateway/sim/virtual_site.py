@@ -212,8 +212,8 @@ class _SimCharger:
     reachable: bool = True
     rejoined_s: float = -math.inf
     vehicle: Vehicle | None = None
-    keys: list[int] = field(default_factory=list)
-    """Constraint indices the present car draws on."""
+    keys: list[list[int]] = field(default_factory=list)
+    """Per charger phase (L1, L2, L3): the constraint indices its current counts against."""
     completion_s: float | None = None
     energy_before_wh: float = 0.0
     """Energy of earlier sessions, for the lifetime register."""
@@ -329,14 +329,18 @@ class _Run:
             self._unplug(ch, now)
         if ch.vehicle is None and ch.queue and ch.queue[0].arrival_s <= now:
             spec = ch.queue.popleft()
-            phases = min(spec.phases, len(ch.spec.site_phases))
-            vehicle = Vehicle(replace(spec, phases=phases, voltage_v=self.setup.voltage_v))
+            wired = len(ch.spec.site_phases)
+            later = None if spec.switches_to_phases is None else min(spec.switches_to_phases, wired)
+            vehicle = Vehicle(replace(spec, phases=min(spec.phases, wired), switches_to_phases=later,
+                                      voltage_v=self.setup.voltage_v))
             ch.vehicle = vehicle
             ch.completion_s = 0.0 if vehicle.full else None
-            ch.keys = [self.key_index[(node, ch.spec.site_phases[j])] for node in ch.spec.nodes for j in range(phases)]
+            ch.keys = [[self.key_index[(node, site_phase)] for node in ch.spec.nodes]
+                       for site_phase in ch.spec.site_phases]
             self._offer(ch)
-            if spec.departure_s is not None:
-                heapq.heappush(self.effects, spec.departure_s)
+            for instant in (spec.departure_s, vehicle.switch_at_s):
+                if instant is not None:
+                    heapq.heappush(self.effects, instant)
 
     def _unplug(self, ch: _SimCharger, now: float) -> None:
         vehicle = ch.vehicle
@@ -402,10 +406,11 @@ class _Run:
             currents = [0.0] * len(self.keys)
             uncommanded = [0.0] * len(self.keys)
             for ch in plugged:
-                drawn = ch.vehicle.drawn_a if ch.vehicle is not None else 0.0
-                if drawn > 0:
-                    free = not ch.reachable or a - ch.rejoined_s < LIMIT_DROP_GRACE_S
-                    for k in ch.keys:
+                if ch.vehicle is None or ch.vehicle.drawn_a <= 0:
+                    continue
+                free = not ch.reachable or a - ch.rejoined_s < LIMIT_DROP_GRACE_S
+                for drawn, keys in zip(ch.vehicle.phase_currents_a(), ch.keys, strict=False):
+                    for k in keys if drawn > 0 else ():
                         currents[k] += drawn
                         if free:
                             uncommanded[k] += drawn

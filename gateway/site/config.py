@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from gateway.core.limits import SITE_NODE
+from gateway.errors import InputError
 from gateway.faces.ocpp.measurands import MEASURANDS, measurand_problem
 
 """The id of the root circuit node: the supply itself."""
@@ -436,7 +437,7 @@ class ConfigIssue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """The file (or a proposed change) breaks a rule; ``issues`` lists every problem found."""
 
     def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:

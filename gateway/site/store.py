@@ -15,10 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import GatewayError
+
 log = logging.getLogger(__name__)
 
 
-class StoreError(RuntimeError):
+class StoreError(GatewayError, RuntimeError):
     """The state directory cannot be written (permissions, disk full); the message names the path."""
 
 

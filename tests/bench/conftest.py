@@ -1,10 +1,30 @@
-"""Collects the timings the allocation benchmarks measured and prints medians, p99 and speed-up at the end."""
+"""Benchmarks run only when asked: every test under tests/bench is skipped unless ``--benchmark-enable`` is passed
+or ``POWERSHARE_BENCH=1`` is set (they measure, they do not prove; the suite's run time stays the tests'). Also
+collects the timings the allocation benchmarks measured and prints medians, p99 and speed-up at the end."""
 
 from __future__ import annotations
 
+import os
 import statistics
+from pathlib import Path
 
 import pytest
+
+HERE = Path(__file__).parent
+
+
+def benchmarks_wanted(config: pytest.Config) -> bool:
+    return bool(os.environ.get("POWERSHARE_BENCH")) or bool(config.getoption("benchmark_enable", default=False))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if benchmarks_wanted(config):
+        return
+    skip = pytest.mark.skip(reason="benchmark: pass --benchmark-enable or set POWERSHARE_BENCH=1")
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(skip)
+
 
 SPEED = pytest.StashKey[dict[tuple[str, int], list[float]]]()
 """Per (implementation, chargers): seconds per call, one entry per measured round."""

@@ -45,12 +45,6 @@ HIGH_A, LOW_A = 10.0, 8.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-@pytest.fixture(autouse=True)
-def _only_when_asked(request: pytest.FixtureRequest) -> None:
-    if not (os.environ.get("POWERSHARE_BENCH") or request.config.getoption("benchmark_enable", default=False)):
-        pytest.skip("gateway benchmark: set POWERSHARE_BENCH=1 or pass --benchmark-enable")
-
-
 def site_file(chargers: list[int]) -> dict[str, Any]:
     n = len(chargers)
     return {

@@ -15,9 +15,9 @@ import yaml
 from support.paths import REPO
 
 from drivers.profile import ProfileRegistry
-from gateway.cli.check_config import load_checked_site
 from gateway.cli.main import build_parser
 from gateway.site.config import OcppTransport, TcpTransport
+from gateway.site.validation import load_checked_site
 
 ROOT = REPO
 COMPOSE = ROOT / "docker-compose.yml"

@@ -8,13 +8,13 @@ no car can stop drawing faster than that; the controller lowers every charger in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from drivers.aio import cancel_and_wait
 from drivers.bus import BusPool
 from drivers.model import Iec61851State
 from drivers.profile import ProfileRegistry
@@ -68,10 +68,16 @@ class Rig:
     line: SimLine
     chargers: list[SimCharger]
     supervisor: Supervisor
+    pool: BusPool
     monitor: Monitor
     clock: ScaledClock
     port: int
     state: Path
+
+    async def stop_gateway(self) -> None:
+        """The gateway stops as a process would: its tasks and its connections end."""
+        await self.supervisor.stop()
+        await self.pool.close()
 
 
 def site_file(port: int, n: int, limit: float) -> dict[str, object]:
@@ -84,14 +90,15 @@ def site_file(port: int, n: int, limit: float) -> dict[str, object]:
     }
 
 
-async def start_gateway(port: int, n: int, limit: float, state: Path) -> Supervisor:
+async def start_gateway(port: int, n: int, limit: float, state: Path) -> tuple[Supervisor, BusPool]:
     config, _ = parse_site(site_file(port, n, limit), "site.yaml", REGISTRY.nameplate_a)
     settings = SiteSettings(config, REGISTRY.nameplate_a, JsonStore(state / "settings.json"))
-    wiring = ModbusWiring(REGISTRY, settings, BusPool())
+    pool = BusPool()
+    wiring = ModbusWiring(REGISTRY, settings, pool)
     supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings)
     await supervisor.start()
     await supervisor.wait_ready(5)
-    return supervisor
+    return supervisor, pool
 
 
 @pytest.fixture
@@ -103,18 +110,16 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await site.start()
     assert line.server is not None
     port = line.server.port
-    supervisor = await start_gateway(port, 4, 48, tmp_path)
+    supervisor, pool = await start_gateway(port, 4, 48, tmp_path)
     monitor = Monitor(chargers, 48)
     watch = asyncio.create_task(monitor.run(clock))
-    rig = Rig(site, line, chargers, supervisor, monitor, clock, port, tmp_path)
+    rig = Rig(site, line, chargers, supervisor, pool, monitor, clock, port, tmp_path)
     try:
         yield rig
         await asyncio.sleep(0.3)  # let the monitor see the state each test left behind
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
-        await rig.supervisor.stop()
+        await cancel_and_wait(watch)
+        await rig.stop_gateway()
         await site.stop()
     assert monitor.samples > 10
     assert not monitor.worst, monitor.worst[:5]
@@ -198,9 +203,9 @@ async def test_disable_stops_everyone_and_settings_survive_a_gateway_restart(rig
     rig.supervisor.apply(SetNetworkLimit(40), "test")
     await until(lambda: setpoints(rig)[:2] == [20, 20])
 
-    await rig.supervisor.stop()  # the gateway dies; the chargers keep their setpoints, the cars keep charging
+    await rig.stop_gateway()  # the gateway dies; the chargers keep their setpoints, the cars keep charging
     assert setpoints(rig)[:2] == [20, 20]
-    rig.supervisor = await start_gateway(rig.port, 4, 48, rig.state)
+    rig.supervisor, rig.pool = await start_gateway(rig.port, 4, 48, rig.state)
     assert rig.supervisor.status().network_limit_a == 40
     await asyncio.sleep(0.5)
     assert setpoints(rig)[:2] == [20, 20], "a restart must not drop running sessions"

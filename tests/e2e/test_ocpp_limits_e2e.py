@@ -12,7 +12,6 @@ reach the charger.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 from support.ocpp_peers import python_peer
 from support.ocpp_rig import CP_ID, Gateway, car, gateway, until
 
+from drivers.aio import cancel_and_wait
 from gateway.faces.ocpp.payload import format_time
 from gateway.faces.ocpp.smart_charging import limits_at
 
@@ -98,8 +98,6 @@ async def test_the_allocation_follows_the_composite_schedule_at_every_instant(tm
             await asyncio.sleep(max(0.0, start + 4.3 - time.time()))
             await until(lambda: sum(gw.setpoints()) > 12, timeout_s=3)  # both profiles ended: the cap is lifted
         finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            await cancel_and_wait(watch)
     assert monitor.samples > 100
     assert not monitor.violations, monitor.violations[:5]

@@ -84,6 +84,7 @@ async def rig() -> AsyncIterator[Rig]:
     bms = BmsServer(supervisor, bms_config())
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(sim.stop)
+        stack.push_async_callback(pool.close)
         await supervisor.start()
         stack.push_async_callback(supervisor.stop)
         await bms.start()

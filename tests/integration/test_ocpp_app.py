@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -57,12 +55,13 @@ async def test_run_starts_the_ocpp_client_when_the_site_file_has_ocpp(tmp_path: 
         async with CentralSystem(port=0) as csms:
             config, _ = parse_site(site_file(line.server.port, {"url": csms.url(), "charge_point_id": "RUN-1"}),
                                    "site.yaml", REGISTRY.nameplate_a)
-            task = asyncio.create_task(serve(config, REGISTRY, tmp_path))
+            stop = asyncio.Event()  # what SIGTERM sets (tests/e2e/test_run_command.py sends the real signal)
+            task = asyncio.create_task(serve(config, REGISTRY, tmp_path, stop=stop))
             try:
                 async with asyncio.timeout(5):
                     await csms.wait_for("StatusNotification", where=lambda p: p["connectorId"] == 2)
             finally:
-                os.kill(os.getpid(), signal.SIGTERM)  # serve() stops on SIGTERM, as under systemd
+                stop.set()
                 assert await task == EXIT_OK
         assert (tmp_path / "ocpp" / "outbox.journal").exists()
     finally:
@@ -80,6 +79,7 @@ async def test_run_refuses_to_start_without_the_key(tmp_path: Path, caplog: pyte
 
 def site_file(port: int, ocpp: dict[str, object]) -> dict[str, object]:
     return {"installation_limit_a": 63, "network_limit_a": 32, "enabled": True, "control": {"tick_s": 0.2},
+            "web": {"port": 0, "host": "127.0.0.1"},
             "chargers": [{"id": f"cp{i}", "profile": "powershare-sim",
                           "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "unit": i}}
                          for i in (1, 2)],

@@ -29,6 +29,7 @@ from support.paths import REPO
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from drivers.aio import cancel_and_wait
 from gateway.faces.ocpp.charging_profile import RateUnit, parse_set_charging_profile
 from gateway.faces.ocpp.payload import PayloadError
 from gateway.faces.ocpp.smart_charging import ClearStatus, composite, limits_at
@@ -90,8 +91,7 @@ async def charge_point(url: str, cp_id: str = "CP-1", **connect_args: Any) -> As
             yield cp
         finally:
             await ws.close()
-            loop_task.cancel()
-            await asyncio.gather(loop_task, return_exceptions=True)
+            await cancel_and_wait(loop_task)
 
 
 async def boot(cp: SmartChargePoint) -> Any:

@@ -8,7 +8,6 @@ import base64
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -159,17 +158,15 @@ async def test_driver_errors_say_what_happened_on_the_wire(endpoint: OcppEndpoin
         station3 = endpoint.stations["CP-3"]
         await until(lambda: station3.provisioning.done)
         assert any("no answer" in p for p in station3.provisioning.problems)
-        started = time.monotonic()
-        with pytest.raises(DeviceTimeout):
-            await OcppCharger(station3, 1, CAPS).write_setpoint(10)
-        assert time.monotonic() - started < 1.0
+        with pytest.raises(DeviceTimeout):  # after the station's own 0.3 s, not the default 3 s
+            async with asyncio.timeout(2):
+                await OcppCharger(station3, 1, CAPS).write_setpoint(10)
 
         async def hang_up() -> None:
             await until(lambda: any(a == "SetChargingProfile" for a, _ in silent.calls[-1:]))
             await silent.__aexit__()
 
         closing = asyncio.create_task(hang_up())
-        started = time.monotonic()
         with pytest.raises(ConnectionLost):  # at once, not after the timeout
             await OcppCharger(station3, 1, CAPS).write_setpoint(12)
         await closing

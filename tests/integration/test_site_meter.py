@@ -8,24 +8,24 @@ into its fallback limit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from drivers.aio import cancel_and_wait
 from drivers.profile import ProfileRegistry
 from drivers.sim.clock import ScaledClock
 from drivers.sim.faults import Fault, FaultKind
 from drivers.sim.server import TcpListen
 from drivers.sim.site import SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
-from gateway.cli.check_config import load_checked_site
 from gateway.cli.main import main
 from gateway.core.limits import LimitSource
 from gateway.runtime.app import GatewayApp
 from gateway.site.config import ConfigError, parse_site
+from gateway.site.validation import load_checked_site
 
 REGISTRY = ProfileRegistry.shipped()
 BREAKER_A = 63.0
@@ -134,8 +134,6 @@ async def test_background_load_becomes_less_headroom_and_a_silent_meter_falls_ba
             await until(lambda: setpoints() == [19, 19, 19])
             assert "meter-available" in [e.kind for e in app.supervisor.recent_events()]
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait(watcher)
         await sim.stop()
     assert not over, over[:5]

@@ -5,9 +5,9 @@ a little later than the one before, so the buses finish their rounds at differen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
+from drivers.aio import cancel_and_wait
 from drivers.profile import ProfileRegistry
 from drivers.sim.faults import Fault, FaultKind
 from drivers.sim.server import TcpListen
@@ -65,8 +65,6 @@ async def test_one_step_per_round_across_many_buses_and_commands_at_once() -> No
                     if all(c.setpoint_a == 8 for c in chargers):
                         break
                     await asyncio.sleep(0.005)
-            counter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await counter
+            await cancel_and_wait(counter)
     finally:
         await site.stop()

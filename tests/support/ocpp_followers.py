@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers.aio import cancel_and_wait
 from drivers.bus import BusPool
 from drivers.profile import ProfileRegistry
 from drivers.sim.charger_sim import SimCharger
@@ -88,6 +89,7 @@ class Gateway:
     async def stop(self) -> None:
         await self.supervisor.stop()
         await self.wiring.stop()
+        await self.wiring.modbus.pool.close()
 
 
 async def start_gateway(data: dict[str, Any], state: Path, *, before_supervisor: Callable[[Gateway], Any]
@@ -137,9 +139,7 @@ async def watching(monitor: Monitor) -> Any:
         yield monitor
         await asyncio.sleep(0.3)  # let the monitor see the state the test left behind
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
     assert monitor.samples > 10
     assert not monitor.worst, monitor.worst[:5]
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import pytest
 from ocpp.exceptions import OCPPError
 
+from drivers.aio import cancel_and_wait
 from gateway.sim.csms import CallFailed, CentralSystem
 
 PEER_DIR = Path(__file__).resolve().parents[1] / "ocpp_peer"
@@ -201,9 +202,7 @@ async def node_peer(**options: Any) -> AsyncIterator[NodePeer]:
         if process.returncode is None:
             process.kill()
         await process.wait()
-        peer._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await peer._reader
+        await cancel_and_wait(peer._reader)
 
 
 @contextlib.asynccontextmanager

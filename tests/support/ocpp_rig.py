@@ -63,6 +63,7 @@ class Gateway:
     config: SiteConfig
     supervisor: Supervisor | None = None
     client: OcppClient | None = None
+    pool: BusPool | None = None
 
     @property
     def ocpp(self) -> OcppClient:
@@ -71,7 +72,8 @@ class Gateway:
 
     async def start(self, environ: dict[str, str] | None = None) -> None:
         settings = SiteSettings(self.config, REGISTRY.nameplate_a, JsonStore(self.state / "settings.json"))
-        wiring = ModbusWiring(REGISTRY, settings, BusPool())
+        self.pool = BusPool()
+        wiring = ModbusWiring(REGISTRY, settings, self.pool)
         self.supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings)
         self.client = OcppClient(self.supervisor, self.config, state_dir=self.state,
                                  nameplate_of=REGISTRY.nameplate_a, environ=environ)
@@ -85,6 +87,9 @@ class Gateway:
         if self.supervisor is not None:
             await self.supervisor.stop()
             self.supervisor = None
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
 
     def setpoints(self) -> list[float]:
         return [c.setpoint_a for c in self.chargers]

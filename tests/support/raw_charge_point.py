@@ -10,6 +10,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from drivers.aio import cancel_and_wait
 from drivers.ocpp.meter_values import format_time
 
 Frame = list[Any]
@@ -54,8 +55,7 @@ class RawChargePoint:
     async def __aexit__(self, *exc: object) -> None:
         assert self._ws is not None and self._reader is not None
         await self._ws.close()
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        await cancel_and_wait(self._reader)
 
     @property
     def closed(self) -> bool:

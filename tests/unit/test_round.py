@@ -137,3 +137,23 @@ def test_run_now_refuses_a_link_that_waits() -> None:
 class _Suspend:
     def __await__(self):  # type: ignore[no-untyped-def]
         yield None
+
+
+class Broken(Recorder):
+    """A link whose write raises something that is not an outcome (a bug in a driver, or a cancellation)."""
+
+    async def write_setpoints(self, commands: Sequence[SetpointCommand]) -> Sequence[Outcome]:
+        self.batches.append(list(commands))
+        raise ValueError("setpoint: cannot encode")
+
+
+def test_a_link_that_raises_leaves_every_write_failed_and_the_next_round_free_to_command() -> None:
+    """A crash inside the link used to leave the writes pending for ever: after the shell restarted its task, the
+    controller never sent that charger anything again."""
+    control = ControlRound(Controller([spec("a")], ControlConfig()))
+    with pytest.raises(ValueError, match="cannot encode"):
+        run_now(control.run(0.0, {"a": charging(0.0, 0.0)}, limits(48), Broken()))
+    assert [v.booked_a for v in control.controller.views(0.0)] == [(32.0, 32.0, 32.0)]  # may have applied 32 A
+    link = Recorder()
+    run_now(control.run(1.0, {"a": charging(0.0, 0.0)}, limits(20), link))
+    assert link.batches == [[SetpointCommand("a", 20.0)]]

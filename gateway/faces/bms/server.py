@@ -30,6 +30,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
+from gateway.errors import StartError
 from gateway.faces.bms.access import WriteAccess
 from gateway.faces.bms.face import BmsFace, ExceptionCode, Refusal
 from gateway.faces.bms.register_map import HOLDING_SIZE, INPUT_SIZE, Table
@@ -52,7 +53,7 @@ _PduTrace = Callable[[bool, ModbusPDU], ModbusPDU]
 """pymodbus's type for ``trace_pdu``; it also accepts None back for a received PDU, and then drops the frame."""
 
 
-class BmsStartError(RuntimeError):
+class BmsStartError(StartError):
     """The face could not listen (address in use, serial port missing); the message says where."""
 
 

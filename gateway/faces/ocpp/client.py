@@ -31,8 +31,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
+from drivers.aio import cancel_and_wait
 from gateway import __version__
 from gateway.core.limits import LimitProvider
+from gateway.errors import PeerError
 from gateway.faces.ocpp.authorization import decide
 from gateway.faces.ocpp.connector_status import ChargePointStatus
 from gateway.faces.ocpp.payload import format_time
@@ -47,6 +49,7 @@ from gateway.faces.ocpp.security import (
 from gateway.faces.ocpp.sessions import AuthorizeTag
 from gateway.faces.ocpp.station import SELF_CHECKED, Reconnect, Station, Trigger
 from gateway.runtime.commands import GatewayControl
+from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import NameplateLookup, OcppConfig, SiteConfig
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ class OcppGateway(GatewayControl, Protocol):
     def add_limit_provider(self, provider: LimitProvider) -> None: ...
 
 
-class BootRejected(Exception):
+class BootRejected(PeerError):
     def __init__(self, retry_s: float) -> None:
         super().__init__(f"BootNotification rejected; retrying in {retry_s:g} s")
         self.retry_s = retry_s
@@ -84,9 +87,7 @@ async def _first_done(*coros: Coroutine[Any, Any, None]) -> None:
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
@@ -95,10 +96,11 @@ async def _first_done(*coros: Coroutine[Any, Any, None]) -> None:
 class OcppClient:
     def __init__(self, control: OcppGateway, site: SiteConfig, options: OcppConfig | None = None, *,
                  state_dir: Path, nameplate_of: NameplateLookup, wall: Callable[[], float] = time.time,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, tasks: TaskSupervisor | None = None) -> None:
         """``options``: the site file's ``ocpp:`` section unless given. ``state_dir``: the gateway's state
         directory (``options.state_dir`` is relative to it). Raises ``SecuritySetupError`` when the password or a
-        TLS file cannot be loaded."""
+        TLS file cannot be loaded. ``tasks``: who owns the client's loops (the gateway's, so a crash shows as FAULT and
+        never stops control); a private one if None."""
         if options is None:
             if site.ocpp is None:
                 raise ValueError("the site file has no ocpp: section")
@@ -120,7 +122,8 @@ class OcppClient:
         directory = options.state_dir if options.state_dir.is_absolute() else state_dir / options.state_dir
         self.station = Station(site, options, directory, nameplate_of, wall)
         control.add_limit_provider(self.station.limits)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = tasks if tasks is not None else TaskSupervisor()
+        self._task_names: list[str] = []
         self._rpc: RpcEndpoint | None = None
         self._booted = asyncio.Event()
         self._boot_now = asyncio.Event()
@@ -131,17 +134,14 @@ class OcppClient:
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._watch_site(), name="ocpp site"),
-                       asyncio.create_task(self._run_link(), name="ocpp link"),
-                       asyncio.create_task(self._authorize_loop(), name="ocpp authorise")]
+        loops = {"ocpp site": self._watch_site, "ocpp link": self._run_link, "ocpp authorise": self._authorize_loop}
+        for name, loop in loops.items():
+            self._tasks.start(name, loop)
+            self._task_names.append(name)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        while self._task_names:
+            await self._tasks.stop(self._task_names.pop())
         self.station.close()
 
     @property

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from gateway.errors import StateError
 from gateway.faces.ocpp.charging_profile import RateUnit
 from gateway.faces.ocpp.measurands import ENERGY, MEASURANDS
 from gateway.faces.ocpp.smart_charging import ProfileRules
@@ -176,7 +177,7 @@ class KeyValue:
     value: str
 
 
-class ConfigurationStateError(ValueError):
+class ConfigurationStateError(StateError):
     """Persisted or supplied values that break the table's rules."""
 
 

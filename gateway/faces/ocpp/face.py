@@ -17,6 +17,6 @@ def ocpp_face(options: OcppConfig, state_dir: Path) -> FaceFactory:
 
     def make(app: GatewayApp) -> OcppClient:
         return OcppClient(app.supervisor, app.settings.config, options, state_dir=state_dir,
-                          nameplate_of=app.registry.nameplate_a)
+                          nameplate_of=app.registry.nameplate_a, tasks=app.supervisor.tasks)
 
     return make

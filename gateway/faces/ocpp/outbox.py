@@ -41,6 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from gateway.errors import PeerError
 from gateway.site.store import write_atomically
 
 START = "StartTransaction"
@@ -51,7 +52,7 @@ NO_TRANSACTION_ID = -1
 """Errata §3.18: the id to send when StartTransaction never got through."""
 
 
-class OutboxFull(RuntimeError):
+class OutboxFull(PeerError, RuntimeError):
     """Only Start/StopTransaction messages are pending and the bound is reached."""
 
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from drivers.ocpp.meter_values import parse_time
+from gateway.errors import InputError
 
 E = TypeVar("E", bound=StrEnum)
 _TENTH = Decimal("0.1")
@@ -30,7 +31,7 @@ class CallErrorCode(StrEnum):
     TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
 
 
-class PayloadError(ValueError):
+class PayloadError(InputError):
     """The payload breaks the message format; it is answered with a CALLERROR carrying ``code``."""
 
     def __init__(self, code: CallErrorCode, message: str) -> None:

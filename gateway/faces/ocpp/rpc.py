@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from ocpp.messages import get_validator
 from ocpp.v16.enums import Action
 
+from gateway.errors import PeerError
 from gateway.faces.ocpp.payload import CallErrorCode, PayloadError
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
@@ -56,7 +57,7 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 """camelCase payload in, camelCase answer out; raises ``PayloadError`` or ``RpcError`` for a CALLERROR."""
 
 
-class RpcError(Exception):
+class RpcError(PeerError):
     """Answer the call with this CALLERROR."""
 
     def __init__(self, code: str, description: str) -> None:
@@ -69,7 +70,7 @@ class CallErrorReceived(RpcError):
     """The peer answered our call with a CALLERROR (or with an answer that breaks the schema)."""
 
 
-class ConnectionLost(ConnectionError):
+class ConnectionLost(PeerError, ConnectionError):
     """The connection closed while a call waited for its answer."""
 
 

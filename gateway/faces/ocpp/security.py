@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from gateway.errors import StartError
 from gateway.site.config import OcppConfig
 
 REDACTED = "<redacted>"
 _KEY_IN_FRAME = re.compile(r'("key"\s*:\s*"AuthorizationKey"\s*,\s*"value"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
 
-class SecuritySetupError(RuntimeError):
+class SecuritySetupError(StartError):
     """The password or a certificate cannot be loaded; the message names the file or variable, never the key."""
 
 

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from gateway.errors import StateError
 from gateway.runtime.read_model import UnitStatus
 
 
@@ -130,7 +131,7 @@ class AuthorizeTag:
 Effect = StartTx | StopTx | AuthorizeTag
 
 
-class SessionStateError(ValueError):
+class SessionStateError(StateError):
     """The persisted sessions cannot be read."""
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from gateway.errors import StateError
 from gateway.faces.ocpp.charging_profile import (
     DAY_S,
     ChargingProfile,
@@ -138,7 +139,7 @@ class ClearOutcome:
     cleared: tuple[int, ...] = ()
 
 
-class StoreFormatError(ValueError):
+class StoreFormatError(StateError):
     """The persisted profile store cannot be read."""
 
 

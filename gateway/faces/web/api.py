@@ -28,7 +28,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from drivers.profile import ProfileRegistry
-from gateway.cli.check_config import profile_issues
 from gateway.faces.web.auth import AuthError, Guard, Session
 from gateway.faces.web.live import Broadcast, History
 from gateway.faces.web.schemas import (
@@ -67,6 +66,7 @@ from gateway.runtime.commands import (
 from gateway.runtime.follower_probe import Probe, ProbeFailed
 from gateway.site.config import ChargerConfig
 from gateway.site.store import StoreError
+from gateway.site.validation import profile_issues
 
 log = logging.getLogger("gateway.faces.web")
 

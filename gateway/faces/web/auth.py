@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import GatewayError
 from gateway.site.store import JsonStore
 
 PASSWORD_FILE = "web-password.json"
@@ -44,7 +45,7 @@ MAX_SESSIONS = 64
 """More sign-ins than this end the oldest session: memory stays bounded whatever a client does."""
 
 
-class AuthError(Exception):
+class AuthError(GatewayError):
     """A request the installer's credentials do not cover; ``status`` is the HTTP status to answer with."""
 
     def __init__(self, status: int, message: str, retry_after_s: float | None = None) -> None:

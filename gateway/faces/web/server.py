@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import time
@@ -19,11 +20,13 @@ from pathlib import Path
 import uvicorn
 
 from drivers.profile import ProfileRegistry
+from gateway.errors import StartError
 from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
 from gateway.faces.web.live import Broadcast, History, follow
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.follower_probe import Probe
+from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.settings import SiteSettings
 from gateway.site.store import StoreError
@@ -32,9 +35,10 @@ log = logging.getLogger("gateway.faces.web")
 
 START_TIMEOUT_S = 10.0
 GRACEFUL_SHUTDOWN_S = 3
+FOLLOW_TASK = "web follow"
 
 
-class WebStartError(RuntimeError):
+class WebStartError(StartError):
     """The face could not serve (address in use, unreadable certificate); the message says what and where."""
 
 
@@ -54,8 +58,12 @@ class WebServer:
 
     def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
                  profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, tasks: TaskSupervisor | None = None) -> None:
+        """``tasks``: who owns the live-update task (the gateway's, so a crash shows as FAULT and is restarted);
+        a private one if None."""
         self.config = config.web
+        self._tasks = tasks if tasks is not None else TaskSupervisor()
+        self._following = False
         self._control = control
         self._history = History()
         self._broadcast = Broadcast()
@@ -71,7 +79,6 @@ class WebServer:
         self.app = build_app(self._context)
         self._server: _EmbeddedServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
-        self._follow_task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
         self.port: int | None = None
 
@@ -114,8 +121,9 @@ class WebServer:
         self._socket = sock
         self.port = int(sock.getsockname()[1])
         self._server = _EmbeddedServer(config)
-        self._follow_task = asyncio.create_task(
-            follow(self._control, self._context.site_name, self._history, self._broadcast), name="web follow")
+        self._tasks.start(FOLLOW_TASK, functools.partial(
+            follow, self._control, self._context.site_name, self._history, self._broadcast))
+        self._following = True
         self._serve_task = asyncio.create_task(self._serve(self._server, sock), name="web serve")
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -137,14 +145,13 @@ class WebServer:
         self._broadcast.close()
         if self._server is not None:
             self._server.should_exit = True
-        for task in (self._serve_task, self._follow_task):
-            if task is None:
-                continue
-            if task is self._follow_task:
-                task.cancel()
+        if self._following:
+            self._following = False
+            await self._tasks.stop(FOLLOW_TASK)
+        if self._serve_task is not None:  # not cancelled: should_exit lets requests in flight finish
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._serve_task = self._follow_task = self._server = None
+                await self._serve_task
+        self._serve_task = self._server = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None

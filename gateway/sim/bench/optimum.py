@@ -29,13 +29,14 @@ from dataclasses import dataclass, replace
 
 from drivers.sim.vehicle import MIN_CURRENT_A, TAPER_START_SOC, VehicleSpec
 from gateway.core.limits import SITE_NODE
+from gateway.errors import StartError
 from gateway.sim.virtual_site import LIMIT_DROP_GRACE_S, CarResult, PhaseLimits, RunResult, SiteSetup
 
 INSTALL_HINT = "the optimum needs scipy: pip install '.[bench]'"
 FINISHED_TOLERANCE_WH = 0.5
 
 
-class SolverMissing(RuntimeError):
+class SolverMissing(StartError):
     """scipy (HiGHS) is not installed."""
 
 
