@@ -127,4 +127,15 @@ def _copy(state_dir: Path, ledger: Ledger) -> None:
         for tx, real in journal.tx_ids.items():
             ledger.execute("INSERT OR REPLACE INTO transaction_ids (tx, id) VALUES (?, ?)", (tx, real))
         ledger.put_counter("next_seq", journal.next_seq)
-        ledger.put_counter("next_tx", journal.next_tx)
+        ledger.put_counter("next_tx", max(journal.next_tx, _next_key(document)))
+
+
+def _next_key(document: object) -> int:
+    """A local transaction key above every one the sessions hold (a journal may not mention them any more)."""
+    keys = [0]
+    sessions = document.get("sessions") if isinstance(document, dict) else None
+    for session in sessions.values() if isinstance(sessions, dict) else ():
+        running = session.get("running") if isinstance(session, dict) else None
+        if isinstance(running, dict) and isinstance(running.get("local_tx"), int):
+            keys.append(running["local_tx"])
+    return max(keys) + 1
