@@ -304,12 +304,12 @@ class Station:
             if interval <= 0:
                 break
             due = self._next_sample.setdefault(n, next_sample(running.started_s, now, interval))
-            if now < due:
-                continue
-            self._next_sample[n] = next_sample(running.started_s, now, interval)
             unit = self._reachable(n)
-            sample = None if unit is None else meter_value(unit, measurands, self.wiring[n], Context.PERIODIC, now,
-                                                           self.sessions.meter_wh(n, unit))
+            if now < due or unit is None:
+                continue  # a sample missed for want of a reading is taken with the next reading, not skipped
+            self._next_sample[n] = next_sample(running.started_s, now, interval)
+            sample = meter_value(unit, measurands, self.wiring[n], Context.PERIODIC, now,
+                                 self.sessions.meter_wh(n, unit))
             if sample is not None:
                 self._queue(METER_VALUES, {"connectorId": n, "meterValue": [sample]}, running.local_tx)
                 queued = True
