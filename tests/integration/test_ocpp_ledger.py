@@ -12,6 +12,7 @@ from support.ocpp_station import T0, charging, config, snapshot, station
 
 from gateway.faces.ocpp.outbox import START, Outbox
 
+
 class Crash(BaseException):
     """The power goes out."""
 

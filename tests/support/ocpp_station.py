@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from support.ocpp_rig import REGISTRY, site_data
-from support.ocpp_units import unit
-
 from gateway.core.limits import LimitSource
 from gateway.faces.ocpp.station import Station
 from gateway.runtime.read_model import SiteStatus
 from gateway.site.config import SiteConfig, parse_site
+from support.ocpp_rig import REGISTRY, site_data
+from support.ocpp_units import unit
 
 T0 = 1_700_000_000.0
 
