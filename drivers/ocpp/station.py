@@ -92,6 +92,8 @@ class ConnectorState:
     sample: Sample | None = None
     sample_at: float = -math.inf
     """Monotonic time the newest live sample with a current arrived."""
+    asked_at: float = -math.inf
+    """Monotonic time the gateway last asked for a sample (TriggerMessage MeterValues)."""
     energy_wh: float | None = None
     offered_a: float | None = None
 
@@ -241,6 +243,22 @@ class Station:
         if sample.has_current:
             connector.sample = sample
             connector.sample_at = self._clock()
+
+    def sample_overdue(self, connector_id: int) -> bool:
+        """A car is served, the newest sample is older than two intervals, and the gateway has not asked for one
+        within the last two intervals: a charger that kept its old MeterValues schedule after the gateway set
+        MeterValueSampleInterval is asked again (TriggerMessage) instead of going stale until its own time comes.
+        True also records that the gateway asks now."""
+        connector = self.connectors[connector_id]
+        if self.link is None or not self.provisioning.done or not connector.serving:
+            return False
+        now = self._clock()
+        late_after = 2.0 * self.settings.meter_interval_s
+        since = max(connector.sample_at, self.connected_at, connector.active_since)
+        if now - since <= late_after or now - connector.asked_at <= late_after:
+            return False
+        connector.asked_at = now
+        return True
 
     # -- what the gateway reads ---------------------------------------------------------------------------------
     def reading(self, connector_id: int, phases: int) -> ChargerReading:

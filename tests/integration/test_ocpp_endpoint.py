@@ -334,3 +334,34 @@ async def test_with_a_certificate_the_endpoint_speaks_tls_only(tmp_path: Path) -
                                                    additional_headers=auth_header("CP-1", KEY)):
                 pass
 
+
+
+async def test_a_follower_whose_samples_are_overdue_is_asked_again() -> None:
+    """Issue 12: a charger that kept its old 60 s MeterValues schedule after the gateway set 1 s was unavailable
+    for ~55 s after every connection; the gateway now asks for a sample (TriggerMessage) once one is overdue."""
+    clock = ManualClock()
+    wall = ManualClock(1_700_000_000.0)
+    async with (OcppEndpoint(EndpointSettings(host="127.0.0.1", port=0), [station("CP-1")], clock=clock,
+                             wall=wall) as endpoint,
+                RawChargePoint(url(endpoint), "CP-1", KEY) as raw):
+        station1 = endpoint.stations["CP-1"]
+        driver = OcppCharger(station1, 1, CAPS)
+        await until(lambda: station1.provisioning.done)
+        await raw.status("Charging")
+        await raw.meter_values((16.0, 16.0, 16.0), wall())
+        asked = len([c for c in raw.calls if c[0] == "TriggerMessage"])
+        await driver.read()  # fresh: nothing asked
+        clock.advance(2.5 * station1.settings.meter_interval_s)
+        await driver.read()
+        await until(lambda: len([c for c in raw.calls if c[0] == "TriggerMessage"]) == asked + 1)
+        assert raw.calls[-1] == ("TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1})
+        await driver.read()  # asked already within the last two intervals: not again
+        assert len([c for c in raw.calls if c[0] == "TriggerMessage"]) == asked + 1
+
+
+def test_the_simulator_takes_a_new_sample_interval_at_once() -> None:
+    """Issue 12, the simulator's side: it kept its old 60 s schedule after the gateway set 1 s."""
+    sim = SimOcppCharger("CP-1", "ws://127.0.0.1:9/ocpp", ScaledClock(), password=KEY)
+    sim.connectors[1].next_sample = 1000.0 + 60  # the schedule of a transaction under the old interval
+    assert sim.change_configuration("MeterValueSampleInterval", "1") == "Accepted"
+    assert sim.connectors[1].next_sample <= 1000.0  # due at the next tick, then every second
