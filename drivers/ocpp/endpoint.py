@@ -62,6 +62,9 @@ class EndpointSettings:
     """Websocket pings: a follower whose network silently died is noticed within two intervals."""
     id_tags: frozenset[str] | None = None
     """The local authorisation list; None accepts every idTag (a site without badges)."""
+    message_rate_per_s: float = 20.0
+    """Messages one connection may have handled per second once ``message_burst`` is spent (``link``)."""
+    message_burst: int = 60
 
 
 def identity_of(path: str) -> str:
@@ -199,7 +202,8 @@ class OcppEndpoint:
             await connection.close(1008, "not configured")
             return
         link = ChargePointLink(station, connection, heartbeat_interval_s=self.settings.heartbeat_interval_s,
-                               wall=self._wall)
+                               wall=self._wall, rate_per_s=self.settings.message_rate_per_s,
+                               burst=self.settings.message_burst)
         previous = station.attach(link)
         if isinstance(previous, ChargePointLink):
             log.info("%s connected again; closing its previous connection", link.id)

@@ -143,6 +143,10 @@ class Station:
         """Set when anything arrives on the current connection."""
         self.malformed = 0
         """Frames from this charger that could not be read at all (not even a message id to answer)."""
+        self.refused = 0
+        """Calls from this charger the gateway answered with a CALLERROR of its own."""
+        self.throttled = 0
+        """Messages from this charger that had to wait for its connection's rate limit."""
 
     # -- the connection ------------------------------------------------------------------------------------------
     def attach(self, link: Link) -> Link | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import shutil
 import ssl
 import subprocess
@@ -212,6 +213,8 @@ async def test_malformed_messages_get_callerrors_and_disturb_nobody(endpoint: Oc
                 "m7": '[2, "m7", "StartTransaction", {"connectorId": 1, "idTag": "GOOD", "meterStart": 0, '
                       '"timestamp": "not a time"}]',
                 "m8": '[9, "m8"]',
+                "m9": '[2, "m9", "Reset", {"type": "Soft"}]',
+                "m11": '[2, "m11", "Heartbeat", {"a": ' + "[" * 20 + "]" * 20 + '}]',
             }
             for text in frames.values():
                 await raw.send_raw(text)
@@ -220,12 +223,14 @@ async def test_malformed_messages_get_callerrors_and_disturb_nobody(endpoint: Oc
             codes = {mid: (await raw.reply(mid))[2] for mid in frames}
             assert codes == {"m1": "FormationViolation", "m2": "TypeConstraintViolation",
                              "m3": "FormationViolation", "m4": "PropertyConstraintViolation",
-                             "m5": "NotSupported", "m6": "FormationViolation",
-                             "m7": "PropertyConstraintViolation", "m8": "ProtocolError"}
+                             "m5": "NotImplemented", "m6": "FormationViolation",
+                             "m7": "PropertyConstraintViolation", "m8": "ProtocolError", "m9": "NotSupported",
+                             "m11": "FormationViolation"}
             assert station2.malformed == 5
             assert station2.connectors[1].status is None  # nothing it sent was taken
             heartbeat = await raw.call("Heartbeat", {})
             assert heartbeat[0] == 3 and heartbeat[2]["currentTime"].endswith("Z")
+
             await raw.status("Available")
             assert station2.connectors[1].status == "Available"
             # the well-behaved neighbour was led all along
@@ -233,6 +238,23 @@ async def test_malformed_messages_get_callerrors_and_disturb_nobody(endpoint: Oc
             assert sim.store.installed[-1].profile["charging_schedule"]["charging_schedule_period"][0]["limit"] == 20
     finally:
         await sim.stop()
+
+
+async def test_deep_json_and_refused_calls_cost_one_log_line_and_never_the_connection(
+        endpoint: OcppEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12: deeply nested JSON closed a charger's connection with a RecursionError, and every unknown or
+    central-system-only action logged a full traceback."""
+    caplog.set_level(logging.WARNING)
+    async with RawChargePoint(url(endpoint), "CP-2", KEY) as raw:
+        station2 = endpoint.stations["CP-2"]
+        await until(lambda: station2.provisioning.done)
+        await raw.send_raw('[2, "d1", "Heartbeat", {"a": ' + "[" * 100_000 + "]" * 100_000 + "}]")
+        for action in ("Reset", "NoSuchAction", "StatusNotification"):
+            assert (await raw.call(action, {}))[0] == 4
+        heartbeat = await raw.call("Heartbeat", {})
+        assert heartbeat[0] == 3 and not raw.closed
+        assert station2.malformed == 1
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
 
 
 async def test_transactions_are_issued_locally_and_idtags_checked_against_the_local_list(
