@@ -28,6 +28,7 @@ from drivers.errors import ConnectionLost, DriverError, RequestRefused, Unsuppor
 from drivers.model import ChargerCapabilities, ChargerIdentity, ChargerReading
 from drivers.ocpp.profiles import limit_of, setpoint_profile
 from drivers.ocpp.station import Station
+from drivers.plausibility import bounded
 
 
 class OcppCharger:
@@ -49,7 +50,8 @@ class OcppCharger:
             with contextlib.suppress(DriverError):  # the reading below says what is wrong if no sample comes
                 await self.station.call(call.TriggerMessage(requested_message="MeterValues",
                                                             connector_id=self.connector_id))
-        return self.station.reading(self.connector_id, self._capabilities.phases)
+        reading = self.station.reading(self.connector_id, self._capabilities.phases)
+        return bounded(reading, self._capabilities.max_current_a)[0]
 
     async def write_setpoint(self, current_a: float) -> None:
         station = self.station

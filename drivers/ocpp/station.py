@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ocpp.exceptions import OCPPError
@@ -240,6 +240,9 @@ class Station:
             connector.energy_wh = sample.energy_wh
         if sample.timestamp < now_wall - window:
             return  # kept while offline: history, not a measurement of now
+        # A sample stamped in the future counts as taken now: kept as it came, its stamp would make every later
+        # sample look older and be ignored until the charger reconnected.
+        sample = replace(sample, timestamp=min(sample.timestamp, now_wall))
         if connector.sample is not None and sample.timestamp < connector.sample.timestamp:
             return
         if sample.offered_a is not None:

@@ -387,3 +387,30 @@ def test_the_simulator_takes_a_new_sample_interval_at_once() -> None:
     sim.connectors[1].next_sample = 1000.0 + 60  # the schedule of a transaction under the old interval
     assert sim.change_configuration("MeterValueSampleInterval", "1") == "Accepted"
     assert sim.connectors[1].next_sample <= 1000.0  # due at the next tick, then every second
+
+
+async def test_one_bad_sample_never_blinds_the_gateway() -> None:
+    """Issue 12: a MeterValues stamped in the future made the gateway ignore every later sample from that charger
+    until it reconnected, and a charger reporting 6553.5 A was believed."""
+    clock = ManualClock()
+    wall = ManualClock(1_700_000_000.0)
+    async with (OcppEndpoint(EndpointSettings(host="127.0.0.1", port=0), [station("CP-1")], clock=clock,
+                             wall=wall) as endpoint,
+                RawChargePoint(url(endpoint), "CP-1", KEY) as raw):
+        station1 = endpoint.stations["CP-1"]
+        driver = OcppCharger(station1, 1, CAPS)
+        await until(lambda: station1.provisioning.done)
+        await raw.status("Charging")
+        assert (await raw.meter_values((16.0, 16.0, 16.0), wall() + 10 * 365 * 86400))[0] == 3  # ten years ahead
+        assert (await driver.read()).current_a == (16.0, 16.0, 16.0)
+        clock.advance(1)
+        wall.advance(1)
+        await raw.meter_values((6.0, 6.0, 6.0), wall())
+        assert (await driver.read()).current_a == (6.0, 6.0, 6.0)  # the next real sample is taken
+
+        clock.advance(1)
+        wall.advance(1)
+        await raw.meter_values((6553.5, 6.0, -1.0), wall())
+        reading = await driver.read()
+        assert reading.current_a[0] is None and reading.current_a[1] == 6.0 and reading.current_a[2] is None
+        assert {"current_l1", "Current.Import.L3"} <= set(reading.invalid)
