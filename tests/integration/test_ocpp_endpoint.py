@@ -81,7 +81,8 @@ async def test_only_configured_chargers_with_their_password_and_the_subprotocol_
         await until(lambda: len(intruder.refused) >= 2)  # it keeps trying, and keeps being refused
     finally:
         await intruder.stop()
-    assert "HTTP 401" in intruder.refused[-1] and intruder.connections == 0
+    # its first guess is checked; then the address has used its five and is refused unchecked
+    assert "HTTP 401" in intruder.refused[0] and "HTTP 429" in intruder.refused[-1] and intruder.connections == 0
 
 
 def test_identity_and_credentials_parsing() -> None:
@@ -414,3 +415,33 @@ async def test_one_bad_sample_never_blinds_the_gateway() -> None:
         reading = await driver.read()
         assert reading.current_a[0] is None and reading.current_a[1] == 6.0 and reading.current_a[2] is None
         assert {"current_l1", "Current.Import.L3"} <= set(reading.invalid)
+
+
+async def refused_from(address: str, target: str, password: str) -> int | None:
+    """HTTP status refusing a connection from local ``address`` (None: it was let in)."""
+    try:
+        async with connect(target, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=auth_header("CP-1", password), local_addr=(address, 0)):
+            return None
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+async def test_password_guessing_is_throttled_and_the_right_password_still_gets_in() -> None:
+    """Issue 12: the endpoint checked 906 wrong passwords a second. Addresses on loopback: 127.0.0.0/8; the
+    throttle's clock stands still, so the bounds below are exact."""
+    async with OcppEndpoint(EndpointSettings(host="127.0.0.1", port=0), [station("CP-1")],
+                            clock=ManualClock()) as endpoint:
+        await _guess_at(endpoint, url(endpoint) + "/CP-1")
+
+
+async def _guess_at(endpoint: OcppEndpoint, target: str) -> None:
+    statuses = [await refused_from("127.0.0.2", target, "wrong") for _ in range(20)]
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}  # unchecked after five
+    assert endpoint.auth.failures == 5
+    assert await refused_from("127.0.0.3", target, KEY) is None  # another address: in at once
+    for n in range(10, 40):  # many addresses: the endpoint's own budget runs out
+        for _ in range(5):
+            await refused_from(f"127.0.1.{n}", target, "wrong")
+    assert endpoint.auth.failures == 30 + 1  # the endpoint's burst, then one for CP-1's trickle
+    assert await refused_from("127.0.0.3", target, KEY) is None  # where it authenticated before: at once
