@@ -63,9 +63,11 @@ from drivers.sim.clock import ScaledClock
 from drivers.sim.ocpp_charger import SimOcppCharger
 from drivers.sim.server import TcpListen
 from drivers.sim.site import SimulatedSite
+from gateway.runtime.read_model import Availability
 from gateway.sim.csms import CentralSystem
 
 TICK_S = 0.2
+WATCH_S = 10.0
 FLOOD_S = 3.0
 RATE = EndpointSettings().message_rate_per_s
 BURST = EndpointSettings().message_burst
@@ -411,3 +413,34 @@ async def test_kill_9_at_every_step_of_a_session_loses_and_repeats_nothing(tmp_p
     assert stops[0]["transactionId"] == 1
     assert samples and all(s.get("transactionId") == 1 for s in samples if "transactionId" in s)
     assert all(s.get("transactionId") != -1 for s in samples)
+
+
+async def test_a_follower_that_comes_back_with_its_old_meter_schedule_is_read_within_seconds(rig: Rig) -> None:
+    """Issue 12: simulated OCPP chargers were "unavailable: timeout" for ~55 s after every connection. Printed:
+    how long the unit was unavailable after the charger came back with a car charging and a 60 s schedule."""
+    loop = asyncio.get_running_loop()
+
+    def available() -> bool:
+        found = [u for u in rig.gateway.supervisor.status().units if u.id == "oc1"]
+        return bool(found) and found[0].availability is not Availability.UNAVAILABLE and found[0].state is not None
+
+    await until(lambda: available() and rig.good.connectors[1].tx_key is not None, 20)
+    await rig.good.stop()
+    rig.good.config["MeterValueSampleInterval"] = "60"  # as after a reboot: its own default, its own schedule
+    for connector in rig.good.connectors.values():
+        connector.next_sample = loop.time() + 60
+    since = rig.steps.mark()
+    await rig.good.start()
+    await until(lambda: rig.good.connected, 10)
+    back = loop.time()
+    unavailable = polls = 0
+    while loop.time() - back < WATCH_S:  # 10 s: past the 5 s staleness, short of the old 60 s schedule
+        await asyncio.sleep(0.1)
+        polls += 1
+        unavailable += not available()
+    TABLE.append(("OCPP follower back with a car and a 60 s schedule", "1 reconnection",
+                  f"unavailable in {unavailable} of {polls} polls over {WATCH_S:g} s (was from 5 s to ~55 s)",
+                  rig.steps.gap(since)))
+    station = rig.gateway.wiring.ocpp.endpoint.stations["CP-1"]
+    assert station.connectors[1].sample is not None and available()
+    assert rig.good.config["MeterValueSampleInterval"] == "1"
