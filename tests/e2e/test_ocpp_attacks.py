@@ -336,8 +336,9 @@ class Child:
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.process = subprocess.Popen([sys.executable, "-c", CHILD, str(self.site), str(self.state)], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.site.with_name("child.log"), "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-c", CHILD, str(self.site), str(self.state)],
+                                            env=env, stdout=log, stderr=log)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -355,8 +356,15 @@ class Child:
         return bool(_rows(db, "SELECT name FROM documents")) and not _rows(db, "SELECT seq FROM messages")
 
 
-async def _wait(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    await rig_until(condition, timeout_s)
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:] if log.exists() else ""
+
+
+async def _wait(condition: Callable[[], bool], log: Path, timeout_s: float = 30.0) -> None:
+    try:
+        await rig_until(condition, timeout_s)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout_s:g} s; the gateway's log:\n{_tail(log)}") from None
 
 
 async def test_kill_9_at_every_step_of_a_session_loses_and_repeats_nothing(tmp_path: Path) -> None:
@@ -372,7 +380,7 @@ async def test_kill_9_at_every_step_of_a_session_loses_and_repeats_nothing(tmp_p
                 return [r.payload for r in csms.received if r.action == action]
 
             data = {"installation_limit_a": 63, "network_limit_a": 32, "enabled": True,
-                    "control": {"tick_s": 0.1},
+                    "control": {"tick_s": 0.1}, "web": {"enabled": False},
                     "chargers": [{"id": "cp1", "profile": "powershare-sim", "comm_timeout_s": 5,
                                   "transport": {"type": "tcp", "host": "127.0.0.1", "port": line.server.port,
                                                 "unit": 1, "timeout_s": 0.3}}],
@@ -388,11 +396,11 @@ async def test_kill_9_at_every_step_of_a_session_loses_and_repeats_nothing(tmp_p
                 child.start()
                 await asyncio.sleep(0.5)  # the child's first control steps
                 cause()
-                await _wait(lambda: child.queued(action))
+                await _wait(lambda: child.queued(action), tmp_path / "child.log")
                 child.kill()
                 csms.allowed = None
                 child.start()
-                await _wait(lambda: any(True for _ in seen(action)) and child.drained())
+                await _wait(lambda: any(True for _ in seen(action)) and child.drained(), tmp_path / "child.log")
                 child.kill()
 
             await step("StartTransaction", lambda: charger.plug(rig_car("a", limit=16)))
