@@ -269,9 +269,10 @@ async def test_password_guessing_from_many_addresses(rig: Rig) -> None:
     checked = auth.failures
     usual = await _attempt(rig.url, PASSWORD, "127.0.3.1")
     fresh = await _attempt(rig.url, PASSWORD, "127.0.3.2")  # may wait for its identity's trickle
+    new = "at once" if fresh is None else "429 until its trickle is due"
     TABLE.append(("OCPP Basic auth guessing, 40 addresses", f"{attempts} attempts",
                   f"{checked} checked, {auth.refused} refused unchecked (429); right password let in at once "
-                  f"from its usual address, {'at once' if fresh is None else 'after the trickle'} from a new one",
+                  f"from its usual address; from a new one {new}",
                   rig.steps.gap(since)))
     limits = auth.limits
     elapsed_bound = limits.overall_burst + 60 * limits.overall_per_s + 60 / limits.trickle_s  # a minute at most
