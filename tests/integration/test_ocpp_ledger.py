@@ -60,3 +60,12 @@ def test_the_state_files_of_the_previous_version_are_moved_into_the_ledger(tmp_p
     first.close()
     again = station(tmp_path, config())
     assert again.sessions.running()[1].local_tx == 3 and again.config.integer("HeartbeatInterval") == 77
+
+
+def test_a_damaged_database_is_set_aside_and_the_station_starts_from_defaults(tmp_path: Path) -> None:
+    (tmp_path / "charge-point.db").write_bytes(b"not a database at all, " * 100)
+    first = station(tmp_path, config())
+    assert first.sessions.running() == {} and len(first.outbox) == 0
+    assert (tmp_path / "charge-point.db.corrupt-1").read_bytes().startswith(b"not a database")
+    first.observe(snapshot(T0, charging()))
+    assert [m.action for m in first.outbox.pending()] == [START]

@@ -14,6 +14,7 @@ caller can group several writes (the station's save and the outbox's append) int
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 
 from gateway.site.store import StoreError
 
+log = logging.getLogger(__name__)
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY, body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, action TEXT NOT NULL, payload TEXT NOT NULL,"
@@ -29,6 +32,23 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS transaction_ids (tx INTEGER PRIMARY KEY, id INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
+
+
+def open_or_set_aside(path: Path) -> Ledger:
+    """The ledger at ``path``; one that cannot be opened (not a database, damaged) is moved aside as
+    ``NAME.corrupt-<n>`` (with its WAL files), logged, and a new one is started: power sharing never waits for it."""
+    try:
+        return Ledger(path)
+    except StoreError as exc:
+        n = 1
+        while (aside := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+            n += 1
+        for suffix in ("", "-wal", "-shm"):
+            damaged = path.with_name(path.name + suffix)
+            if damaged.exists():
+                damaged.replace(aside.with_name(aside.name + suffix))
+        log.error("%s; kept as %s, starting from the site file", exc, aside)
+        return Ledger(path)
 
 
 class Ledger:

@@ -14,8 +14,9 @@ Everything persists in one database under the state directory, ``charge-point.db
 document (configuration changes, sessions, availability, cache), the charging profiles (``ProfileStore``) and the
 outbox. One event is one database transaction (``apply``: the sessions, the message and the profiles together), so a
 crash can neither lose a transaction's StartTransaction or StopTransaction nor leave them half recorded. The files
-of earlier versions are moved in once (``legacy_state.migrate``). A document that cannot be read is logged and the
-gateway starts from defaults: power sharing never waits for it.
+of earlier versions are moved in once (``legacy_state.migrate``). A database that cannot be opened is moved aside
+(``charge-point.db.corrupt-<n>``), and a document that cannot be read is logged; the gateway then starts from
+defaults: power sharing never waits for it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from gateway.faces.ocpp.authorization import ACCEPTED, LocalAuthorization
 from gateway.faces.ocpp.charging_profile import Purpose, parse_profile, parse_set_charging_profile
 from gateway.faces.ocpp.config_keys import ChangeStatus, Configuration, ConfigurationStateError
 from gateway.faces.ocpp.connector_status import Activity, ConnectorReport, connector_report, site_report
-from gateway.faces.ocpp.ledger import Ledger
+from gateway.faces.ocpp.ledger import open_or_set_aside
 from gateway.faces.ocpp.legacy_state import PROFILES_DOCUMENT, STATION_DOCUMENT, migrate
 from gateway.faces.ocpp.limit_provider import OcppLimits
 from gateway.faces.ocpp.meter_values import Context, Wiring, meter_value, next_aligned, next_sample
@@ -98,7 +99,7 @@ class Station:
                        for n, c in enumerate(site.chargers, start=1)}
         self.mode = Mode(options.authorization.mode)
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.ledger = Ledger(state_dir / "charge-point.db")
+        self.ledger = open_or_set_aside(state_dir / "charge-point.db")
         migrate(state_dir, self.ledger)
         document = self._load_document()
         self.config = self._load_configuration(site, document.get("configuration", {}))
