@@ -1,8 +1,8 @@
 """The one Modbus charger driver: everything device-specific comes from the profile.
 
 A poll is one transaction per contiguous block of the profile's read plan; values are decoded by the codec, and a
-value that makes no sense (6553.5 A, NaN, an unknown state) is left as ``None`` and named in ``reading.invalid``,
-never passed on as a number.
+value that makes no sense (NaN, an unknown state, a current above the nameplate: ``drivers.plausibility``) is left
+as ``None`` and named in ``reading.invalid``, never passed on as a number.
 
 Setpoints are made safe before they are sent: clamped down to what the unit can do, rounded *down* to the
 register's resolution (never up: the gateway's booking must hold), and anything between 0 and the minimum
@@ -29,6 +29,7 @@ from drivers.bus import ModbusBus
 from drivers.codec import Decoded, InvalidReading, Value
 from drivers.errors import TransientError, UnsupportedOperation
 from drivers.model import ChargerCapabilities, ChargerIdentity, ChargerReading, PhaseValues
+from drivers.plausibility import bounded
 from drivers.profile import ChargerProfile, KeepAlive, PauseMethod, ReadBlock, Table
 
 T = TypeVar("T")
@@ -170,6 +171,9 @@ class ModbusCharger:
             error_code=int(error) if error is not None else None,
             invalid=(),
         )
+        reading, refused = bounded(reading, self._capabilities.max_current_a)
+        for name, reason in refused.items():
+            values.bad(name, reason)
         self.last_invalid = dict(values.invalid)
         return replace(reading, invalid=tuple(sorted(values.invalid)))
 

@@ -308,3 +308,21 @@ async def test_the_heartbeat_life_bit_reads_back_cleared_after_half_the_timeout(
     assert (await rig.driver.read_points(["heartbeat"]))["heartbeat"] == 1
     rig.clock.advance(rig.sim.failsafe_timeout_s / 2)
     assert (await rig.driver.read_points(["heartbeat"]))["heartbeat"] == 0
+
+
+async def test_a_current_beyond_the_nameplate_is_refused_as_a_bad_reading() -> None:
+    """Issue 12: a charger reporting 6553.5 A was believed. The driver here reads the currents ten times too big
+    (a profile whose scale and range are wrong, or a device that says nonsense): 160 A from a 32 A charger is a
+    bad reading, not a measurement, whatever the profile's range allows."""
+    points = {f"current_l{n}": {"table": "input", "address": 1 + n, "scale": 0.1, "unit": "A", "valid_min": 0,
+                                "valid_max": 6553.5} for n in (1, 2, 3)}
+    async with Rig(ProfileRegistry.shipped().charger("powershare-sim")) as rig:
+        driver = ModbusCharger(variant(points=points), rig.bus, 1, timeout_s=0.3, comm_timeout_s=20,
+                               clock=rig.clock)
+        await rig.driver.write_setpoint(16)
+        rig.clock.advance(5)
+        assert rig.sim.phase_currents_a()[0] > 10
+        reading = await driver.read()
+        assert reading.current_a == (None, None, None)
+        assert {"current_l1", "current_l2", "current_l3"} <= set(reading.invalid)
+        assert "above 1.25 x the nameplate 32 A" in driver.last_invalid["current_l1"]
