@@ -33,6 +33,7 @@ from gateway.faces.web.face import web_face
 from gateway.faces.web.server import WebStartError
 from gateway.runtime.app import GatewayApp
 from gateway.site.config import ConfigError, SiteConfig
+from gateway.site.store import remove_stale_temporaries
 
 log = logging.getLogger("gateway.run")
 
@@ -69,7 +70,8 @@ def state_dir_of(given: Path | None) -> Path:
 
 @contextmanager
 def locked_state_dir(path: Path) -> Iterator[Path]:
-    """Create ``path`` if needed, check it is writable and hold its lock while the gateway runs."""
+    """Create ``path`` if needed, check it is writable and hold its lock while the gateway runs; with the lock held,
+    remove what interrupted writes left behind (``gateway.site.store.remove_stale_temporaries``)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         handle = (path / LOCK_FILE).open("a+")
@@ -81,6 +83,7 @@ def locked_state_dir(path: Path) -> Iterator[Path]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StateDirError(f"state directory {path} is in use by another powershare gateway") from None
+        remove_stale_temporaries(path)
         yield path
 
 
