@@ -3,7 +3,9 @@
 uvicorn normally owns the process: it installs signal handlers and configures logging. Here the gateway owns both,
 so the server is run with neither (``capture_signals`` is a no-op, ``log_config=None``), on a socket this module
 binds itself, so that "address in use" is an error at ``start`` and port 0 (tests) reports the port it got.
-Forwarded-for headers are ignored: the brute-force delay must see the real client.
+Forwarded-for headers are ignored: the brute-force delay must see the real client. The application is wrapped in
+the request-size limit and the security headers (``middleware``), the connections are capped and idle ones closed
+(``connections``), and no ``server`` header names the software.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import uvicorn
 from drivers.profile import ProfileRegistry
 from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
+from gateway.faces.web.connections import HEAD_TIMEOUT_S, MAX_CONNECTIONS, capped_protocol
 from gateway.faces.web.live import Broadcast, History, follow
+from gateway.faces.web.middleware import BodyLimit, SecurityHeaders
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.follower_probe import Probe
 from gateway.site.config import ChargerConfig, SiteConfig
@@ -54,8 +58,10 @@ class WebServer:
 
     def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
                  profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_connections: int = MAX_CONNECTIONS,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self.config = config.web
+        self._protocol = capped_protocol(max_connections, head_timeout_s)
         self._control = control
         self._history = History()
         self._broadcast = Broadcast()
@@ -69,6 +75,8 @@ class WebServer:
             read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
             history=self._history, broadcast=self._broadcast)
         self.app = build_app(self._context)
+        self.asgi = SecurityHeaders(BodyLimit(self.app))
+        """What is served: the application inside the size limit and the security headers."""
         self._server: _EmbeddedServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._follow_task: asyncio.Task[None] | None = None
@@ -103,9 +111,10 @@ class WebServer:
             log.info("web page disabled (web.enabled: false)")
             return
         sock = _bind(self.config.host, self.config.port)
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
+        config = uvicorn.Config(self.asgi, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
                                 ssl_certfile=self.config.tls_cert, ssl_keyfile=self.config.tls_key,
-                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False,
+                                http=self._protocol, h11_max_incomplete_event_size=16 * 1024)
         try:
             config.load()
         except (OSError, ValueError) as exc:
