@@ -5,7 +5,7 @@
 * FC23 whose read half is refused changes nothing (before: the write was applied, then exception 2 answered);
 * FC22 (mask write), FC17 (report server id) and FC43 (device identification) are answered exception 1 and change
   or reveal nothing;
-* more clients than the cap are closed at once, idle clients are closed, and a new client still gets in.
+* at the cap, a new client gets in and the quietest is disconnected (never a polling BMS); idle clients are closed.
 """
 
 from __future__ import annotations
@@ -164,31 +164,31 @@ async def test_functions_outside_the_map_are_exception_1_and_change_or_reveal_no
     assert b"pymodbus" not in answer.lower()
 
 
-async def test_clients_over_the_cap_are_closed_and_a_new_one_gets_in_once_a_slot_is_free(
+async def test_at_the_cap_a_new_client_gets_in_and_the_quietest_is_disconnected(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.faces.bms")
     cap = 4
-    async with serving(FakeGateway(), max_connections=cap) as server:
+    async with serving(FakeGateway(), max_connections=cap) as server, raw_client(server) as (bms_r, bms_w):
         assert server.tcp_address is not None
-        held = [await asyncio.open_connection(*server.tcp_address) for _ in range(cap)]
-        extra = [await asyncio.open_connection(*server.tcp_address) for _ in range(20)]
-        for reader, _ in extra:
+        flood = []
+        for k in range(40):  # idle connections; the polling BMS is never the quietest
+            flood.append(await asyncio.open_connection(*server.tcp_address))
+            bms_w.write(mbap(k, read_input(0, 1)))
+            await bms_w.drain()
+            assert (await read_frame(bms_r))[:2] == (k, UNIT)
+        closed = 0
+        for reader, _ in flood[:-(cap - 1)]:
             async with asyncio.timeout(5):
-                assert await reader.read() == b""  # closed by the gateway
-        reader, writer = held[0]
-        writer.write(mbap(1, read_input(0, 1)))
-        await writer.drain()
-        assert (await read_frame(reader))[2] == bytes([4, 2, 0, 1])
-        writer.close()
-        await asyncio.sleep(0.05)
-        async with raw_client(server) as (new_reader, new_writer):
-            new_writer.write(mbap(2, read_input(0, 1)))
+                closed += await reader.read() == b""
+        assert closed == len(flood) - (cap - 1)
+        async with raw_client(server) as (new_reader, new_writer):  # and one more still gets in
+            new_writer.write(mbap(99, read_input(0, 1)))
             await new_writer.drain()
-            assert (await read_frame(new_reader))[0] == 2
-        for _, w in held[1:] + extra:
-            w.close()
-    refusals = [r for r in caplog.records if "the most allowed" in r.getMessage()]
-    assert len(refusals) == 1  # 20 refusals, one log line
+            assert (await read_frame(new_reader))[0] == 99
+        for _, writer in flood:
+            writer.close()
+    evictions = [r for r in caplog.records if "the most allowed" in r.getMessage()]
+    assert len(evictions) == 1  # dozens of evictions, one log line
 
 
 async def test_an_idle_client_is_disconnected_and_an_active_one_is_not() -> None:

@@ -4,7 +4,8 @@
 * every response carries the security headers, and none names the server software;
 * a cookie sign-out needs the CSRF token like any other write;
 * sign-in guesses from many addresses share one global budget, and the installer still gets in;
-* connections over the cap are closed at once, and one that sends no request is closed after the head timeout.
+* at the connection cap the connection idle the longest is closed; one that sends no request is closed after the
+  head timeout.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ async def test_guesses_from_many_addresses_share_one_budget_and_the_installer_st
     assert installer.status_code == 200, installer.text
 
 
-async def test_connections_over_the_cap_are_closed_and_a_silent_one_times_out(tmp_path: Path) -> None:
+async def test_idle_connections_over_the_cap_are_closed_and_silent_ones_time_out(tmp_path: Path) -> None:
     async with web_rig(tmp_path, server_options={"max_connections": 4, "head_timeout_s": 0.5}) as rig:
         port = rig.web.port
         assert port is not None

@@ -62,6 +62,8 @@ class BmsConnection(ServerRequestHandler):
         self._idle: asyncio.TimerHandle | None = None
         self._paused = False
         self.peer: tuple[str, int] | None = None
+        self.last_active_s = 0.0
+        """Event-loop time of the last bytes received (or of the connection): who is evicted first at the cap."""
 
     # -- connection ------------------------------------------------------------------------------------------------
     def callback_connected(self) -> None:
@@ -87,6 +89,7 @@ class BmsConnection(ServerRequestHandler):
         self._queue.clear()
 
     def _touch(self) -> None:
+        self.last_active_s = asyncio.get_running_loop().time()
         if self._idle_timeout_s is None:
             return
         if self._idle is not None:

@@ -15,14 +15,17 @@ Client address. pymodbus gives the action no connection, but each connection's h
 peer in a context variable for that task, and the action reads it: the origin logged with each write is
 "bms 10.0.0.5:53122".
 
-Connections. At most ``max_connections`` TCP clients at once (a BMS needs one or two); one more is accepted and
-closed at once, with a warning logged at most once a minute, so a flood of idle connections cannot take the file
-handles the chargers, the web page and the state files need. A connection idle for ``idle_timeout_s`` is closed.
+Connections. At most ``max_connections`` TCP clients at once (a BMS needs one or two), so a flood of idle
+connections cannot take the file handles the chargers, the web page and the state files need. At the cap, a new
+client is let in and the client that has been silent the longest is disconnected (a warning logged at most once a
+minute): a BMS that polls every few seconds is never the one, so a flood only evicts itself. A connection idle for
+``idle_timeout_s`` is closed too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, cast
@@ -38,6 +41,7 @@ from gateway.faces.bms.connection import PEER, BmsConnection
 from gateway.faces.bms.face import BmsFace, ExceptionCode, Refusal
 from gateway.faces.bms.register_map import HOLDING_SIZE, INPUT_SIZE, Table
 from gateway.runtime.commands import GatewayControl
+from gateway.runtime.file_limits import face_cap
 from gateway.runtime.log_limit import RateLimitedLog
 from gateway.site.config import BmsConfig
 
@@ -54,6 +58,9 @@ MAX_CONNECTIONS = 32
 file handles."""
 IDLE_TIMEOUT_S = 120.0
 """A TCP client that sends nothing for this long is disconnected (a BMS polls every few seconds)."""
+
+MIN_BACKLOG = 16
+"""Connections waiting to be accepted (and so the most accepted in one go) is the cap, but at least this."""
 
 _refusals = RateLimitedLog(log, interval_s=60.0)
 
@@ -74,10 +81,19 @@ class _CappedConnection(BmsConnection):
     def callback_connected(self) -> None:
         super().callback_connected()
         listener = self.listener
-        if listener is not None and len(listener.active_connections) > self._max_connections:
-            _refusals.warning("BMS face: %d clients connected, the most allowed; a connection from %s was "
-                              "closed", self._max_connections, self.peer)
-            self.close()
+        if listener is None:
+            return
+        # pymodbus lists a connection from the moment asyncio accepted its socket; only those already connected
+        # count (one evicted before it is connected would keep its socket).
+        connected = [c for c in listener.active_connections.values()
+                     if isinstance(c, BmsConnection) and c.transport and not c.is_closing]
+        if len(connected) <= self._max_connections:
+            return
+        quietest = min((c for c in connected if c is not self), key=lambda c: c.last_active_s, default=None)
+        evicted = quietest if quietest is not None else self
+        _refusals.warning("BMS face: %d clients connected, the most allowed; the one silent the longest (%s) was "
+                          "disconnected", self._max_connections, evicted.peer)
+        evicted.close()
 
 
 class _TcpServer(ModbusTcpServer):
@@ -85,6 +101,14 @@ class _TcpServer(ModbusTcpServer):
         super().__init__(*args, **kwargs)
         self._max_connections = max_connections
         self._idle_timeout_s = idle_timeout_s
+        # pymodbus listens with asyncio's default backlog (100), and asyncio accepts up to a backlog's worth of
+        # connections in one go, before any of them is seen (and evicted) here: a burst would take that many
+        # handles at once.
+        assert self.comm_params.source_address is not None
+        host, port = self.comm_params.source_address
+        self.call_create = functools.partial(self.loop.create_server, self.handle_new_connection, host, port,
+                                             reuse_address=True, start_serving=True,
+                                             backlog=max(MIN_BACKLOG, max_connections))
 
     def callback_new_connection(self) -> BmsConnection:
         return _CappedConnection(self, idle_timeout_s=self._idle_timeout_s, max_connections=self._max_connections)
@@ -106,10 +130,11 @@ class BmsServer:
     With ``config.enabled`` false, ``start`` serves nothing.
     """
 
-    def __init__(self, control: GatewayControl, config: BmsConfig, *, max_connections: int = MAX_CONNECTIONS,
+    def __init__(self, control: GatewayControl, config: BmsConfig, *, max_connections: int | None = None,
                  idle_timeout_s: float | None = IDLE_TIMEOUT_S) -> None:
+        """``max_connections``: by default ``MAX_CONNECTIONS``, less if the open-file limit is small."""
         self._config = config
-        self._max_connections = max_connections
+        self._max_connections = max_connections if max_connections is not None else face_cap(MAX_CONNECTIONS)
         self._idle_timeout_s = idle_timeout_s
         self._face = BmsFace(control)
         self._access = WriteAccess(config.allow_write_from, config.read_only)

@@ -4,7 +4,9 @@ uvicorn accepts every connection and keeps it as long as the client likes until 
 keep-alive timer only starts after a response), so idle connections pile up until the process runs out of file
 handles, and then nothing can be accepted anywhere: not the installer's page, not a BMS, not a charger. Here:
 
-* at most ``MAX_CONNECTIONS`` at once; one more is closed as soon as it is accepted, logged once a minute;
+* at most ``MAX_CONNECTIONS`` at once. At the cap a new connection is let in and the one that has been idle (no
+  request in progress) the longest is closed, logged once a minute; a flood of idle connections thus only evicts
+  itself, and the installer's page gets in. If every connection is busy with a request, the new one is closed;
 * a connection must send a complete request head within ``HEAD_TIMEOUT_S`` of opening, or of the previous response
   ending, or it is closed. A request in progress (a long live stream included) is never cut.
 """
@@ -32,15 +34,32 @@ class CappedH11Protocol(H11Protocol):
     head_timeout_s = HEAD_TIMEOUT_S
 
     _deadline: asyncio.TimerHandle | None = None
+    last_active_s = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
-            _refusals.warning("web: %d connections open, the most allowed; a connection from %s was closed",
-                              self.max_connections, self.client)
-            transport.abort()
-            return
+        self.last_active_s = self.loop.time()
+        # Connections already being closed (evicted a moment ago) do not count: their socket is on its way out.
+        open_ = [c for c in self.connections if isinstance(c, CappedH11Protocol) and not c.transport.is_closing()]
+        if len(open_) > self.max_connections:
+            quietest = min((c for c in open_ if c is not self and c.idle), key=lambda c: c.last_active_s,
+                           default=None)
+            _refusals.warning("web: %d connections open, the most allowed; the one idle the longest was closed",
+                              self.max_connections)
+            if quietest is None:
+                transport.abort()
+                return
+            quietest.transport.abort()
         self._arm()
+
+    @property
+    def idle(self) -> bool:
+        """No request is being answered."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active_s = self.loop.time()
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -48,6 +67,7 @@ class CappedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self.last_active_s = self.loop.time()
         self._arm()
 
     def _arm(self) -> None:
@@ -61,7 +81,7 @@ class CappedH11Protocol(H11Protocol):
 
     def _head_overdue(self) -> None:
         self._deadline = None
-        if self.cycle is not None and not self.cycle.response_complete:
+        if not self.idle:
             return  # a request is being answered: its own pace
         if not self.transport.is_closing():
             log.debug("web: %s sent no complete request within %g s: closed", self.client, self.head_timeout_s)

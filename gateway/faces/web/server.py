@@ -27,6 +27,7 @@ from gateway.faces.web.connections import HEAD_TIMEOUT_S, MAX_CONNECTIONS, cappe
 from gateway.faces.web.live import Broadcast, History, follow
 from gateway.faces.web.middleware import BodyLimit, SecurityHeaders
 from gateway.runtime.commands import GatewayControl
+from gateway.runtime.file_limits import face_cap
 from gateway.runtime.follower_probe import Probe
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.settings import SiteSettings
@@ -36,6 +37,10 @@ log = logging.getLogger("gateway.faces.web")
 
 START_TIMEOUT_S = 10.0
 GRACEFUL_SHUTDOWN_S = 3
+MIN_BACKLOG = 16
+"""Connections waiting to be accepted: the connection cap, but at least this. asyncio accepts up to a backlog's
+worth in one go before the cap sees them, so uvicorn's default (2048) would let a burst take that many file handles
+at once."""
 
 
 class WebStartError(RuntimeError):
@@ -58,10 +63,11 @@ class WebServer:
 
     def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
                  profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
-                 clock: Callable[[], float] = time.monotonic, max_connections: int = MAX_CONNECTIONS,
+                 clock: Callable[[], float] = time.monotonic, max_connections: int | None = None,
                  head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self.config = config.web
-        self._protocol = capped_protocol(max_connections, head_timeout_s)
+        self._cap = max_connections if max_connections is not None else face_cap(MAX_CONNECTIONS)
+        self._protocol = capped_protocol(self._cap, head_timeout_s)
         self._control = control
         self._history = History()
         self._broadcast = Broadcast()
@@ -114,7 +120,8 @@ class WebServer:
         config = uvicorn.Config(self.asgi, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
                                 ssl_certfile=self.config.tls_cert, ssl_keyfile=self.config.tls_key,
                                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False,
-                                http=self._protocol, h11_max_incomplete_event_size=16 * 1024)
+                                http=self._protocol, h11_max_incomplete_event_size=16 * 1024,
+                                backlog=max(MIN_BACKLOG, self._cap))
         try:
             config.load()
         except (OSError, ValueError) as exc:
