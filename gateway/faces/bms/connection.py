@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusIOException
+from pymodbus.framer import FramerSocket
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.pdu.register_message import ReadWriteMultipleRegistersRequest
 from pymodbus.server.requesthandler import ServerRequestHandler
@@ -112,10 +113,14 @@ class BmsConnection(ServerRequestHandler):
         while used < len(data):
             try:
                 length, pdu = self.framer.handleFrame(self.trace_packet(False, data[used:]), 0, 0)
-            except ModbusIOException as exc:  # a function code pymodbus cannot decode: answer and drop the rest
+            except ModbusIOException as exc:  # a function code pymodbus cannot decode: exception 1, skip the frame
                 self._send(ExceptionResponse(exc.fcode or 0, ExcCodes.ILLEGAL_FUNCTION), exc.dev_id or 0,
                            exc.transaction_id or 0, addr)
-                return len(data)
+                skip = _mbap_length(data[used:]) if isinstance(self.framer, FramerSocket) else None
+                if skip is None:
+                    return len(data)  # RTU has no length field: the rest cannot be framed
+                used += skip
+                continue
             if length == 0:
                 break
             used += length
@@ -169,6 +174,13 @@ class BmsConnection(ServerRequestHandler):
         response.dev_id = dev_id
         response.transaction_id = transaction_id
         self.pdu_send(response, addr)
+
+
+def _mbap_length(data: bytes) -> int | None:
+    """The length of the Modbus TCP frame at the start of ``data`` (header included), from its MBAP header."""
+    if len(data) < 7:
+        return None
+    return min(len(data), int.from_bytes(data[4:6], "big") + 6)
 
 
 async def _read_refusal(context: Any, pdu: ReadWriteMultipleRegistersRequest) -> ExcCodes | None:
