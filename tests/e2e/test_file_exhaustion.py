@@ -122,7 +122,10 @@ async def test_idle_connection_floods_leave_bms_web_and_chargers_working(
         assert await _read_input(bms_port, 0) == 1  # a new BMS client: IR0, the map version
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as client:
             assert (await client.get("/")).status_code == 200
-            assert (await client.get("/api/status")).json()["units"][0]["availability"] == "available"
+            assert (await client.get("/api/status")).status_code == 200
+        # The simulated charger lives in this process, whose loop was busy opening the flood: it may have missed a
+        # poll meanwhile. It is polled on, and back at once.
+        await _until_available(bms_port)
         line = site.lines[0]
         assert line.server is not None
         port = line.server.port
