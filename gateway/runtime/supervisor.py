@@ -39,10 +39,10 @@ from gateway.core.limits import (
     external_limits,
     other_load_a,
 )
-from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
+from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit, SetUnitLimit
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
 from gateway.site.config import ChargerConfig, SiteConfig
-from gateway.site.settings import SiteSettings
+from gateway.site.settings import PERSIST_INTERVAL_S, SiteSettings
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ class Supervisor:
         self._subscribers: list[asyncio.Queue[SiteStatus]] = []
         self._started_s = clock()
         self._last_bms_s: float | None = None
+        self._flushed_s = clock()
         self._limit_source: LimitSource | None = None
         self._failsafe_wanted: dict[str, float] = {}
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
@@ -176,9 +177,15 @@ class Supervisor:
         return self._status
 
     def apply(self, command: Command, origin: str) -> None:
-        """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused."""
+        """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused.
+
+        The limits a BMS writes (network limit, unit limits) are persisted coalesced, at most once per
+        ``PERSIST_INTERVAL_S`` and at stop (``gateway.site.settings``): a BMS writing every few seconds must not
+        wear the flash card or fsync inside its Modbus request.
+        """
         before = self.settings.config
-        text = self.settings.apply(command)
+        deferred = origin.startswith("bms") and isinstance(command, SetNetworkLimit | SetUnitLimit)
+        text = self.settings.apply(command, deferred=deferred)
         if isinstance(command, BmsHeartbeat | SetNetworkLimit) and origin.startswith("bms"):
             self._last_bms_s = self._clock()
         if isinstance(command, SetBmsWatchdog):
@@ -222,6 +229,7 @@ class Supervisor:
                 await task
         self._pollers.clear()
         self._control_task = None
+        self.settings.flush()
         for unit in self._units.values():
             with contextlib.suppress(DriverError):
                 await unit.handle.driver.close()
@@ -462,6 +470,9 @@ class Supervisor:
         await self._send(commands)
         self._publish(self._build_status(limits, source))
         self._ready.set()
+        if self.settings.unsaved and now - self._flushed_s >= PERSIST_INTERVAL_S:
+            self._flushed_s = now
+            self.settings.flush()
 
     async def _send(self, commands: Sequence[SetpointCommand]) -> None:
         """Decreases first (all buses at once, one bus's writes in turn), then the increases that fit."""
