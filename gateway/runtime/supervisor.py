@@ -51,11 +51,11 @@ from gateway.core.limits import (
     other_load_a,
 )
 from gateway.core.round import ControlRound, Outcome
-from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
+from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit, SetUnitLimit
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
 from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, SiteConfig
-from gateway.site.settings import SiteSettings
+from gateway.site.settings import PERSIST_INTERVAL_S, SiteSettings
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ class Supervisor:
         self._subscribers: list[asyncio.Queue[SiteStatus]] = []
         self._started_s = clock()
         self._last_bms_s: float | None = None
+        self._flushed_s = clock()
         self._limit_source: LimitSource | None = None
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
         self._shown: tuple[Limits, LimitSource] = (Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}),
@@ -201,9 +202,15 @@ class Supervisor:
         return self._status
 
     def apply(self, command: Command, origin: str) -> None:
-        """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused."""
+        """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused.
+
+        The limits a BMS writes (network limit, unit limits) are persisted coalesced, at most once per
+        ``PERSIST_INTERVAL_S`` and at stop (``gateway.site.settings``): a BMS writing every few seconds must not
+        wear the flash card or fsync inside its Modbus request.
+        """
         before = self.settings.config
-        text = self.settings.apply(command)
+        deferred = origin.startswith("bms") and isinstance(command, SetNetworkLimit | SetUnitLimit)
+        text = self.settings.apply(command, deferred=deferred)
         if isinstance(command, BmsHeartbeat | SetNetworkLimit) and origin.startswith("bms"):
             self._last_bms_s = self._clock()
         if isinstance(command, SetBmsWatchdog):
@@ -244,6 +251,7 @@ class Supervisor:
         for key in sorted(self._buses):
             await self.tasks.stop(_poller(key))
         self._buses.clear()
+        self.settings.flush()
         drivers: list[ChargerDriver | MeterDriver] = [u.handle.driver for u in self._units.values()]
         if self._meter is not None:
             drivers.append(self._meter.driver)
@@ -542,6 +550,9 @@ class Supervisor:
         await self._round.run(now, fresh, limits, self)
         self._publish(self._build_status(limits, source))
         self._ready.set()
+        if self.settings.unsaved and now - self._flushed_s >= PERSIST_INTERVAL_S:
+            self._flushed_s = now
+            self.settings.flush()
 
     # -- read model ----------------------------------------------------------------------------------------------
     def _build_status(self, limits: Limits, source: LimitSource) -> SiteStatus:
