@@ -179,7 +179,8 @@ class Supervisor:
         """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused."""
         before = self.settings.config
         text = self.settings.apply(command)
-        if isinstance(command, BmsHeartbeat | SetNetworkLimit) and origin.startswith("bms"):
+        if isinstance(command, BmsHeartbeat) or (isinstance(command, SetNetworkLimit) and origin.startswith("bms")):
+            # A heartbeat feeds the BMS watchdog whichever face carried it (the BMS registers or MQTT).
             self._last_bms_s = self._clock()
         if isinstance(command, SetBmsWatchdog):
             self._last_bms_s = self._clock()
