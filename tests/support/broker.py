@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import shutil
 import socket
@@ -50,7 +51,8 @@ def mosquitto(directory: Path, *, users: dict[str, str] | None = None) -> Iterat
     """A broker on 127.0.0.1; with ``users`` it refuses anonymous clients and checks passwords."""
     assert MOSQUITTO is not None
     directory.mkdir(parents=True, exist_ok=True)
-    lines = ["persistence false", f"log_dest file {directory / 'mosquitto.log'}", "log_type all"]
+    # Started as root, mosquitto would switch to its own user, which cannot read a test's temporary directory.
+    lines = [f"user {getpass.getuser()}", "persistence false", f"log_dest file {directory / 'mosquitto.log'}", "log_type all"]
     if users:
         passwd = directory / "passwd"
         passwd.write_text("", encoding="utf-8")

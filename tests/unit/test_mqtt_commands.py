@@ -7,12 +7,12 @@ import json
 from dataclasses import replace
 
 import pytest
+from support.bms import BASE_STATUS, FakeGateway
 
 from gateway.faces.bms.face import BmsFace
 from gateway.faces.mqtt.commands import MqttCommands
 from gateway.faces.mqtt.topics import Topics
 from gateway.runtime.commands import BmsHeartbeat, SetEnabled, SetNetworkLimit
-from support.bms import BASE_STATUS, FakeGateway
 
 T = Topics("site-a")
 

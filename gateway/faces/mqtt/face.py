@@ -39,6 +39,10 @@ from gateway.runtime.read_model import SiteStatus
 from gateway.site.config import MqttConfig
 
 log = logging.getLogger("gateway.faces.mqtt")
+_wire_log = logging.getLogger("gateway.faces.mqtt.wire")
+"""aiomqtt's and paho's own messages. A step's changed topics go out together, and aiomqtt warns about every
+publication that waits behind ten others; that is the intended batching, not a problem, so only errors pass."""
+_wire_log.setLevel(logging.ERROR)
 
 RECONNECT_MIN_S = 1.0
 STOP_TIMEOUT_S = 5.0
@@ -144,7 +148,7 @@ class MqttFace:
                     async with aiomqtt.Client(
                             self.config.host, self.config.port, username=self.config.username,
                             password=self._password, identifier=self.config.client_id,
-                            keepalive=self.config.keepalive_s, tls_context=self._tls, logger=log,
+                            keepalive=self.config.keepalive_s, tls_context=self._tls, logger=_wire_log,
                             will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True)) as client:
                         self._client = client
                         attempt = 0
