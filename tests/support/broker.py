@@ -52,7 +52,8 @@ def mosquitto(directory: Path, *, users: dict[str, str] | None = None) -> Iterat
     assert MOSQUITTO is not None
     directory.mkdir(parents=True, exist_ok=True)
     # Started as root, mosquitto would switch to its own user, which cannot read a test's temporary directory.
-    lines = [f"user {getpass.getuser()}", "persistence false", f"log_dest file {directory / 'mosquitto.log'}", "log_type all"]
+    lines = [f"user {getpass.getuser()}", "persistence false", f"log_dest file {directory / 'mosquitto.log'}",
+             "log_type all"]
     if users:
         passwd = directory / "passwd"
         passwd.write_text("", encoding="utf-8")
