@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from pydantic import ValidationError
+
 from gateway.faces.mqtt.face import MqttFace
 from gateway.runtime.app import FaceFactory, GatewayApp
 from gateway.site.config import MqttConfig
@@ -32,7 +34,11 @@ def config_from_url(url: str) -> MqttConfig:
     except ValueError:
         raise ValueError("--mqtt: the port must be 1..65535") from None
     tls = parts.scheme == "mqtts"
-    return MqttConfig(host=parts.hostname, port=port or (8883 if tls else 1883), tls=tls,
-                      username=unquote(parts.username) if parts.username else None,
-                      password=unquote(parts.password) if parts.password else None,
-                      topic_prefix=parts.path.strip("/") or "powershare")
+    try:
+        return MqttConfig(host=parts.hostname, port=port or (8883 if tls else 1883), tls=tls,
+                          username=unquote(parts.username) if parts.username else None,
+                          password=unquote(parts.password) if parts.password else None,
+                          topic_prefix=parts.path.strip("/") or "powershare")
+    except ValidationError as exc:  # its text would quote the input; say only which part is wrong
+        raise ValueError("--mqtt: " + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'url'}: {e['msg']}"
+                                                for e in exc.errors())) from None
