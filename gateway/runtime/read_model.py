@@ -101,6 +101,8 @@ class SiteStatus:
     bms_watchdog_s: float = 0.0
     """0 = off; otherwise the fallback limit applies if no BMS limit write or heartbeat arrives within it."""
     bms_fallback_limit_a: float = 0.0
+    invariant_violations: int = 0
+    """Control steps since start whose setpoints broke a limit the controller must keep (should stay 0)."""
 
     @property
     def online(self) -> int:

@@ -41,6 +41,7 @@ from gateway.core.limits import (
 )
 from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
+from gateway.runtime.stats import RuntimeStats
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.settings import SiteSettings
 
@@ -160,6 +161,7 @@ class Supervisor:
         self._limit_source: LimitSource | None = None
         self._failsafe_wanted: dict[str, float] = {}
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
+        self.stats = RuntimeStats()
         self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
         self._sync_units()
         for provider in limit_providers:
@@ -320,6 +322,8 @@ class Supervisor:
             error = "invalid readings: " + ", ".join(reading.invalid)
             reading = None
         unit.error = error
+        if error is not None:
+            self.stats.exchange_failed(cid)
         if reading is not None:
             unit.reading = reading
             self._track_session(unit, reading)
@@ -462,6 +466,7 @@ class Supervisor:
         self._failsafe_wanted = self._controller.failsafe_currents(limits)
         await self._send(commands)
         self._publish(self._build_status(limits, source))
+        self.stats.steps.observe(self._clock() - now)
         self._ready.set()
 
     async def _send(self, commands: Sequence[SetpointCommand]) -> None:

@@ -22,6 +22,7 @@ from drivers.profile import ProfileRegistry
 from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
 from gateway.faces.web.live import Broadcast, History, follow
+from gateway.faces.web.metrics import GatewayCollector, MetricsSource, registry_for
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.follower_probe import Probe
 from gateway.site.config import ChargerConfig, SiteConfig
@@ -54,7 +55,7 @@ class WebServer:
 
     def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
                  profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, metrics_sources: Sequence[MetricsSource] = ()) -> None:
         self.config = config.web
         self._control = control
         self._history = History()
@@ -63,11 +64,12 @@ class WebServer:
             self.guard = Guard(state_dir, clock, self.config.session_timeout_s)
         except (ValueError, StoreError) as exc:
             raise WebStartError(f"web: {exc}") from exc
+        followers = followers or _followers_of(control, config)
         self._context = ApiContext(
-            control=control, guard=self.guard, profiles=profiles, probe=probe,
-            followers=followers or _followers_of(control, config), site_name=config.name,
-            read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
-            history=self._history, broadcast=self._broadcast)
+            control=control, guard=self.guard, profiles=profiles, probe=probe, followers=followers,
+            site_name=config.name, read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
+            history=self._history, broadcast=self._broadcast,
+            metrics=registry_for(GatewayCollector(control, followers, metrics_sources)))
         self.app = build_app(self._context)
         self._server: _EmbeddedServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
