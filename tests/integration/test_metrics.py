@@ -41,7 +41,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_metrics_scrape_cleanly_and_say_what_the_gateway_does(tmp_path: Path) -> None:
     sim = SimulatedSite(ScaledClock(1.0))
     line = sim.add_line(TcpListen("127.0.0.1", 0))
-    units = sim.add_chargers(line, REGISTRY.charger("powershare-sim"), (1, 2))
+    sim.add_chargers(line, REGISTRY.charger("powershare-sim"), (1, 2))
     await sim.start()
     assert line.server is not None
     line.server.set_fault(2, Fault(FaultKind.SILENT))
@@ -92,8 +92,8 @@ async def test_metrics_scrape_cleanly_and_say_what_the_gateway_does(tmp_path: Pa
             assert ("powershare_ocpp_outbox_messages", ()) in got
             assert ("powershare_unit_energy_watthours_total", (("unit", "cp1"),)) in got
             if (promtool := shutil.which("promtool")) is not None:
-                checked = subprocess.run([promtool, "check", "metrics"], input=response.text, text=True,
-                                         capture_output=True, timeout=30)
+                checked = await asyncio.to_thread(subprocess.run, [promtool, "check", "metrics"],
+                                                  input=response.text, text=True, capture_output=True, timeout=30)
                 assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         await sim.stop()
