@@ -117,7 +117,7 @@ async def test_a_subscriber_sees_the_site_and_a_published_limit_takes_effect(rig
             assert answer["ok"] is False and error in answer["error"], answer
         assert await result_of(sub, "powershare/set/enabled", "banana") == {
             "topic": "powershare/set/enabled", "ok": False,
-            "error": "'banana' is not a switch value: send ON or OFF (also 1/0, true/false)"}
+            "error": "the payload is not a switch value: send ON or OFF (also 1/0, true/false)"}
         assert rig.app.settings.config.network_limit_a == 12 and rig.app.settings.config.enabled
 
         assert (await result_of(sub, "powershare/set/enabled", "OFF"))["ok"]

@@ -41,7 +41,7 @@ def test_the_same_limit_again_is_only_a_heartbeat() -> None:
 
 
 @pytest.mark.parametrize(("topic", "payload", "error"), [
-    (T.set_network_limit, b"abc", "'abc' is not a number of amperes"),
+    (T.set_network_limit, b"abc", "the payload is not a number of amperes"),
     (T.set_network_limit, b"-1", "at least 0"),
     (T.set_network_limit, b"nan", "finite number"),
     (T.set_network_limit, b"inf", "finite number"),

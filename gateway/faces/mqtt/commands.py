@@ -4,7 +4,8 @@ A command goes through the BMS face's own write path (``BmsFace.write`` on the s
 network limit and sharing flag obey exactly the BMS rules: the same range (0 to the installation limit, in
 0.1 A steps), a limit write that also feeds the BMS watchdog, a heartbeat topic for the watchdog, nothing
 persisted when the value does not change, and ``GatewayControl.apply`` as the one door to the supervisor. A refused
-command changes nothing; the face answers every command, accepted or not, on the result topic.
+command changes nothing; the face answers every command, accepted or not, on the result topic. An answer never
+quotes the payload, because it is logged too and a payload can be anything someone pasted (a password).
 """
 
 from __future__ import annotations
@@ -109,9 +110,9 @@ def _amps(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise CommandError(f"{text[:40]!r} is not a number of amperes (e.g. 32 or 32.5)") from None
+        raise CommandError("the payload is not a number of amperes (e.g. 32 or 32.5)") from None
     if not math.isfinite(value) or value < 0:
-        raise CommandError(f"{text[:40]!r}: the network limit is a finite number of amperes, at least 0")
+        raise CommandError("the network limit is a finite number of amperes, at least 0")
     return value
 
 
@@ -121,4 +122,4 @@ def _switch(text: str) -> bool:
         return True
     if word in _FALSE:
         return False
-    raise CommandError(f"{text[:40]!r} is not a switch value: send ON or OFF (also 1/0, true/false)")
+    raise CommandError("the payload is not a switch value: send ON or OFF (also 1/0, true/false)")
