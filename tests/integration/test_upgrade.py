@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from support.paths import REPO
+
 from drivers.profile import ProfileRegistry
 from gateway.faces.ocpp.station import Station
 from gateway.faces.web.auth import PasswordStore
@@ -15,7 +17,6 @@ from gateway.runtime.app import SETTINGS_FILE, TRANSACTION_IDS_FILE, GatewayApp
 from gateway.runtime.ocpp_wiring import PersistentIds
 from gateway.site.config import OcppConfig, load_site
 from gateway.site.store import JsonStore
-from support.paths import REPO
 
 DATA = REPO / "tests" / "data"
 REGISTRY = ProfileRegistry.shipped()
