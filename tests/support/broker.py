@@ -34,6 +34,7 @@ class Broker:
     username: str | None = None
     password: str | None = None
     log: Path | None = None
+    pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ def mosquitto(directory: Path, *, users: dict[str, str] | None = None) -> Iterat
         raise RuntimeError("mosquitto did not start; see " + str(directory / "mosquitto.log"))
     user, password = next(iter(users.items())) if users else (None, None)
     try:
-        yield Broker("127.0.0.1", port, user, password, directory / "mosquitto.log")
+        yield Broker("127.0.0.1", port, user, password, directory / "mosquitto.log", process.pid)
     finally:
         process.terminate()
         try:

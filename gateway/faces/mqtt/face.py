@@ -45,6 +45,9 @@ publication that waits behind ten others; that is the intended batching, not a p
 _wire_log.setLevel(logging.ERROR)
 
 RECONNECT_MIN_S = 1.0
+MAX_INFLIGHT = 200
+"""QoS 1 messages awaiting the broker's acknowledgement at once; the first publication at a large site is thousands
+of discovery configs, which paho's default of 20 would send one round trip per 20."""
 STOP_TIMEOUT_S = 5.0
 
 
@@ -99,6 +102,7 @@ class MqttFace:
         self._sent: dict[str, bytes] = {}
         """What the broker holds for each topic this face publishes retained (as far as the face knows)."""
         self._units: set[str] = set()
+        self._discovery_cache: tuple[tuple[tuple[str, ...], float], dict[str, bytes]] | None = None
         self._wanted: set[str] = set()
         """The discovery topics of the site and its chargers now."""
         self._latest = control.status()
@@ -149,6 +153,7 @@ class MqttFace:
                             self.config.host, self.config.port, username=self.config.username,
                             password=self._password, identifier=self.config.client_id,
                             keepalive=self.config.keepalive_s, tls_context=self._tls, logger=_wire_log,
+                            max_inflight_messages=MAX_INFLIGHT,
                             will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True)) as client:
                         self._client = client
                         attempt = 0
@@ -210,13 +215,21 @@ class MqttFace:
             if self.config.discovery:
                 retained.update(dict.fromkeys(self.discovery.unit_topics(cid), b""))
         if self.config.discovery:
-            configs = self.discovery.messages(status)
+            configs = self._configs(status)
             self._wanted = set(configs)
             retained.update({t: p for t, p in configs.items() if self._sent.get(t) != p})
         status_now = status_messages(self.topics, status)
         changed = status_now if full else {t: p for t, p in status_now.items() if self._sent.get(t) != p}
         await asyncio.gather(*(self._send(client, t, p, 1) for t, p in retained.items()),
                              *(self._send(client, t, p, 0) for t, p in changed.items()))
+
+    def _configs(self, status: SiteStatus) -> dict[str, bytes]:
+        """The discovery configs, built again only when what they say changes (the chargers, or the largest
+        network limit): thousands of JSON documents at a large site, and a step must not rebuild them."""
+        key = (tuple(u.id for u in status.units), status.installation_limit_a)
+        if self._discovery_cache is None or self._discovery_cache[0] != key:
+            self._discovery_cache = (key, self.discovery.messages(status))
+        return self._discovery_cache[1]
 
     async def _send(self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int) -> None:
         await client.publish(topic, payload, qos=qos, retain=True)
