@@ -169,6 +169,23 @@ async def test_a_follower_removed_while_the_gateway_was_away_is_removed_on_recon
         await stop_rig(second)
 
 
+async def test_a_retained_command_is_refused_on_every_connection(tmp_path: Path, broker: Broker) -> None:
+    """A retained limit would be applied again at each reconnection, long after it was meant."""
+    async with subscriber(broker) as publisher:
+        await publisher.client.publish("powershare/set/network_limit", "7", qos=1, retain=True)
+    async with subscriber(broker, "powershare/result") as sub:
+        rig, _ = await start_rig(tmp_path, broker)
+        try:
+            await sub.wait_for(lambda: "powershare/result" in sub.latest)
+            answer = sub.json("powershare/result")
+            assert answer["ok"] is False and "retained command is refused" in answer["error"]
+            assert rig.app.settings.config.network_limit_a == 32
+        finally:
+            await stop_rig(rig)
+        async with subscriber(broker) as publisher:
+            await publisher.client.publish("powershare/set/network_limit", b"", qos=1, retain=True)
+
+
 async def test_read_only_answers_every_command_with_a_refusal(tmp_path: Path, broker: Broker) -> None:
     rig, _ = await start_rig(tmp_path, broker, read_only=True)
     try:
@@ -270,3 +287,14 @@ def ha_problems(topic: str, config: dict[str, Any], retained: dict[str, bytes]) 
         if component == "switch" and value not in (config["state_on"], config["state_off"]):
             out.append(f"switch state {value!r}")
     return out
+
+
+def test_run_refuses_to_start_when_the_mqtt_password_cannot_be_read(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.cli.main import main
+
+    config = tmp_path / "site.yaml"
+    config.write_text("installation_limit_a: 40\nnetwork_limit_a: 20\nweb: {enabled: false}\n"
+                      "mqtt: {host: 127.0.0.1, username: gw, password_file: missing.key}\n", encoding="utf-8")
+    assert main(["run", "--config", str(config), "--state-dir", str(tmp_path / "state")]) == 1
+    assert f"cannot start: mqtt.password_file {tmp_path / 'missing.key'}: No such file or directory" in caplog.text

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiomqtt
 
 from gateway.faces.bms.face import BmsFace
-from gateway.faces.mqtt.commands import MqttCommands
+from gateway.faces.mqtt.commands import MqttCommands, Result
 from gateway.faces.mqtt.discovery import Discovery
 from gateway.faces.mqtt.topics import OFFLINE, ONLINE, Topics, status_messages
 from gateway.faces.ocpp.client import backoff_s
@@ -244,7 +244,12 @@ class MqttFace:
             topic = message.topic.value
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             if topic.startswith(self.topics.prefix + "/set/"):
-                result = self._commands.handle(topic, payload, self.origin)
+                if message.retain:
+                    # The broker replays a retained command at every (re)connection, long after it was meant.
+                    result = Result(topic, False, "a retained command is refused: publish commands without the "
+                                                  "retain flag (and clear this one with an empty retained message)")
+                else:
+                    result = self._commands.handle(topic, payload, self.origin)
                 if result.ok:
                     self._changed.set()
                 else:

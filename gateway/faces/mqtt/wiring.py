@@ -27,7 +27,7 @@ def config_from_url(url: str) -> MqttConfig:
     """``mqtt://[user[:password]@]host[:port][/prefix]`` (``mqtts://`` for TLS) as an ``mqtt:`` section;
     ``ValueError`` with a message naming what is wrong."""
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or "?" in url or "#" in url:
         raise ValueError(f"--mqtt: {url.split('@')[-1]!r} is not mqtt://host[:port] or mqtts://host[:port]")
     try:
         port = parts.port
