@@ -200,6 +200,7 @@ async def test_read_only_answers_every_command_with_a_refusal(tmp_path: Path, br
 async def test_a_wrong_password_keeps_the_gateway_running_and_never_logs_the_secret(
         tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="gateway")  # an in-process demo run elsewhere may have quietened it
     site = MqttConfig(host=broker.host, port=broker.port, username="gateway", password="wrong-" + PASSWORD)
     face = MqttFace(_Still(), site, "Depot", base_dir=tmp_path)
     await face.start()
@@ -293,6 +294,7 @@ def test_run_refuses_to_start_when_the_mqtt_password_cannot_be_read(tmp_path: Pa
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     from gateway.cli.main import main
 
+    caplog.set_level(logging.INFO, logger="gateway")
     config = tmp_path / "site.yaml"
     config.write_text("installation_limit_a: 40\nnetwork_limit_a: 20\nweb: {enabled: false}\n"
                       "mqtt: {host: 127.0.0.1, username: gw, password_file: missing.key}\n", encoding="utf-8")
