@@ -48,8 +48,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def mosquitto(directory: Path, *, users: dict[str, str] | None = None) -> Iterator[Broker]:
-    """A broker on 127.0.0.1; with ``users`` it refuses anonymous clients and checks passwords."""
+def mosquitto(directory: Path, *, users: dict[str, str] | None = None, port: int | None = None) -> Iterator[Broker]:
+    """A broker on 127.0.0.1 (on ``port``, to restart one, or a free port); with ``users`` it refuses anonymous
+    clients and checks passwords."""
     assert MOSQUITTO is not None
     directory.mkdir(parents=True, exist_ok=True)
     # Started as root, mosquitto would switch to its own user, which cannot read a test's temporary directory.
@@ -64,8 +65,9 @@ def mosquitto(directory: Path, *, users: dict[str, str] | None = None) -> Iterat
         lines += ["allow_anonymous false", f"password_file {passwd}"]
     else:
         lines += ["allow_anonymous true"]
-    for _attempt in range(5):  # the free port may be taken between asking and binding; try another
-        port = _free_port()
+    wanted = port
+    for _attempt in range(1 if wanted is not None else 5):  # a free port may be taken before the bind: try another
+        port = wanted if wanted is not None else _free_port()
         config = directory / "mosquitto.conf"
         config.write_text("\n".join([f"listener {port} 127.0.0.1", *lines]) + "\n", encoding="utf-8")
         process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL,

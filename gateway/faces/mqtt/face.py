@@ -161,6 +161,9 @@ class MqttFace:
                         await self._session(client)
                 except aiomqtt.MqttError as exc:
                     self._note(f"MQTT broker {self.config.host}:{self.config.port} unreachable: {exc}")
+                except Exception:  # a fault here must cost the link, never the face: log it and reconnect
+                    log.exception("MQTT link to %s:%d failed", self.config.host, self.config.port)
+                    self._note(None)
                 finally:
                     self._client = None
                     self.connected.clear()
@@ -184,13 +187,16 @@ class MqttFace:
         for topic in earlier:
             await client.subscribe(topic, qos=1)
         await client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._receive(client))
-            await self._publish_all(client, self._latest, full=True)
-            for topic in earlier:
-                await client.unsubscribe(topic)
-            self.connected.set()
-            group.create_task(self._publish_loop(client))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._receive(client))
+                await self._publish_all(client, self._latest, full=True)
+                for topic in earlier:
+                    await client.unsubscribe(topic)
+                self.connected.set()
+                group.create_task(self._publish_loop(client))
+        except* aiomqtt.MqttError as lost:  # the connection ended under the receiver or a publication
+            raise lost.exceptions[0] from None
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         while True:
