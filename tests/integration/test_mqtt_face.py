@@ -23,7 +23,7 @@ from drivers.sim.vehicle import VehicleSpec
 from gateway.faces.mqtt.face import MqttFace
 from gateway.faces.mqtt.wiring import mqtt_face
 from gateway.runtime.app import GatewayApp
-from gateway.runtime.commands import RemoveFollower
+from gateway.runtime.commands import RemoveFollower, SetBmsFallbackLimit, SetBmsWatchdog
 from gateway.site.config import MqttConfig, parse_site
 
 pytestmark = needs_mosquitto
@@ -122,6 +122,24 @@ async def test_a_subscriber_sees_the_site_and_a_published_limit_takes_effect(rig
 
         assert (await result_of(sub, "powershare/set/enabled", "OFF"))["ok"]
         await sub.wait_for(lambda: sub.json("powershare/site")["enabled"] is False, 3)
+
+
+async def test_the_bms_watchdog_falls_back_and_an_mqtt_heartbeat_restores_the_network_limit(
+        rig: Rig, broker: Broker) -> None:
+    rig.app.supervisor.apply(SetBmsFallbackLimit(6), "bms test")
+    rig.app.supervisor.apply(SetBmsWatchdog(1.5), "bms test")
+    async with subscriber(broker, "powershare/#") as sub:
+        def source() -> str:
+            return str(sub.json("powershare/site")["limit_source"]) if "powershare/site" in sub.latest else ""
+
+        await sub.wait_for(lambda: source() == "bms_fallback", 5)  # nothing from the BMS for 1.5 s
+        assert sub.json("powershare/site")["effective_limit_a"] == [6, 6, 6]
+        assert (await result_of(sub, "powershare/set/heartbeat", "1"))["ok"]
+        await sub.wait_for(lambda: source() == "network", 1.2)  # well before the watchdog could expire again
+        await sub.wait_for(lambda: source() == "bms_fallback", 5)
+        assert (await result_of(sub, "powershare/set/network_limit", "20"))["ok"]  # a limit is a heartbeat too
+        await sub.wait_for(lambda: source() == "network" and
+                           sub.json("powershare/site")["effective_limit_a"] == [20, 20, 20], 1.2)
 
 
 async def test_home_assistant_discovery_meets_what_it_requires(rig: Rig, broker: Broker) -> None:
