@@ -171,6 +171,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
                       "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "timeout_s": 0.3}}
                      for i, (port, breaker) in enumerate(zip(ports, BREAKERS_A, strict=True))],
         "bms": {"host": "127.0.0.1", "port": 0, "allow_write_from": ["127.0.0.1"]},
+        "web": {"host": "127.0.0.1", "port": 0},  # never the default 8080: another gateway may be using it
     }), encoding="utf-8")
     monitor = Monitor(chargers, 48)
     watch = asyncio.create_task(monitor.run())
