@@ -25,6 +25,7 @@ from rich.live import Live
 from gateway.demo.site import Demo, DemoOptions, Frame
 from gateway.demo.view import LinePrinter, render
 from gateway.faces.bms.server import BmsStartError
+from gateway.faces.mqtt.wiring import config_from_url, mqtt_face
 from gateway.faces.ocpp.face import ocpp_face
 from gateway.faces.web.face import web_face
 from gateway.faces.web.server import WebServer, WebStartError
@@ -60,6 +61,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ocpp-url", metavar="URL",
                         help="also connect the gateway to this OCPP 1.6J central system (ws:// or wss://, without "
                              "the charge point id), e.g. one started with `powershare csms`")
+    parser.add_argument("--mqtt", metavar="URL",
+                        help="also publish to this MQTT broker and take commands from it, with Home Assistant "
+                             "discovery: mqtt://[user:password@]host[:port][/topic-prefix] (mqtts:// for TLS)")
     parser.add_argument("--ocpp-id", default="powershare-demo", metavar="ID",
                         help="the charge point id for --ocpp-url (default powershare-demo)")
     parser.set_defaults(func=run)
@@ -89,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             faces = [ocpp_face(ocpp, Path(state))] if ocpp is not None else []
             if args.web_port >= 0:
                 faces.append(demo_web_face(args.web_port, Path(state)))
+            if args.mqtt is not None:
+                faces.append(mqtt_face(config_from_url(args.mqtt), Path.cwd()))
             demo = Demo(options, extra_faces=faces)
         except (ValueError, ConfigError) as exc:
             print(f"powershare demo: {exc}", file=sys.stderr)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from gateway import __version__
+from gateway.cli import logs
 
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.cli.profiles", "gateway.cli.check_config", "gateway.cli.simulate", "gateway.cli.probe",
@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"powershare {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default="plain",
+                        help="plain lines (default; with syslog priority prefixes and no timestamps under "
+                             "systemd) or one JSON object per line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -39,9 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logs.configure(args.log_format, args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

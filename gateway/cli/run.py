@@ -30,6 +30,8 @@ from drivers.profile import ProfileRegistry
 from gateway.errors import StartError
 from gateway.faces.bms.server import MAX_CONNECTIONS as BMS_CONNECTIONS
 from gateway.faces.bms.server import BmsStartError
+from gateway.faces.mqtt.face import MqttSetupError
+from gateway.faces.mqtt.wiring import mqtt_face
 from gateway.faces.ocpp.face import ocpp_face
 from gateway.faces.ocpp.security import SecuritySetupError
 from gateway.faces.web.connections import MAX_CONNECTIONS as WEB_CONNECTIONS
@@ -58,7 +60,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run", help="run the gateway for a site file until SIGTERM/SIGINT",
         description="Lead the chargers of a site file: poll them, share the current, serve the BMS face and "
-                    "the installer's web page. "
+                    "the installer's web page, and publish to an MQTT broker if the site file has `mqtt:`. "
                     "Settings changed at run time are kept in the state directory.")
     parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="the site file (YAML)")
     parser.add_argument("--state-dir", type=Path, metavar="DIR",
@@ -128,10 +130,12 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
     faces = [ocpp_face(site.ocpp, state_dir)] if site.ocpp is not None else []
     if site.web.enabled:
         faces.append(web_face(state_dir))
+    if site.mqtt is not None:
+        faces.append(mqtt_face(site.mqtt, base_dir if base_dir is not None else Path.cwd()))
     try:
         try:
             app = GatewayApp.build(site, registry, state_dir=state_dir, extra_faces=faces, base_dir=base_dir)
-        except SecuritySetupError as exc:
+        except (SecuritySetupError, MqttSetupError) as exc:
             log.error("cannot start: %s", exc)
             return EXIT_FAILED
         try:
@@ -140,8 +144,9 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
             log.error("cannot start: %s", exc)
             return EXIT_FAILED
         endpoint = app.wiring.ocpp.endpoint
-        log.info("running site %r: %d chargers%s%s%s, settings in %s", site.name, len(site.chargers),
+        log.info("running site %r: %d chargers%s%s%s%s, settings in %s", site.name, len(site.chargers),
                  ", a site meter" if site.meter else "",
+                 f", MQTT broker {site.mqtt.host}:{site.mqtt.port}" if site.mqtt and site.mqtt.enabled else "",
                  f", OCPP charge point {site.ocpp.charge_point_id}" if site.ocpp else "",
                  f", OCPP followers at {endpoint.url('<chargePointId>')}" if app.wiring.ocpp.wanted else "",
                  state_dir)

@@ -53,6 +53,7 @@ from gateway.core.limits import (
 from gateway.core.round import ControlRound, Outcome
 from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit, SetUnitLimit
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
+from gateway.runtime.stats import RuntimeStats
 from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.settings import PERSIST_INTERVAL_S, SiteSettings
@@ -184,6 +185,7 @@ class Supervisor:
         self._flushed_s = clock()
         self._limit_source: LimitSource | None = None
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
+        self.stats = RuntimeStats()
         self._shown: tuple[Limits, LimitSource] = (Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}),
                                                    LimitSource.NETWORK)
         self._status = self._build_status(*self._shown)
@@ -209,9 +211,11 @@ class Supervisor:
         wear the flash card or fsync inside its Modbus request.
         """
         before = self.settings.config
-        deferred = origin.startswith("bms") and isinstance(command, SetNetworkLimit | SetUnitLimit)
+        # The BMS and the MQTT face (which carries the BMS face's writes) share the watchdog and coalesced saving.
+        from_bms = origin.startswith(("bms", "mqtt"))
+        deferred = from_bms and isinstance(command, SetNetworkLimit | SetUnitLimit)
         text = self.settings.apply(command, deferred=deferred)
-        if isinstance(command, BmsHeartbeat | SetNetworkLimit) and origin.startswith("bms"):
+        if isinstance(command, BmsHeartbeat) or (isinstance(command, SetNetworkLimit) and from_bms):
             self._last_bms_s = self._clock()
         if isinstance(command, SetBmsWatchdog):
             self._last_bms_s = self._clock()
@@ -380,6 +384,8 @@ class Supervisor:
             error = "invalid readings: " + ", ".join(reading.invalid)
             reading = None
         unit.error = error
+        if error is not None:
+            self.stats.exchange_failed(cid)
         if reading is not None:
             unit.reading = reading
             self._track_session(unit, reading)
@@ -549,6 +555,7 @@ class Supervisor:
         fresh, self._fresh = self._fresh, {}
         await self._round.run(now, fresh, limits, self)
         self._publish(self._build_status(limits, source))
+        self.stats.steps.observe(self._clock() - now)
         self._ready.set()
         if self.settings.unsaved and now - self._flushed_s >= PERSIST_INTERVAL_S:
             self._flushed_s = now

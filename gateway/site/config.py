@@ -387,6 +387,58 @@ def _key_problems(key: str) -> list[str]:
     if not key.isprintable() or not key.isascii():
         return ["the password (AuthorizationKey) must be printable ASCII"]
     return []
+TopicLevels = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", max_length=100)]
+"""An MQTT topic prefix: levels of letters, digits, ``-`` and ``_``; no wildcards, no leading or trailing ``/``."""
+
+
+class MqttConfig(Strict):
+    """The MQTT face: status out, network limit and sharing in, Home Assistant discovery (see docs/mqtt.md)."""
+
+    enabled: bool = True
+    host: str = Field(min_length=1)
+    """The broker."""
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = Field(default="powershare", pattern=r"^[A-Za-z0-9_-]{1,23}$")
+    """Also names the gateway in Home Assistant's unique ids: keep it stable and unique per broker."""
+    username: str | None = Field(default=None, min_length=1)
+    password: str | None = Field(default=None, repr=False)
+    """In the site file itself; prefer ``password_file`` or ``password_env``. Kept out of ``repr`` and logs."""
+    password_file: Path | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    tls: bool = False
+    """Connect over TLS (usually port 8883), checking the broker's certificate."""
+    ca_file: Path | None = None
+    """Certificates that may sign the broker's; unset: the system's trust store."""
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    topic_prefix: TopicLevels = "powershare"
+    publish_interval_s: Seconds = 60.0
+    """Every status topic is published again this often even when nothing changed (besides on every change)."""
+    discovery: bool = True
+    """Announce the site and every charger to Home Assistant (MQTT discovery)."""
+    discovery_prefix: TopicLevels = "homeassistant"
+    read_only: bool = False
+    """Publish status but refuse every command (each refusal is answered on the result topic)."""
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_max_s: Seconds = 60.0
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MqttConfig:
+        problems = []
+        secrets = [n for n in ("password", "password_file", "password_env") if getattr(self, n) is not None]
+        if len(secrets) > 1:
+            problems.append(f"give at most one of {', '.join(secrets)}")
+        if secrets and self.username is None:
+            problems.append("a password needs a username")
+        if (self.client_cert is None) != (self.client_key is None):
+            problems.append("client_cert and client_key go together")
+        if not self.tls and any(f is not None for f in (self.ca_file, self.client_cert, self.client_key)):
+            problems.append("ca_file, client_cert and client_key need tls: true")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class MeterConfig(Strict):
     """A meter on a circuit node: the load on that node that is not ours becomes less headroom for the chargers.
 
@@ -426,6 +478,8 @@ class SiteConfig(Strict):
     ocpp: OcppConfig | None = None
     meter: MeterConfig | None = None
     web: WebConfig = WebConfig()
+    mqtt: MqttConfig | None = None
+    """Absent: no MQTT (the face is off by default)."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from support.paths import REPO
 from drivers.profile import ProfileRegistry
 from drivers.sim.server import SimServer, TcpListen
 from drivers.sim.site import SimulatedSite
+from gateway.faces.bms.register_map import MAP_VERSION
 
 REGISTRY = ProfileRegistry.shipped()
 FILE_LIMIT = 256
@@ -119,7 +120,7 @@ async def test_idle_connection_floods_leave_bms_web_and_chargers_working(
                 idle.append(writer)
         await asyncio.sleep(0.5)
 
-        assert await _read_input(bms_port, 0) == 1  # a new BMS client: IR0, the map version
+        assert await _read_input(bms_port, 0) == MAP_VERSION  # a new BMS client: IR0, the map version
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as client:
             assert (await client.get("/")).status_code == 200
             assert (await client.get("/api/status")).status_code == 200

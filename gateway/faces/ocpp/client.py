@@ -130,6 +130,8 @@ class OcppClient:
         self._drained = asyncio.Event()
         self._attempts: dict[int, int] = {}
         self._link_note: str | None = None
+        self.errors: dict[str, int] = {"connection": 0, "callerror": 0}
+        """Failed connections and CALLERRORs received for queued messages, since start (``/metrics``)."""
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -197,6 +199,8 @@ class OcppClient:
             finally:
                 self._rpc = None
                 self._booted.clear()
+            if self._link_note is not None and delay is None:
+                self.errors["connection"] += 1
             if self._link_note is None:
                 attempt = 0
             if delay is None:
@@ -314,6 +318,7 @@ class OcppClient:
             try:
                 answer = await rpc.call(message.action, message.payload)
             except CallErrorReceived as exc:
+                self.errors["callerror"] += 1
                 attempts = self._attempts.get(message.seq, 0) + 1
                 if attempts >= max(1, self.station.config.integer("TransactionMessageAttempts")):
                     self._attempts.pop(message.seq, None)

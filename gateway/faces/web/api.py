@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from drivers.profile import ProfileRegistry
 from gateway.faces.web.auth import AuthError, Guard, Session
@@ -105,6 +106,8 @@ class ApiContext:
     history: History
     broadcast: Broadcast
     keepalive_s: float = 15.0
+    metrics: Callable[[], bytes] | None = None
+    """The Prometheus text exposition of the gateway (``gateway.faces.web.metrics``)."""
 
 
 _bearer = HTTPBearer(auto_error=False, description="the token from POST /api/session")
@@ -252,6 +255,13 @@ def build_app(ctx: ApiContext) -> FastAPI:
         return signed_in(response, new)
 
     # -- reads ---------------------------------------------------------------------------------------------------
+    @app.get("/metrics", dependencies=read_deps, include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus scrapes here; readable like the status (``web.read_access``)."""
+        if ctx.metrics is None:
+            raise NotFound("no metrics on this server")
+        return Response(ctx.metrics(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
     @app.get("/api/status", tags=["status"], dependencies=read_deps, responses=read_errors,
              summary="The whole site: limits, totals, every unit")
     async def status() -> StatusOut:

@@ -6,9 +6,13 @@ probe of a unit on a line the gateway already drives waits its turn on that line
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from prometheus_client.core import Metric
+
+from gateway.faces.ocpp.client import OcppClient
+from gateway.faces.web.metrics import MetricsSource, ocpp_client_metrics
 from gateway.faces.web.server import WebServer
 from gateway.runtime.app import Face, FaceFactory, GatewayApp
 from gateway.runtime.follower_probe import FollowerProbe
@@ -35,6 +39,17 @@ class WebFace:
         await self.server.stop()
 
 
+def _faces_metrics(app: GatewayApp) -> MetricsSource:
+    """The OCPP client's outbox and errors, looked up at each scrape (faces are built after this one may be)."""
+
+    def collect() -> Iterable[Metric]:
+        for face in app.faces:
+            if isinstance(face, OcppClient):
+                yield from ocpp_client_metrics(len(face.station.outbox), face.errors)
+
+    return collect
+
+
 def web_face(state_dir: Path, *, config: WebConfig | None = None, password: str | None = None,
              announce: Callable[[WebServer], None] | None = None) -> FaceFactory:
     """The factory ``GatewayApp.build`` takes; ``config`` replaces the site file's ``web`` section (the demo)."""
@@ -44,7 +59,8 @@ def web_face(state_dir: Path, *, config: WebConfig | None = None, password: str 
         if config is not None:
             site = site.model_copy(update={"web": config})
         server = WebServer(app.supervisor, site, state_dir, probe=FollowerProbe(app.registry, app.pool),
-                           profiles=app.registry, tasks=app.supervisor.tasks)
+                           profiles=app.registry, tasks=app.supervisor.tasks,
+                           metrics_sources=[_faces_metrics(app)])
         return WebFace(server, password, announce)
 
     return make

@@ -27,6 +27,7 @@ from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
 from gateway.faces.web.connections import HEAD_TIMEOUT_S, MAX_CONNECTIONS, capped_protocol
 from gateway.faces.web.live import Broadcast, History, follow
+from gateway.faces.web.metrics import GatewayCollector, MetricsSource, registry_for
 from gateway.faces.web.middleware import BodyLimit, SecurityHeaders
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.file_limits import face_cap
@@ -68,7 +69,8 @@ class WebServer:
     def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
                  profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
                  clock: Callable[[], float] = time.monotonic, tasks: TaskSupervisor | None = None,
-                 max_connections: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
+                 max_connections: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S,
+                 metrics_sources: Sequence[MetricsSource] = ()) -> None:
         """``tasks``: who owns the live-update task (the gateway's, so a crash shows as FAULT and is restarted);
         a private one if None."""
         self.config = config.web
@@ -83,11 +85,12 @@ class WebServer:
             self.guard = Guard(state_dir, clock, self.config.session_timeout_s)
         except (ValueError, StoreError) as exc:
             raise WebStartError(f"web: {exc}") from exc
+        followers = followers or _followers_of(control, config)
         self._context = ApiContext(
-            control=control, guard=self.guard, profiles=profiles, probe=probe,
-            followers=followers or _followers_of(control, config), site_name=config.name,
-            read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
-            history=self._history, broadcast=self._broadcast)
+            control=control, guard=self.guard, profiles=profiles, probe=probe, followers=followers,
+            site_name=config.name, read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
+            history=self._history, broadcast=self._broadcast,
+            metrics=registry_for(GatewayCollector(control, followers, metrics_sources)))
         self.app = build_app(self._context)
         self.asgi = SecurityHeaders(BodyLimit(self.app))
         """What is served: the application inside the size limit and the security headers."""
