@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.sim.bench.optimum import solve_optimum
+from gateway.sim.bench.peers import PEERS
 from gateway.sim.bench.policies import NaiveEqual, StaticSplit
 from gateway.sim.bench.powershare import Powershare
 from gateway.sim.virtual_site import Policy, RunResult, SiteSetup, run_site
@@ -23,6 +24,7 @@ OPTIMUM = "optimum"
 POLICY_FACTORIES: Mapping[str, Callable[[SiteSetup], Policy]] = {
     "static_split": StaticSplit,
     "naive_equal": NaiveEqual,
+    **PEERS,
     "powershare": Powershare,
 }
 POLICIES = (*POLICY_FACTORIES, OPTIMUM)
