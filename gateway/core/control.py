@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from drivers.model import ChargerReading
-from gateway.core.allocation import NodePhase, Request, allocate
+from gateway.core.allocation import NodePhase, Request
+from gateway.core.deadlines import Need, Urgency, allocate_with_deadlines, urgency
 
 DEMAND_GAP_A = 1.0
 """A car drawing at least this much less than offered is taking less than it is offered."""
@@ -134,6 +135,9 @@ class _Unit:
     """Per site phase."""
     plugged: bool = False
     target_a: float = 0.0
+    session_wh: float = 0.0
+    """Energy delivered in the present session (for a ``Need``)."""
+    volts: float = 230.0
     # learning, per session
     car_phases: tuple[int, ...] | None = None
     phase_evidence_since: float | None = None
@@ -198,6 +202,7 @@ class Controller:
     def __init__(self, chargers: Sequence[ChargerSpec], settings: Tuning) -> None:
         self.settings = settings
         self._units: dict[str, _Unit] = {}
+        self._needs: dict[str, Need] = {}
         self.reconfigure(chargers)
 
     # -- configuration ---------------------------------------------------------------------------------------
@@ -211,6 +216,12 @@ class Controller:
             unit.spec = spec
             units[spec.id] = unit
         self._units = units
+
+    def set_needs(self, needs: Mapping[str, Need]) -> None:
+        """Departure and energy wanted per charger's present session (``gateway.core.deadlines``); replaces the
+        previous set. A need is used only while that charger has a car plugged in."""
+        self._needs = {cid: need for cid, need in needs.items()
+                       if cid in self._units and (need.departure_s is not None or need.energy_wh is not None)}
 
     @property
     def charger_ids(self) -> list[str]:
@@ -339,6 +350,11 @@ class Controller:
             if value is not None:
                 measured[site_phase] += max(0.0, value)
         unit.measured = (measured[0], measured[1], measured[2])
+        if reading.session_energy_wh is not None:
+            unit.session_wh = reading.session_energy_wh
+        volts = next((v for v in reading.voltage_v if v is not None and v > 0), None)
+        if volts is not None:
+            unit.volts = volts
         if reading.state is not None:
             plugged = reading.state.plugged_in
             if plugged and not unit.plugged:
@@ -462,6 +478,7 @@ class Controller:
             for phase in range(3):
                 capacity[(node, phase)] = per_phase[phase]
         requests: list[Request] = []
+        urgent: dict[str, Urgency] = {}
         for cid, unit in self._units.items():
             spec = unit.spec
             if unit.fixed:
@@ -475,7 +492,12 @@ class Controller:
                 continue
             requests.append(Request(charger_id=cid, nodes=spec.nodes, phases=self._booked_phases(unit), cap_a=cap,
                                     min_a=spec.min_current_a, weight=spec.weight, rank=self._rank(unit, now)))
-        grants = allocate(requests, capacity)
+            need = self._needs.get(cid)
+            if need is not None:
+                u = urgency(need, unit.session_wh, unit.volts, len(self._booked_phases(unit)), cap, now)
+                if u is not None:
+                    urgent[cid] = u
+        grants = allocate_with_deadlines(requests, capacity, urgent)
         for cid, amps in grants.items():
             spec = self._units[cid].spec
             targets[cid] = _floor_to(amps, spec.resolution_a, spec.min_current_a)

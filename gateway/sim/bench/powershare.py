@@ -3,6 +3,8 @@
 Each tick: hand the controller every poll and the limits, send the commands it returns in order and report each
 outcome (``write_done``); keep every charger's fail-safe current programmed to the controller's fair share
 (``failsafe_currents``, reported with ``failsafe_done``), re-programming when the share changes or a write failed.
+On a site whose needs are known, each present car's departure and energy wanted go to ``set_needs`` first, as the
+supervisor passes on what the page, the site file's schedules, the BMS or OCPP said.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 
 from drivers.model import ChargerReading
 from gateway.core.control import ChargerSpec, Controller, Limits, Observation
+from gateway.core.deadlines import Need
 from gateway.sim.virtual_site import ChargerBus, PhaseLimits, SiteSetup
 from gateway.site.config import ControlConfig
 
@@ -26,10 +29,14 @@ class Powershare:
         """Fail-safe currents the chargers acknowledged."""
         self.shares: dict[str, float] = {}
         self.shares_for: Limits | None = None
+        self.needs = _needs(setup) if setup.needs_known else None
 
     def step(self, now: float, observations: Mapping[str, ChargerReading | None],
              limits: Mapping[str, PhaseLimits], bus: ChargerBus) -> None:
         in_force = Limits(node_limits_a=limits)
+        if self.needs is not None:
+            self.controller.set_needs({cid: need for cid, visits in self.needs.items()
+                                       for arrival, departure, need in visits if arrival <= now < departure})
         polls = {cid: Observation(reading) if reading is not None else Observation(None, "timeout")
                  for cid, reading in observations.items()}
         for command in self.controller.step(now, polls, in_force):
@@ -44,3 +51,14 @@ class Powershare:
             self.controller.failsafe_done(cid, amps, ok)
             if ok:
                 self.failsafe[cid] = amps
+
+
+def _needs(setup: SiteSetup) -> dict[str, list[tuple[float, float, Need]]]:
+    """Per charger, each visit's stay and what it asks for: its departure (or the end of the run) and its energy."""
+    out: dict[str, list[tuple[float, float, Need]]] = {}
+    for ch in setup.chargers:
+        for car in ch.visits:
+            departure = car.departure_s if car.departure_s is not None else setup.duration_s
+            wanted = (car.soc_target - car.soc_start) * car.battery_kwh * 1000.0
+            out.setdefault(ch.id, []).append((car.arrival_s, departure, Need(departure, wanted)))
+    return out

@@ -1,0 +1,98 @@
+"""Departure times and energy wanted: who must be served first, and with how much, so that cars leave charged.
+
+Pure and synchronous, like the rest of the core. The controller hands in the same ``Request`` list it would give
+``allocation.allocate`` and, for the sessions that carry a ``Need``, what it knows of their progress; this module
+returns the grants. Without any need it is never called, so sharing is exactly as it is without deadlines.
+
+Why least laxity with a reserved rate, and not a rolling linear program: the controller must decide every second
+for up to hundreds of chargers, within the same safety rules (6 A or nothing, every node and phase, sequencing
+done afterwards by the controller). A rate each car needs to finish by its departure is a number per car, known
+in constant time; two passes of the max-min allocator then cost about twice one pass, and every rule the allocator
+keeps (capacity, minimums, rank order under scarcity) still holds because the allocator does the dividing. A
+rolling LP would need a solver in the core, a horizon, and a fallback when it is late. The greedy rule is what
+earliest-deadline scheduling does, and on a single shared limit it meets every deadline the limit allows.
+
+The two passes:
+
+1. **Reserve.** Every request asks only for its minimum, except a session with a departure, which asks for the
+   current it needs to reach its energy by then (``required_a``, with a margin for the taper a car goes through
+   at the end), capped as usual. Admission order under scarcity puts sessions with a departure first, least
+   laxity first (the time they can still afford to wait), then everyone else in the controller's own order.
+2. **Share.** Everyone admitted in pass 1 is admitted again with what pass 1 gave it as its minimum (they fitted
+   together, so they fit again, and they are taken first); everyone then rises together above that, max-min fair,
+   as without deadlines. A session whose need is met is no longer urgent and shares like any other.
+
+A session with a departure but no energy wanted is served by laxity order only (its minimum first under scarcity):
+not knowing how much it needs, taking current from others for it would be a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from gateway.core.allocation import NodePhase, Request, allocate
+
+DEADLINE_MARGIN_S = 900.0
+"""Aim to be done this long before the departure: the last percent of a battery comes slowly (taper)."""
+RATE_MARGIN = 1.15
+"""And ask for this much more than the bare rate, for the same reason and for rounding down to whole amps."""
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What one session asks for; either may be unknown."""
+
+    departure_s: float | None = None
+    """When the car leaves, on the controller's clock (the ``now`` of ``Controller.step``)."""
+    energy_wh: float | None = None
+    """Energy it wants in this session, in total (not what is left)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Urgency:
+    required_a: float | None
+    """Current per phase needed from now on to be done in time (None: energy wanted unknown)."""
+    laxity_s: float
+    """How long it could still wait and then, at its cap, be done in time (negative: it is already late)."""
+
+
+def urgency(need: Need, delivered_wh: float, volts: float, phases: int, cap_a: float,
+            now: float) -> Urgency | None:
+    """The session's urgency, or None if it has no departure ahead, or nothing left to take."""
+    if need.departure_s is None or need.departure_s <= now:
+        return None
+    left_s = max(1.0, need.departure_s - now - DEADLINE_MARGIN_S)
+    if need.energy_wh is None:
+        return Urgency(required_a=None, laxity_s=left_s)
+    remaining_wh = need.energy_wh - delivered_wh
+    if remaining_wh <= 0:
+        return None
+    watts_per_amp = max(volts, 1.0) * max(phases, 1)
+    required = RATE_MARGIN * remaining_wh * 3600.0 / (left_s * watts_per_amp)
+    at_cap_s = remaining_wh * 3600.0 / (max(cap_a, 1e-3) * watts_per_amp)
+    return Urgency(required_a=required, laxity_s=left_s - at_cap_s)
+
+
+def allocate_with_deadlines(requests: Sequence[Request], capacity: Mapping[NodePhase, float],
+                            urgent: Mapping[str, Urgency]) -> dict[str, float]:
+    """Amps per charger id, under the same contract as ``allocation.allocate``, serving ``urgent`` sessions first."""
+    if not urgent:
+        return allocate(requests, capacity)
+    reserve: list[Request] = []
+    for r in requests:
+        u = urgent.get(r.charger_id)
+        if u is None:
+            reserve.append(replace(r, cap_a=min(r.cap_a, r.min_a), rank=(*r.rank[:1], 1.0, *r.rank[1:])))
+        else:
+            wanted = r.min_a if u.required_a is None else max(r.min_a, u.required_a)
+            reserve.append(replace(r, cap_a=min(r.cap_a, wanted), rank=(*r.rank[:1], 0.0, u.laxity_s)))
+    reserved = allocate(reserve, capacity)
+    share: list[Request] = []
+    for r in requests:
+        got = reserved[r.charger_id]
+        if got > 0:
+            share.append(replace(r, min_a=got, rank=(0.0,)))
+        else:
+            share.append(replace(r, rank=(1.0, *r.rank)))
+    return allocate(share, capacity)
