@@ -7,20 +7,24 @@ returns the grants. Without any need it is never called, so sharing is exactly a
 Why least laxity with a reserved rate, and not a rolling linear program: the controller must decide every second
 for up to hundreds of chargers, within the same safety rules (6 A or nothing, every node and phase, sequencing
 done afterwards by the controller). A rate each car needs to finish by its departure is a number per car, known
-in constant time; two passes of the max-min allocator then cost about twice one pass, and every rule the allocator
-keeps (capacity, minimums, rank order under scarcity) still holds because the allocator does the dividing. A
+in constant time; a greedy reservation in laxity order and one pass of the max-min allocator then cost about one pass more, and
+every rule the allocator keeps (capacity, minimums, rank order under scarcity) still holds because the allocator
+does the final dividing. A
 rolling LP would need a solver in the core, a horizon, and a fallback when it is late. The greedy rule is what
 earliest-deadline scheduling does, and on a single shared limit it meets every deadline the limit allows.
 
 The two passes:
 
-1. **Reserve.** Every request asks only for its minimum, except a session with a departure, which asks for the
-   current it needs to reach its energy by then (``required_a``, with a margin for the taper a car goes through
-   at the end), capped as usual. Admission order under scarcity puts sessions with a departure first, least
-   laxity first (the time they can still afford to wait), then everyone else in the controller's own order.
-2. **Share.** Everyone admitted in pass 1 is admitted again with what pass 1 gave it as its minimum (they fitted
-   together, so they fit again, and they are taken first); everyone then rises together above that, max-min fair,
-   as without deadlines. A session whose need is met is no longer urgent and shares like any other.
+1. **Reserve.** Only sessions with a departure take part, least laxity (the time it can still afford to wait)
+   first: each takes the current it needs to reach its energy by then (``required_a``, with a margin for the taper
+   a car goes through at the end), at least its minimum and at most its cap, out of the room still left on every
+   node and phase it draws on; one that cannot get its minimum any more gets nothing in this pass.
+   Sessions without a departure are not served before them: a car that must leave soon may take the minimum of
+   one that stays, as the optimum would (and must, if it is to leave charged).
+2. **Share.** Everyone reserved in pass 1 is admitted again with what pass 1 gave it as its minimum (they fitted
+   together, so they fit again, and they are taken first); then everyone else in the controller's own order (its
+   priority and rotation); all then rise together above their minimums, max-min fair, as without deadlines. A
+   session whose need is met is no longer urgent and shares like any other.
 
 A session with a departure but no energy wanted is served by laxity order only (its minimum first under scarcity):
 not knowing how much it needs, taking current from others for it would be a guess.
@@ -79,20 +83,31 @@ def allocate_with_deadlines(requests: Sequence[Request], capacity: Mapping[NodeP
     """Amps per charger id, under the same contract as ``allocation.allocate``, serving ``urgent`` sessions first."""
     if not urgent:
         return allocate(requests, capacity)
-    reserve: list[Request] = []
-    for r in requests:
-        u = urgent.get(r.charger_id)
-        if u is None:
-            reserve.append(replace(r, cap_a=min(r.cap_a, r.min_a), rank=(*r.rank[:1], 1.0, *r.rank[1:])))
-        else:
-            wanted = r.min_a if u.required_a is None else max(r.min_a, u.required_a)
-            reserve.append(replace(r, cap_a=min(r.cap_a, wanted), rank=(*r.rank[:1], 0.0, u.laxity_s)))
-    reserved = allocate(reserve, capacity)
-    share: list[Request] = []
-    for r in requests:
-        got = reserved[r.charger_id]
-        if got > 0:
-            share.append(replace(r, min_a=got, rank=(0.0,)))
-        else:
-            share.append(replace(r, rank=(1.0, *r.rank)))
+    reserved = _reserve(requests, capacity, urgent)
+    share = [replace(r, min_a=reserved[r.charger_id], rank=(0.0,)) if r.charger_id in reserved
+             else replace(r, rank=(1.0, *r.rank)) for r in requests]
     return allocate(share, capacity)
+
+
+def _reserve(requests: Sequence[Request], capacity: Mapping[NodePhase, float],
+             urgent: Mapping[str, Urgency]) -> dict[str, float]:
+    """Least laxity first, each session takes the rate it needs (at least its minimum, at most its cap) out of the
+    room every node and phase it draws on still has; one that cannot get its minimum gets nothing here."""
+    room: dict[NodePhase, float] = {}
+    order = sorted((r for r in requests if r.charger_id in urgent),
+                   key=lambda r: (r.rank[:1], urgent[r.charger_id].laxity_s))
+    reserved: dict[str, float] = {}
+    for r in order:
+        required = urgent[r.charger_id].required_a
+        keys = r.constraints()
+        for key in keys:
+            if key not in room:
+                value = capacity[key]
+                room[key] = value if value > 0.0 else 0.0
+        amps = min([r.cap_a, max(r.min_a, required or 0.0)] + [room[key] for key in keys])
+        if amps < r.min_a or amps <= 0.0:
+            continue
+        for key in keys:
+            room[key] -= amps
+        reserved[r.charger_id] = amps
+    return reserved
