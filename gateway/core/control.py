@@ -138,6 +138,7 @@ class _Unit:
     session_wh: float = 0.0
     """Energy delivered in the present session (for a ``Need``)."""
     volts: float = 230.0
+    plugged_s: float = 0.0
     # learning, per session
     car_phases: tuple[int, ...] | None = None
     phase_evidence_since: float | None = None
@@ -194,6 +195,8 @@ class Tuning(Protocol):
     def vehicle_response_s(self) -> float: ...
     @property
     def ramp_down_timeout_s(self) -> float: ...
+    @property
+    def order(self) -> str: ...
 
 
 class Controller:
@@ -360,6 +363,7 @@ class Controller:
             if plugged and not unit.plugged:
                 unit.reset_session()
                 unit.waiting_since = now
+                unit.plugged_s = now
             elif not plugged and unit.plugged:
                 unit.reset_session()
             unit.plugged = plugged
@@ -497,7 +501,9 @@ class Controller:
                 u = urgency(need, unit.session_wh, unit.volts, len(self._booked_phases(unit)), cap, now)
                 if u is not None:
                     urgent[cid] = u
-        grants = allocate_with_deadlines(requests, capacity, urgent)
+        order = ({r.charger_id: self._order_key(r.charger_id) for r in requests}
+                 if self.settings.order == "shortest_first" else None)
+        grants = allocate_with_deadlines(requests, capacity, urgent, order)
         for cid, amps in grants.items():
             spec = self._units[cid].spec
             targets[cid] = _floor_to(amps, spec.resolution_a, spec.min_current_a)
@@ -547,6 +553,13 @@ class Controller:
         if unit.switched_off_s is not None and now - unit.switched_off_s < s.min_dwell_s:
             return (-unit.spec.priority, idle, 3.0, unit.switched_off_s)
         return (-unit.spec.priority, idle, 1.0, unit.waiting_since if unit.waiting_since is not None else now)
+
+    def _order_key(self, charger_id: str) -> tuple[float, float]:
+        """For ``shortest_first``: the energy still wanted where known (those first), else the plug-in time."""
+        unit, need = self._units[charger_id], self._needs.get(charger_id)
+        if need is not None and need.energy_wh is not None:
+            return (0.0, need.energy_wh - unit.session_wh)
+        return (1.0, unit.plugged_s)
 
     def _apply_hysteresis(self, targets: dict[str, float], limits: Limits,
                           bookings: Mapping[str, tuple[float, float, float]]) -> dict[str, float]:

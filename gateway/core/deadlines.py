@@ -79,32 +79,40 @@ def urgency(need: Need, delivered_wh: float, volts: float, phases: int, cap_a: f
 
 
 def allocate_with_deadlines(requests: Sequence[Request], capacity: Mapping[NodePhase, float],
-                            urgent: Mapping[str, Urgency]) -> dict[str, float]:
-    """Amps per charger id, under the same contract as ``allocation.allocate``, serving ``urgent`` sessions first."""
-    if not urgent:
+                            urgent: Mapping[str, Urgency],
+                            shortest_first: Mapping[str, tuple[float, ...]] | None = None) -> dict[str, float]:
+    """Amps per charger id, under the same contract as ``allocation.allocate``, serving ``urgent`` sessions first.
+
+    With ``shortest_first`` (a sort key per charger, least first), every other request is then reserved too, in
+    that order, each up to its cap: current goes to the first car until it is capped, then to the next.
+    """
+    if not urgent and shortest_first is None:
         return allocate(requests, capacity)
-    reserved = _reserve(requests, capacity, urgent)
+    by_laxity = sorted((r for r in requests if r.charger_id in urgent),
+                       key=lambda r: (r.rank[:1], urgent[r.charger_id].laxity_s))
+    wanted = [(r, max(r.min_a, urgent[r.charger_id].required_a or 0.0)) for r in by_laxity]
+    if shortest_first is not None:
+        rest = sorted((r for r in requests if r.charger_id not in urgent),
+                      key=lambda r: (r.rank[:1], shortest_first[r.charger_id]))
+        wanted += [(r, r.cap_a) for r in rest]
+    reserved = _reserve(wanted, capacity)
     share = [replace(r, min_a=reserved[r.charger_id], rank=(0.0,)) if r.charger_id in reserved
              else replace(r, rank=(1.0, *r.rank)) for r in requests]
     return allocate(share, capacity)
 
 
-def _reserve(requests: Sequence[Request], capacity: Mapping[NodePhase, float],
-             urgent: Mapping[str, Urgency]) -> dict[str, float]:
-    """Least laxity first, each session takes the rate it needs (at least its minimum, at most its cap) out of the
-    room every node and phase it draws on still has; one that cannot get its minimum gets nothing here."""
+def _reserve(wanted: Sequence[tuple[Request, float]], capacity: Mapping[NodePhase, float]) -> dict[str, float]:
+    """In the order given, each request takes what it wants (at least its minimum, at most its cap) out of the room
+    every node and phase it draws on still has; one that cannot get its minimum gets nothing here."""
     room: dict[NodePhase, float] = {}
-    order = sorted((r for r in requests if r.charger_id in urgent),
-                   key=lambda r: (r.rank[:1], urgent[r.charger_id].laxity_s))
     reserved: dict[str, float] = {}
-    for r in order:
-        required = urgent[r.charger_id].required_a
+    for r, want in wanted:
         keys = r.constraints()
         for key in keys:
             if key not in room:
                 value = capacity[key]
                 room[key] = value if value > 0.0 else 0.0
-        amps = min([r.cap_a, max(r.min_a, required or 0.0)] + [room[key] for key in keys])
+        amps = min([r.cap_a, max(r.min_a, want)] + [room[key] for key in keys])
         if amps < r.min_a or amps <= 0.0:
             continue
         for key in keys:
