@@ -4,29 +4,31 @@ Pure and synchronous, like the rest of the core. The controller hands in the sam
 ``allocation.allocate`` and, for the sessions that carry a ``Need``, what it knows of their progress; this module
 returns the grants. Without any need it is never called, so sharing is exactly as it is without deadlines.
 
-Why least laxity with a reserved rate, and not a rolling linear program: the controller must decide every second
-for up to hundreds of chargers, within the same safety rules (6 A or nothing, every node and phase, sequencing
-done afterwards by the controller). A rate each car needs to finish by its departure is a number per car, known
-in constant time; a greedy reservation in laxity order and one pass of the max-min allocator then cost about one pass more, and
-every rule the allocator keeps (capacity, minimums, rank order under scarcity) still holds because the allocator
-does the final dividing. A
-rolling LP would need a solver in the core, a horizon, and a fallback when it is late. The greedy rule is what
-earliest-deadline scheduling does, and on a single shared limit it meets every deadline the limit allows.
+Why earliest departure first with a reserved rate, and not a rolling linear program: the controller must decide
+every second for up to hundreds of chargers, within the same safety rules (6 A or nothing, every node and phase,
+sequencing done afterwards by the controller). The rate each car needs to finish by its departure is a number per
+car, known in constant time; a greedy reservation in departure order and one pass of the max-min allocator then
+cost about one pass more, and every rule the allocator keeps (capacity, minimums, rank order under scarcity) still
+holds because the allocator does the final dividing. A rolling LP would need a solver in the core, a horizon, and
+a fallback when it is late. Earliest deadline first meets every deadline a single shared limit allows; least
+laxity was tried and lost energy in the benchmark (cars that can never finish have the least laxity and took the
+current, so others missed their departures in turn).
 
 The two passes:
 
-1. **Reserve.** Only sessions with a departure take part, least laxity (the time it can still afford to wait)
-   first: each takes the current it needs to reach its energy by then (``required_a``, with a margin for the taper
-   a car goes through at the end), at least its minimum and at most its cap, out of the room still left on every
-   node and phase it draws on; one that cannot get its minimum any more gets nothing in this pass.
+1. **Reserve.** Only sessions with a departure take part, earliest departure first: each takes the current it
+   needs to reach its energy by then (``required_a``, with a margin for the taper a car goes through at the end),
+   at least its minimum and at most its cap, out of the room still left on every node and phase it draws on. A
+   session that cannot finish even at its cap asks for its cap: whatever it does not get before it leaves is
+   lost, while cars that stay can catch up later. One that cannot get its minimum gets nothing in this pass.
    Sessions without a departure are not served before them: a car that must leave soon may take the minimum of
-   one that stays, as the optimum would (and must, if it is to leave charged).
+   one that stays, as the optimum would.
 2. **Share.** Everyone reserved in pass 1 is admitted again with what pass 1 gave it as its minimum (they fitted
    together, so they fit again, and they are taken first); then everyone else in the controller's own order (its
    priority and rotation); all then rise together above their minimums, max-min fair, as without deadlines. A
    session whose need is met is no longer urgent and shares like any other.
 
-A session with a departure but no energy wanted is served by laxity order only (its minimum first under scarcity):
+A session with a departure but no energy wanted is reserved its minimum only (first, under scarcity):
 not knowing how much it needs, taking current from others for it would be a guess.
 """
 
@@ -57,8 +59,9 @@ class Need:
 class Urgency:
     required_a: float | None
     """Current per phase needed from now on to be done in time (None: energy wanted unknown)."""
+    departure_s: float
     laxity_s: float
-    """How long it could still wait and then, at its cap, be done in time (negative: it is already late)."""
+    """How long it could still wait and then, at its cap, be done in time (negative: it cannot finish)."""
 
 
 def urgency(need: Need, delivered_wh: float, volts: float, phases: int, cap_a: float,
@@ -66,16 +69,16 @@ def urgency(need: Need, delivered_wh: float, volts: float, phases: int, cap_a: f
     """The session's urgency, or None if it has no departure ahead, or nothing left to take."""
     if need.departure_s is None or need.departure_s <= now:
         return None
-    left_s = max(1.0, need.departure_s - now - DEADLINE_MARGIN_S)
+    stay_s = need.departure_s - now
     if need.energy_wh is None:
-        return Urgency(required_a=None, laxity_s=left_s)
+        return Urgency(required_a=None, departure_s=need.departure_s, laxity_s=stay_s)
     remaining_wh = need.energy_wh - delivered_wh
     if remaining_wh <= 0:
         return None
     watts_per_amp = max(volts, 1.0) * max(phases, 1)
-    required = RATE_MARGIN * remaining_wh * 3600.0 / (left_s * watts_per_amp)
+    required = RATE_MARGIN * remaining_wh * 3600.0 / (max(1.0, stay_s - DEADLINE_MARGIN_S) * watts_per_amp)
     at_cap_s = remaining_wh * 3600.0 / (max(cap_a, 1e-3) * watts_per_amp)
-    return Urgency(required_a=required, laxity_s=left_s - at_cap_s)
+    return Urgency(required_a=required, departure_s=need.departure_s, laxity_s=stay_s - at_cap_s)
 
 
 def allocate_with_deadlines(requests: Sequence[Request], capacity: Mapping[NodePhase, float],
@@ -88,9 +91,9 @@ def allocate_with_deadlines(requests: Sequence[Request], capacity: Mapping[NodeP
     """
     if not urgent and shortest_first is None:
         return allocate(requests, capacity)
-    by_laxity = sorted((r for r in requests if r.charger_id in urgent),
-                       key=lambda r: (r.rank[:1], urgent[r.charger_id].laxity_s))
-    wanted = [(r, max(r.min_a, urgent[r.charger_id].required_a or 0.0)) for r in by_laxity]
+    by_departure = sorted((r for r in requests if r.charger_id in urgent),
+                          key=lambda r: (r.rank[:1], urgent[r.charger_id].departure_s))
+    wanted = [(r, _wanted(r, urgent[r.charger_id])) for r in by_departure]
     if shortest_first is not None:
         rest = sorted((r for r in requests if r.charger_id not in urgent),
                       key=lambda r: (r.rank[:1], shortest_first[r.charger_id]))
@@ -99,6 +102,14 @@ def allocate_with_deadlines(requests: Sequence[Request], capacity: Mapping[NodeP
     share = [replace(r, min_a=reserved[r.charger_id], rank=(0.0,)) if r.charger_id in reserved
              else replace(r, rank=(1.0, *r.rank)) for r in requests]
     return allocate(share, capacity)
+
+
+def _wanted(r: Request, u: Urgency) -> float:
+    """A session that can still make it asks for the rate it needs; one that cannot, even at its cap, asks for
+    its cap (what it does not get before it leaves is lost); one without energy wanted asks for its minimum."""
+    if u.required_a is None:
+        return r.min_a
+    return r.cap_a if u.laxity_s < 0 else max(r.min_a, u.required_a)
 
 
 def _reserve(wanted: Sequence[tuple[Request, float]], capacity: Mapping[NodePhase, float]) -> dict[str, float]:

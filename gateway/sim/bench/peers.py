@@ -19,11 +19,11 @@ What the virtual site has no equivalent for is an assumption, listed in ``docs/b
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from drivers.model import ChargerReading
-from gateway.sim.virtual_site import ChargerBus, PhaseLimits, SiteCharger, SiteSetup
+from gateway.sim.virtual_site import ChargerBus, PhaseLimits, Policy, SiteCharger, SiteSetup
 
 MIN_CURRENT_A = 6.0
 NodePhase = tuple[str, int]
@@ -345,7 +345,7 @@ def _market(buyers: Sequence[SiteCharger], offer: dict[NodePhase, float], slice_
     return bought
 
 
-PEERS = {
+PEERS: Mapping[str, Callable[[SiteSetup], Policy]] = {
     "evcc_like": EvccLike,
     "openwb_like": OpenWbLike,
     "openems_like": OpenEmsLike,

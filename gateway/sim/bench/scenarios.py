@@ -17,8 +17,8 @@ compressed; cars keep their real sizes, so in short variants most are still char
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from drivers.sim.vehicle import VehicleSpec
 from gateway.core.limits import SITE_NODE
