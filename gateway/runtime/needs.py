@@ -54,6 +54,13 @@ class NeedBook:
         self._session: dict[str, SessionNeed] = {}
         self._plugged_at: dict[str, datetime] = {}
 
+    def rebuilt(self, schedules: Sequence[ScheduleConfig], charger_ids: Sequence[str]) -> NeedBook:
+        """The same sessions under a new configuration (chargers that left are forgotten)."""
+        book = NeedBook(schedules, charger_ids)
+        book._session = {cid: n for cid, n in self._session.items() if cid in charger_ids}
+        book._plugged_at = {cid: t for cid, t in self._plugged_at.items() if cid in charger_ids}
+        return book
+
     def set_session(self, charger_id: str, need: SessionNeed) -> None:
         """Replace what the present (or next) session at ``charger_id`` asks for; both None clears it."""
         if need.departure is None and need.energy_kwh is None:

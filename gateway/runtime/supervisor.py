@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from drivers.errors import DriverError, PermanentError, UnsupportedOperation
 from drivers.model import ChargerReading, MeterReading
@@ -39,7 +40,15 @@ from gateway.core.limits import (
     external_limits,
     other_load_a,
 )
-from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
+from gateway.runtime.commands import (
+    BmsHeartbeat,
+    Command,
+    CommandRejected,
+    SetBmsWatchdog,
+    SetNetworkLimit,
+    SetSessionNeed,
+)
+from gateway.runtime.needs import NeedBook, SessionNeed, check_session_need
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.settings import SiteSettings
@@ -160,6 +169,7 @@ class Supervisor:
         self._limit_source: LimitSource | None = None
         self._failsafe_wanted: dict[str, float] = {}
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
+        self._needs = NeedBook((), ())
         self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
         self._sync_units()
         for provider in limit_providers:
@@ -177,6 +187,9 @@ class Supervisor:
 
     def apply(self, command: Command, origin: str) -> None:
         """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused."""
+        if isinstance(command, SetSessionNeed):
+            self._set_session_need(command, origin)
+            return
         before = self.settings.config
         text = self.settings.apply(command)
         if isinstance(command, BmsHeartbeat | SetNetworkLimit) and origin.startswith("bms"):
@@ -192,6 +205,23 @@ class Supervisor:
 
     def recent_events(self) -> tuple[Event, ...]:
         return tuple(self._events)
+
+    def _set_session_need(self, command: SetSessionNeed, origin: str) -> None:
+        """A session's departure and energy wanted (not persisted: it ends when the car unplugs)."""
+        self.settings.charger(command.charger_id)  # refuses an unknown charger
+        need = SessionNeed(command.departure, command.energy_kwh, origin)
+        problem = check_session_need(need, self._wall_now())
+        if problem is not None:
+            raise CommandRejected(problem, field="departure" if "departure" in problem else "energy_kwh")
+        self._needs.set_session(command.charger_id, need)
+        text = f"unit {command.charger_id} session: departure {command.departure or '-'}, " \
+               f"energy {command.energy_kwh if command.energy_kwh is not None else '-'} kWh"
+        log.info("%s (from %s)", text, origin)
+        self._event("setting", text, origin)
+        self._wake.set()
+
+    def _wall_now(self) -> datetime:
+        return datetime.fromtimestamp(self._wall()).astimezone()
 
     def _event(self, kind: str, text: str, origin: str | None = None) -> None:
         self._events.append(Event(self._wall(), kind, text, origin))
@@ -248,6 +278,7 @@ class Supervisor:
         self._units = units
         self._controller.settings = config.control
         self._controller.reconfigure([self._spec(c) for c in config.chargers])
+        self._needs = self._needs.rebuilt(config.schedules, [c.id for c in config.chargers])
 
     def _spec(self, charger: ChargerConfig) -> ChargerSpec:
         ratings = self._ratings_of(charger)
@@ -457,6 +488,9 @@ class Supervisor:
                 self._event("limit-source", text)
             self._limit_source = source
         fresh, self._fresh = self._fresh, {}
+        wall = self._wall_now()
+        self._needs.observe({v.id: v.plugged for v in self._controller.views(now)}, wall)
+        self._controller.set_needs(self._needs.needs(now, wall))
         commands = self._controller.step(now, fresh, limits)
         self._failsafe_wanted = self._controller.failsafe_currents(limits)
         await self._send(commands)
