@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.sim.bench.optimum import INSTALL_HINT, SolverMissing
 from gateway.sim.bench.scenarios import SCENARIOS, build
-from gateway.sim.bench.suite import OPTIMUM, POLICIES, figures, powershare_ratios, run_policy
+from gateway.sim.bench.suite import OPTIMUM, POLICIES, energy_ratio, figures, powershare_ratios, run_policy
 from gateway.sim.virtual_site import RunResult
 
 
@@ -47,8 +47,8 @@ def _positive_hours(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     scenarios = list(dict.fromkeys(args.scenario or SCENARIOS))
     policies = list(dict.fromkeys(args.policies or POLICIES))
-    # References first, so powershare's ratios are known when its row is printed.
-    policies.sort(key=lambda p: {OPTIMUM: 0, "static_split": 1}.get(p, 2))
+    # References and peers first, so powershare's ratios are known when its row is printed.
+    policies.sort(key=lambda p: {OPTIMUM: 0, "static_split": 1, "powershare": 3}.get(p, 2))
     notes: list[str] = []
     document: dict[str, Any] = {"seed": args.seed, "hours": args.hours, "notes": notes, "scenarios": {}}
     if not args.json:
@@ -73,11 +73,15 @@ def run(args: argparse.Namespace) -> int:
             results[policy] = result
             row = figures(result) | {"wall_s": round(wall, 3),
                                      "x_real_time": round(setup.duration_s / wall) if wall > 0 else None}
+            if policy != OPTIMUM:
+                row["energy_ratio_to_optimum"] = energy_ratio(result, results)
             if policy == "powershare":
                 row |= powershare_ratios(results)
             entry["policies"][policy] = row
             if not args.json:
                 print(_row(name, policy, row), flush=True)
+                if policy == "powershare" and row["versus_peers"]["ratios"]:
+                    print(_peer_line(row["versus_peers"]), flush=True)
     if args.json:
         json.dump(document, sys.stdout, indent=2)
         print()
@@ -104,3 +108,12 @@ def _row(scenario: str, policy: str, row: dict[str, Any]) -> str:
              f"{row['wall_s']:.2f}", f"{row['x_real_time'] or 0:.0f}")
     return "  ".join(f"{cell:>{width}}" if i > 1 else f"{cell:<{width}}"
                      for i, (cell, (_, width)) in enumerate(zip(cells, _COLUMNS, strict=True)))
+
+
+def _peer_line(versus: dict[str, Any]) -> str:
+    """powershare ÷ each peer, energy and mean completion, on one line under its row."""
+    cells = [f"{name} {r['energy'] or 0:.3f}/{r['completion'] or 0:.3f}" for name, r in versus["ratios"].items()]
+    verdict = "energy >= all: {}, completion <= all: {}".format(
+        "yes" if versus["energy_at_least_every_peer"] else "no",
+        "yes" if versus["completion_at_most_every_peer"] else "no")
+    return "    powershare / peer (energy/completion): " + ", ".join(cells) + f"; {verdict}"

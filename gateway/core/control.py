@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from drivers.model import ChargerReading
-from gateway.core.allocation import NodePhase, Request, allocate
+from gateway.core.allocation import NodePhase, Request
+from gateway.core.deadlines import Need, Urgency, allocate_with_deadlines, urgency
 from gateway.core.invariant import Load, PerPhase, on_phases, room, violations
 
 DEMAND_GAP_A = 1.0
@@ -145,6 +146,10 @@ class _Unit:
     """Per site phase."""
     plugged: bool = False
     target_a: float = 0.0
+    session_wh: float = 0.0
+    """Energy delivered in the present session (for a ``Need``)."""
+    volts: float = 230.0
+    plugged_s: float = 0.0
     # learning, per session
     car_phases: tuple[int, ...] | None = None
     phase_evidence_since: float | None = None
@@ -201,6 +206,8 @@ class Tuning(Protocol):
     def vehicle_response_s(self) -> float: ...
     @property
     def ramp_down_timeout_s(self) -> float: ...
+    @property
+    def order(self) -> str: ...
 
 
 class Controller:
@@ -209,6 +216,7 @@ class Controller:
     def __init__(self, chargers: Sequence[ChargerSpec], settings: Tuning) -> None:
         self.settings = settings
         self._units: dict[str, _Unit] = {}
+        self._needs: dict[str, Need] = {}
         self.reconfigure(chargers)
 
     # -- configuration ---------------------------------------------------------------------------------------
@@ -229,6 +237,16 @@ class Controller:
     def has_failsafe(self, charger_id: str) -> bool:
         unit = self._units.get(charger_id)
         return unit is not None and unit.spec.has_failsafe
+
+    def set_needs(self, needs: Mapping[str, Need]) -> None:
+        """Departure and energy wanted per charger's present session (``gateway.core.deadlines``); replaces the
+        previous set. A need is used only while that charger has a car plugged in."""
+        self._needs = {cid: need for cid, need in needs.items()
+                       if cid in self._units and (need.departure_s is not None or need.energy_wh is not None)}
+
+    @property
+    def charger_ids(self) -> list[str]:
+        return list(self._units)
 
     # -- the step ----------------------------------------------------------------------------------------------
     def observe(self, now: float, observations: Mapping[str, Observation]) -> None:
@@ -364,11 +382,17 @@ class Controller:
             if value is not None:
                 measured[site_phase] += max(0.0, value)
         unit.measured = (measured[0], measured[1], measured[2])
+        if reading.session_energy_wh is not None:
+            unit.session_wh = reading.session_energy_wh
+        volts = next((v for v in reading.voltage_v if v is not None and v > 0), None)
+        if volts is not None:
+            unit.volts = volts
         if reading.state is not None:
             plugged = reading.state.plugged_in
             if plugged and not unit.plugged:
                 unit.reset_session()
                 unit.waiting_since = now
+                unit.plugged_s = now
             elif not plugged and unit.plugged:
                 unit.reset_session()
             unit.plugged = plugged
@@ -475,16 +499,17 @@ class Controller:
         booked = [0.0, 0.0, 0.0]
         for p in set(unit.spec.site_phases):
             measured = unit.measured[p] if unit.reachable else 0.0
-            booked[p] = max(may if p in on_phases else min(may, unit.spec.min_current_a), measured)
+            booked[p] = max(may if p in on_phases else 0.0, measured)
         return (booked[0], booked[1], booked[2])
 
     # -- targets -------------------------------------------------------------------------------------------------
     def _targets(self, now: float, limits: Limits,
                  bookings: Mapping[str, PerPhase]) -> dict[str, float]:
         targets = {cid: 0.0 for cid in self._units}
-        fixed = [*self._fixed_loads(bookings), *self._reserved_loads(bookings)]
+        fixed = self._fixed_loads(bookings)
         capacity = room(limits.node_limits_a, fixed)
         requests: list[Request] = []
+        urgent: dict[str, Urgency] = {}
         for cid, unit in self._units.items():
             spec = unit.spec
             if unit.fixed:
@@ -496,7 +521,14 @@ class Controller:
                 continue
             requests.append(Request(charger_id=cid, nodes=spec.nodes, phases=self._booked_phases(unit), cap_a=cap,
                                     min_a=spec.min_current_a, weight=spec.weight, rank=self._rank(unit, now)))
-        grants = allocate(requests, capacity)
+            need = self._needs.get(cid)
+            if need is not None:
+                u = urgency(need, unit.session_wh, unit.volts, len(self._booked_phases(unit)), cap, now)
+                if u is not None:
+                    urgent[cid] = u
+        order = ({r.charger_id: self._order_key(r.charger_id) for r in requests}
+                 if self.settings.order == "shortest_first" else None)
+        grants = allocate_with_deadlines(requests, capacity, urgent, order)
         for cid, amps in grants.items():
             spec = self._units[cid].spec
             targets[cid] = _floor_to(amps, spec.resolution_a, spec.min_current_a)
@@ -506,16 +538,6 @@ class Controller:
     def _fixed_loads(self, bookings: Mapping[str, PerPhase]) -> list[Load]:
         """The bookings of chargers whose draw is not ours to change: they come off every limit first."""
         return [Load(u.spec.nodes, bookings[cid]) for cid, u in self._units.items() if u.fixed]
-
-    def _reserved_loads(self, bookings: Mapping[str, PerPhase]) -> list[Load]:
-        """What a commanded charger keeps booked on the wired phases its car was learned not to draw on."""
-        loads = []
-        for cid, u in self._units.items():
-            freed = self._freed_phases(u)
-            if not u.fixed and freed:
-                a, b, c = (bookings[cid][p] if p in freed else 0.0 for p in range(3))
-                loads.append(Load(u.spec.nodes, (a, b, c)))
-        return loads
 
     def _target_loads(self, targets: Mapping[str, float]) -> list[Load]:
         """The targets of the chargers we command, on the phases each is booked on."""
@@ -560,6 +582,13 @@ class Controller:
             return (-unit.spec.priority, idle, 3.0, unit.switched_off_s)
         return (-unit.spec.priority, idle, 1.0, unit.waiting_since if unit.waiting_since is not None else now)
 
+    def _order_key(self, charger_id: str) -> tuple[float, float]:
+        """For ``shortest_first``: the energy still wanted where known (those first), else the plug-in time."""
+        unit, need = self._units[charger_id], self._needs.get(charger_id)
+        if need is not None and need.energy_wh is not None:
+            return (0.0, need.energy_wh - unit.session_wh)
+        return (1.0, unit.plugged_s)
+
     def _apply_hysteresis(self, targets: dict[str, float], limits: Limits,
                           bookings: Mapping[str, PerPhase]) -> dict[str, float]:
         """Skip changes smaller than a charger's resolution or the hysteresis, unless a decrease is needed."""
@@ -579,7 +608,7 @@ class Controller:
                    bookings: Mapping[str, PerPhase]) -> bool:
         """Would the end state still fit every node if ``charger_id`` kept ``value``?"""
         end_state = {**targets, charger_id: value}
-        loads = [*self._fixed_loads(bookings), *self._reserved_loads(bookings), *self._target_loads(end_state)]
+        loads = [*self._fixed_loads(bookings), *self._target_loads(end_state)]
         return not violations(limits.node_limits_a, loads, _EPS)
 
     # -- sequencing ---------------------------------------------------------------------------------------------
@@ -613,13 +642,6 @@ class Controller:
 
     def _booked_phases(self, unit: _Unit) -> tuple[int, ...]:
         return unit.car_phases if unit.car_phases is not None else tuple(sorted(set(unit.spec.site_phases)))
-
-    def _freed_phases(self, unit: _Unit) -> tuple[int, ...]:
-        """Wired phases its car was learned not to draw on. They stay booked at up to the charger's minimum
-        current (see ``_booking``), so a car that switches to more phases overloads them by its setpoint less
-        that reserve at most, and only until the next poll and the others' response time."""
-        booked = self._booked_phases(unit)
-        return tuple(p for p in sorted(set(unit.spec.site_phases)) if p not in booked)
 
     def _grantable(self, unit: _Unit, target: float, booked: PerPhase,
                    headroom: Mapping[NodePhase, float]) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from gateway.errors import InputError
@@ -69,8 +70,19 @@ class RemoveFollower:
     charger_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetSessionNeed:
+    """The present (or next) session at a charger leaves at ``departure`` and/or wants ``energy_kwh``; both None
+    clears it. Session state, not a setting: it is not persisted and ends when the car unplugs."""
+
+    charger_id: str
+    departure: datetime | None
+    """Timezone-aware; in the future, at most 7 days ahead."""
+    energy_kwh: float | None
+
+
 Command = (SetNetworkLimit | SetEnabled | SetUnitLimit | SetBmsWatchdog | SetBmsFallbackLimit | BmsHeartbeat
-           | AddFollower | RemoveFollower)
+           | AddFollower | RemoveFollower | SetSessionNeed)
 
 
 class GatewayControl(Protocol):

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from drivers.errors import (
     ConnectionLost,
@@ -51,7 +52,16 @@ from gateway.core.limits import (
     other_load_a,
 )
 from gateway.core.round import ControlRound, Outcome
-from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit, SetUnitLimit
+from gateway.runtime.commands import (
+    BmsHeartbeat,
+    Command,
+    CommandRejected,
+    SetBmsWatchdog,
+    SetNetworkLimit,
+    SetSessionNeed,
+    SetUnitLimit,
+)
+from gateway.runtime.needs import NeedBook, SessionNeed, check_session_need
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
 from gateway.runtime.stats import RuntimeStats
 from gateway.runtime.tasks import TaskSupervisor
@@ -189,6 +199,7 @@ class Supervisor:
         self._shown: tuple[Limits, LimitSource] = (Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}),
                                                    LimitSource.NETWORK)
         self._status = self._build_status(*self._shown)
+        self._needs = NeedBook((), ())
         self._sync_units()
         for provider in limit_providers:
             self.add_limit_provider(provider)
@@ -210,6 +221,9 @@ class Supervisor:
         ``PERSIST_INTERVAL_S`` and at stop (``gateway.site.settings``): a BMS writing every few seconds must not
         wear the flash card or fsync inside its Modbus request.
         """
+        if isinstance(command, SetSessionNeed):
+            self._set_session_need(command, origin)
+            return
         before = self.settings.config
         # The BMS and the MQTT face (which carries the BMS face's writes) share the watchdog and coalesced saving.
         from_bms = origin.startswith(("bms", "mqtt"))
@@ -228,6 +242,23 @@ class Supervisor:
 
     def recent_events(self) -> tuple[Event, ...]:
         return tuple(self._events)
+
+    def _set_session_need(self, command: SetSessionNeed, origin: str) -> None:
+        """A session's departure and energy wanted (not persisted: it ends when the car unplugs)."""
+        self.settings.charger(command.charger_id)  # refuses an unknown charger
+        need = SessionNeed(command.departure, command.energy_kwh, origin)
+        problem = check_session_need(need, self._wall_now())
+        if problem is not None:
+            raise CommandRejected(problem, field="departure" if "departure" in problem else "energy_kwh")
+        self._needs.set_session(command.charger_id, need)
+        text = f"unit {command.charger_id} session: departure {command.departure or '-'}, " \
+               f"energy {command.energy_kwh if command.energy_kwh is not None else '-'} kWh"
+        log.info("%s (from %s)", text, origin)
+        self._event("setting", text, origin)
+        self._wake.set()
+
+    def _wall_now(self) -> datetime:
+        return datetime.fromtimestamp(self._wall()).astimezone()
 
     def _event(self, kind: str, text: str, origin: str | None = None) -> None:
         self._events.append(Event(self._wall(), kind, text, origin))
@@ -286,6 +317,7 @@ class Supervisor:
         self._units = units
         self._controller.settings = config.control
         self._round.reconfigure([self._spec(c) for c in config.chargers])
+        self._needs = self._needs.rebuilt(config.schedules, [c.id for c in config.chargers])
 
     def _spec(self, charger: ChargerConfig) -> ChargerSpec:
         ratings = self._ratings_of(charger)
@@ -553,6 +585,9 @@ class Supervisor:
                 self._event("limit-source", text)
             self._limit_source = source
         fresh, self._fresh = self._fresh, {}
+        wall = self._wall_now()
+        self._needs.observe({v.id: v.plugged for v in self._controller.views(now)}, wall)
+        self._controller.set_needs(self._needs.needs(now, wall))
         await self._round.run(now, fresh, limits, self)
         self._publish(self._build_status(limits, source))
         self.stats.steps.observe(self._clock() - now)

@@ -100,6 +100,9 @@ class SiteSetup:
     limit_changes: tuple[LimitChange, ...] = ()
     tick_s: float = 1.0
     description: str = ""
+    needs_known: bool = False
+    """Whether a policy may be told each car's departure and energy wanted (as a driver or a fleet schedule would
+    tell the gateway); the car's physics is the same either way."""
 
     def __post_init__(self) -> None:
         _check_setup(self)

@@ -210,6 +210,28 @@ class ControlConfig(Strict):
     """How long a car may take to follow a lower current (IEC 61851-1: 5 s); a decrease is booked until then."""
     ramp_down_timeout_s: Seconds = 10.0
     """How long a car may take to follow a decrease before the charger is booked as not following."""
+    order: Literal["fair", "shortest_first"] = "fair"
+    """Who gets the current above the minimums: "fair" shares it equally and rotates turns under scarcity;
+    "shortest_first" gives it to the car with the least energy still wanted (else the first plugged in) until it
+    is capped, then the next, for a lower mean completion time (docs/benchmark.md)."""
+
+
+class ScheduleConfig(Strict):
+    """A fleet's routine: the cars at these chargers leave at ``departure`` (local time, every day) and/or want
+    ``energy_kwh`` per session. A depot writes "vans leave at 06:00"; a value from the page, the BMS or OCPP for
+    one session takes precedence (docs/deadlines.md)."""
+
+    chargers: tuple[str, ...] = ()
+    """Charger ids it applies to; empty: every charger."""
+    departure: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """"HH:MM", local time: the next such time after the car plugs in."""
+    energy_kwh: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ScheduleConfig:
+        if self.departure is None and self.energy_kwh is None:
+            raise ValueError("a schedule needs a departure, an energy_kwh, or both")
+        return self
 
 
 class BmsRtuConfig(Strict):
@@ -472,6 +494,8 @@ class SiteConfig(Strict):
     circuits: tuple[CircuitConfig, ...] = ()
     chargers: tuple[ChargerConfig, ...] = Field(default=(), max_length=1000)
     control: ControlConfig = ControlConfig()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    """Fleet departures and energy per charger; a charger in two schedules is an error."""
     bms: BmsConfig | None = None
     ocpp_endpoint: OcppEndpointConfig | None = None
     """Where OCPP chargers connect; the defaults apply when OCPP chargers are configured without it."""
@@ -583,6 +607,7 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
             per_phase_max[p] += unit_max
 
     errors += _ocpp_issues(site)
+    errors += _schedule_issues(site, charger_ids)
     if site.meter is not None:
         errors += _meter_issues(site.meter, circuit_ids)
 
@@ -626,6 +651,21 @@ def _ocpp_issues(site: SiteConfig) -> list[ConfigIssue]:
             issues.append(ConfigIssue(f"{where}.failsafe_current_key", "fail-safe keys are only supported on "
                                       "single-connector charge points (the key is the charge point's, the "
                                       "fair share is each connector's)"))
+    return issues
+
+
+def _schedule_issues(site: SiteConfig, charger_ids: set[str]) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    covered: dict[str, int] = {}
+    for i, schedule in enumerate(site.schedules):
+        for cid in schedule.chargers or tuple(sorted(charger_ids)):
+            if cid not in charger_ids:
+                issues.append(ConfigIssue(f"schedules[{i}].chargers", f"unknown charger {cid!r}"))
+            elif cid in covered:
+                issues.append(ConfigIssue(f"schedules[{i}].chargers", f"charger {cid!r} is already in "
+                                          f"schedules[{covered[cid]}]"))
+            else:
+                covered[cid] = i
     return issues
 
 

@@ -18,6 +18,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from drivers.model import ChargerReading, Iec61851State
 from gateway.core.allocation import Request, allocate
 from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand
+from gateway.core.deadlines import Need
 from gateway.core.round import ControlRound, Outcome, run_now
 from gateway.site.config import ControlConfig
 
@@ -66,6 +67,30 @@ def test_controller_step(benchmark: BenchmarkFixture, n: int) -> None:
     benchmark.pedantic(step, rounds=30 if n > 100 else 300, warmup_rounds=2)
     assert all(v.setpoint_a is not None for v in controller.views(float(next(clock))))
     assert control.violation_rounds == 0
+
+
+@pytest.mark.parametrize("n", [6, 240, 1000])
+def test_controller_step_with_deadlines(benchmark: BenchmarkFixture, n: int) -> None:
+    """The same step with every other session carrying a departure and energy wanted (``gateway.core.deadlines``):
+    the reservation pass in departure order plus the usual allocation."""
+    specs, limits = site(n)
+    controller = Controller(specs, ControlConfig())
+    controller.set_needs({s.id: Need(departure_s=3600.0 + 60 * i, energy_wh=20_000.0)
+                          for i, s in enumerate(specs) if i % 2 == 0})
+    reading = ChargerReading(state=Iec61851State.C, current_a=(10.0, 10.0, 10.0), session_energy_wh=1000.0)
+    observations = {s.id: Observation(reading) for s in specs}
+    clock = itertools.count()
+
+    control = ControlRound(controller)
+    link = Accepts()
+
+    def step() -> int:
+        plan = run_now(control.run(float(next(clock)), observations, limits, link))
+        return len(plan.decreases) + len(plan.increases)
+
+    benchmark.group = f"controller, {n} chargers"
+    benchmark.pedantic(step, rounds=30 if n > 100 else 300, warmup_rounds=2)
+    assert all(v.setpoint_a is not None for v in controller.views(float(next(clock))))
 
 
 @pytest.mark.parametrize("n", [6, 240, 1000])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,28 @@ async def test_a_unit_limit_is_set_and_refused_above_its_nameplate(rig: WebRig, 
     await refused(rig, await rig.client.put("/api/units/cp9/limit", json={"limit_a": 10}, headers=auth),
                   "charger_id")
     assert rig.supervisor.status().units[0].limit_a == 10 and settings_file(rig) == before
+
+
+async def test_a_session_need_is_taken_logged_and_refused_when_it_makes_no_sense(rig: WebRig,
+                                                                                 auth: dict[str, str]) -> None:
+    departure = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    ok = await rig.client.put("/api/units/cp1/session-need", json={"departure": departure, "energy_kwh": 12.5},
+                              headers=auth)
+    assert ok.status_code == 200, ok.text
+    events = (await rig.client.get("/api/events")).json()
+    assert events[-1]["text"].startswith("unit cp1 session: departure") and "12.5 kWh" in events[-1]["text"]
+    assert events[-1]["origin"] == "web installer@127.0.0.1"
+    before = settings_file(rig)
+    path = "/api/units/cp1/session-need"
+    for body, field in [({"departure": "2026-12-05T06:00:00"}, "departure"),  # no time zone
+                        ({"departure": "2020-01-01T06:00:00Z"}, "departure"),  # past
+                        ({"energy_kwh": -1}, "energy_kwh"),
+                        ({"energy_kwh": 5, "soc": 80}, "soc")]:
+        await refused(rig, await rig.client.put(path, json=body, headers=auth), field)
+    await refused(rig, await rig.client.put("/api/units/cp9/session-need", json={"energy_kwh": 5}, headers=auth),
+                  "charger_id")
+    assert (await rig.client.get("/api/events")).json()[-1] == events[-1] and settings_file(rig) == before
+    assert (await rig.client.put(path, json={"energy_kwh": 5})).status_code == 401
 
 
 async def test_enabling_sharing_lets_a_plugged_car_charge(rig: WebRig, auth: dict[str, str]) -> None:

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 
 import pytest
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
+from drivers.model import ChargerReading
 from drivers.sim.vehicle import VehicleSpec
 from gateway.cli.main import main
 from gateway.sim.bench.optimum import solve_optimum
+from gateway.sim.bench.peers import PEERS, EvccLike, EverestLike, OpenEmsLike
 from gateway.sim.bench.policies import NaiveEqual, StaticSplit, equal_shares
 from gateway.sim.bench.powershare import Powershare
 from gateway.sim.bench.scenarios import SCENARIOS, build
 from gateway.sim.bench.suite import run_policy
-from gateway.sim.virtual_site import LimitChange, Outage, SiteCharger, SiteSetup, run_site
+from gateway.sim.virtual_site import (
+    ChargerBus,
+    LimitChange,
+    Outage,
+    PhaseLimits,
+    Policy,
+    SiteCharger,
+    SiteSetup,
+    run_site,
+)
 
 V = 230.0
 
@@ -153,13 +165,19 @@ def test_bench_cli_prints_a_json_document(capsys: pytest.CaptureFixture[str]) ->
     assert main(["bench", "--scenario", "scarce", "--hours", "0.1", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     policies = document["scenarios"]["scarce"]["policies"]
-    assert set(policies) == {"optimum", "static_split", "naive_equal", "powershare"}
+    assert set(policies) == {"optimum", "static_split", "naive_equal", "powershare", *PEERS}
     own = policies["powershare"]
     for key in ("energy_kwh", "over_limit_amp_seconds", "mean_completion_h", "unfinished", "peak_a", "wall_s"):
         assert key in own
     assert own["energy_ratio_to_optimum"] == pytest.approx(own["energy_kwh"] / policies["optimum"]["energy_kwh"],
                                                            abs=1e-3)
     assert own["targets"]["over_limit_zero"] is True
+    versus = own["versus_peers"]
+    assert set(versus["ratios"]) == set(PEERS)
+    for name, ratios in versus["ratios"].items():
+        assert policies[name]["energy_ratio_to_optimum"] is not None
+        if policies[name]["energy_kwh"] > 0:
+            assert ratios["energy"] == pytest.approx(own["energy_kwh"] / policies[name]["energy_kwh"], abs=1e-3)
 
 
 def test_bench_cli_without_scipy_says_what_to_install_and_runs_the_rest(
@@ -177,3 +195,87 @@ def test_bench_cli_rejects_a_bad_duration(capsys: pytest.CaptureFixture[str]) ->
         main(["bench", "--hours", "-1"])
     assert exit_info.value.code == 2
     assert "--hours" in capsys.readouterr().err
+
+
+class RecordingBus:
+    """A ChargerBus in front of the virtual site that notes every write with its time."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.writes: list[tuple[float, str, float]] = []
+        self.failsafes: list[tuple[str, float]] = []
+        self.now = 0.0
+        self.bus: ChargerBus | None = None
+
+    def step(self, now: float, observations: Mapping[str, ChargerReading | None],
+             limits: Mapping[str, PhaseLimits], bus: ChargerBus) -> None:
+        self.now, self.bus = now, bus
+        self.policy.step(now, observations, limits, self)
+
+    def write_current(self, charger_id: str, current_a: float) -> bool:
+        assert self.bus is not None
+        ok = self.bus.write_current(charger_id, current_a)
+        if ok:
+            self.writes.append((self.now, charger_id, current_a))
+        return ok
+
+    def write_failsafe(self, charger_id: str, current_a: float) -> bool:
+        assert self.bus is not None
+        self.failsafes.append((charger_id, current_a))
+        return self.bus.write_failsafe(charger_id, current_a)
+
+
+def test_evcc_like_regulates_one_loadpoint_per_thirty_second_tick_and_stays_within_unchanged_limits() -> None:
+    # One car per charger: seed-six's second cars, squeezed into a short run, plug in before their charger's turn
+    # comes to switch it off after the first car left, and draw what it still offers (that is the model too).
+    for name in ("depot-3ph", "scarce"):
+        setup = build(name, hours=SHORT_HOURS)
+        recorder = RecordingBus(EvccLike(setup))
+        result = run_site(setup, recorder)
+        assert result.over_limit_amp_seconds == 0.0
+        assert all(t % 30.0 == 0.0 for t, _, _ in recorder.writes)
+        per_tick: dict[float, int] = {}
+        for t, _, _ in recorder.writes:
+            per_tick[t] = per_tick.get(t, 0) + 1
+        assert max(per_tick.values()) == 1
+
+
+def test_openems_like_never_raises_a_charger_within_thirty_seconds_of_its_last_change() -> None:
+    setup = build("seed-six", hours=SHORT_HOURS)
+    recorder = RecordingBus(OpenEmsLike(setup))
+    run_site(setup, recorder)
+    last: dict[str, tuple[float, float]] = {}
+    for t, cid, amps in recorder.writes:
+        if cid in last and amps > last[cid][1]:
+            assert t - last[cid][0] >= OpenEmsLike.PAUSE_S
+        last[cid] = (t, amps)
+
+
+def test_everest_like_leases_expire_to_zero_and_it_splits_equally_in_half_amps() -> None:
+    setup = build("faults", hours=0.1)
+    recorder = RecordingBus(EverestLike(setup))
+    run_site(setup, recorder)
+    assert {amps for _, amps in recorder.failsafes} == {0.0}
+    assert all((amps * 2).is_integer() for _, _, amps in recorder.writes)
+
+
+def two_cars(known: bool) -> SiteSetup:
+    """20 A for two cars: the one leaving after an hour needs 3.7 kWh (14 A); an equal 10 A share is too little."""
+    leaver = VehicleSpec("leaver", onboard_limit_a=32, phases=1, battery_kwh=37, soc_start=0.5, soc_target=0.6,
+                         arrival_s=0, departure_s=3600, lag_s=2)
+    stayer = VehicleSpec("stayer", onboard_limit_a=32, phases=1, battery_kwh=60, soc_start=0.2, arrival_s=0,
+                         departure_s=3 * 3600 if known else None, lag_s=3)
+    chargers = (SiteCharger("a", ("site",), (0,), 32.0, visits=(leaver,)),
+                SiteCharger("b", ("site",), (0,), 32.0, visits=(stayer,)))
+    return SiteSetup(name="two", chargers=chargers, node_limits_a={"site": (20.0, 20.0, 20.0)},
+                     duration_s=3 * 3600, needs_known=known)
+
+
+def test_powershare_with_departures_known_finishes_the_early_leaver_and_without_shares_as_before() -> None:
+    unknown = run_policy("powershare", two_cars(known=False))
+    known = run_policy("powershare", two_cars(known=True))
+    leaver = {r.name: r for r in unknown.cars}["leaver"]
+    assert not leaver.finished
+    assert {r.name: r for r in known.cars}["leaver"].finished
+    assert known.over_limit_amp_seconds == 0.0 and unknown.over_limit_amp_seconds == 0.0
+    assert known.energy_kwh >= 0.98 * solve_optimum(two_cars(known=True)).energy_kwh

@@ -1,7 +1,8 @@
 """A car that switches from one phase to three mid-session (real cars do) draws its setpoint on the phases the
-controller had freed for others, until the next poll shows it and the others have come down. The controller keeps
-those phases booked at the charger's minimum current, which bounds the physical overload: per phase, at most the
-switching car's setpoint less that reserve, for at most one poll interval plus the cars' response time.
+controller had freed for others, until the next poll shows it and the others have come down. The next poll books
+every wired phase again at once, which bounds the physical overload in time: per phase, at most the switching car's
+setpoint, for at most one poll interval plus the cars' response time. (A reserve of the minimum current on the freed
+phases was tried and dropped: it cut the overload by 6 A and cost 2.7 % of depot-3ph's energy in the benchmark.)
 
 Virtual time, the real controller (as the benchmark drives it), and the vehicle model that switches phases."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.sim.vehicle import MIN_CURRENT_A, Vehicle, VehicleSpec
+from drivers.sim.vehicle import Vehicle, VehicleSpec
 from gateway.sim.bench.powershare import Powershare
 from gateway.sim.virtual_site import SiteCharger, SiteSetup, run_site
 
@@ -45,12 +46,11 @@ def test_a_switch_from_one_to_three_phases_overloads_freed_phases_by_a_bounded_a
     result = run_site(setup, Powershare(setup))
     l1, l2, l3 = (result.trace_keys.index(f"site/{p}") for p in ("L1", "L2", "L3"))
     before = result.trace[int(SWITCH_S) - 1]
-    # learned as 1-phase: a has L1 to itself; b and c use L2 and L3 up to a's 6 A reserve there
-    assert before == (32.0, LIMIT_A - MIN_CURRENT_A, LIMIT_A - MIN_CURRENT_A)
-    setpoint_a = before[l1]
-    bound_a = setpoint_a - MIN_CURRENT_A  # without the reserve it would be the whole setpoint (32 A over)
+    # learned as 1-phase: a has L1 to itself; b and c have L2 and L3 to themselves
+    assert before == (32.0, LIMIT_A, LIMIT_A)
+    bound_a = before[l1]  # the switching car's setpoint, on each phase it had been learned not to use
     worst = max(max(row[l2], row[l3]) - LIMIT_A for row in result.trace)
-    assert worst == bound_a
+    assert 0 < worst <= bound_a
     # over the limit only from the switch until the next poll plus the cars' response (2 s lag)
     over_ticks = [t for t, row in enumerate(result.trace) if max(row[l2], row[l3]) > LIMIT_A + 1e-9]
     assert over_ticks == [120, 121, 122]

@@ -43,6 +43,7 @@ from gateway.faces.web.schemas import (
     PasswordIn,
     ProfileOut,
     Refusal,
+    SessionNeedIn,
     SessionOut,
     SetupIn,
     StatusOut,
@@ -62,6 +63,7 @@ from gateway.runtime.commands import (
     RemoveFollower,
     SetEnabled,
     SetNetworkLimit,
+    SetSessionNeed,
     SetUnitLimit,
 )
 from gateway.runtime.follower_probe import Probe, ProbeFailed
@@ -347,6 +349,11 @@ def build_app(ctx: ApiContext) -> FastAPI:
              summary="Step 2: set one unit's limit (0 keeps it at 0 A)")
     async def set_unit_limit(unit_id: str, body: LimitIn, session: Write, request: Request) -> LimitOut:
         return await apply(SetUnitLimit(unit_id, body.limit_a), request)
+
+    @app.put("/api/units/{unit_id}/session-need", tags=["sessions"], responses=_WRITE_ERRORS,
+             summary="The present car's departure and/or energy wanted (both null clears; ends at unplug)")
+    async def set_session_need(unit_id: str, body: SessionNeedIn, session: Write, request: Request) -> LimitOut:
+        return await apply(SetSessionNeed(unit_id, body.departure, body.energy_kwh), request)
 
     @app.put("/api/enabled", tags=["commissioning"], responses=_WRITE_ERRORS,
              summary="Step 3: enable or disable power sharing")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from drivers.model import Iec61851State
 from drivers.profile import ChargerProfile
@@ -39,6 +39,11 @@ class Body(BaseModel):
 # -- requests ----------------------------------------------------------------------------------------------------
 class LimitIn(Body):
     limit_a: float = Field(allow_inf_nan=False, description="amperes per phase")
+
+
+class SessionNeedIn(Body):
+    departure: AwareDatetime | None = Field(default=None, description="when the car leaves, with its time zone")
+    energy_kwh: float | None = Field(default=None, allow_inf_nan=False, description="energy wanted this session")
 
 
 class EnabledIn(Body):

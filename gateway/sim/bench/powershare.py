@@ -4,6 +4,8 @@ Each tick is one ``gateway.core.round.ControlRound`` over a link to the virtual 
 runs it over Modbus: the polls and the limits in, the decreases and then the increases out, every outcome reported;
 then each charger that answered has its fail-safe current programmed if due. The virtual site's writes complete at
 once, so the round runs without an event loop (``run_now``).
+On a site whose needs are known, each present car's departure and energy wanted go to ``set_needs`` first, as
+the supervisor passes on what the page, the site file's schedules or the BMS said.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from drivers.model import ChargerReading
 from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand
+from gateway.core.deadlines import Need
 from gateway.core.round import ControlRound, Outcome, run_now
 from gateway.sim.virtual_site import ChargerBus, PhaseLimits, SiteSetup
 from gateway.site.config import ControlConfig
@@ -43,9 +46,13 @@ class Powershare:
         specs = [ChargerSpec(id=ch.id, nodes=ch.nodes, site_phases=ch.site_phases, max_current_a=ch.max_current_a,
                              has_failsafe=ch.has_failsafe) for ch in setup.chargers]
         self.round = ControlRound(Controller(specs, settings or ControlConfig()))
+        self.needs = _needs(setup) if setup.needs_known else None
 
     def step(self, now: float, observations: Mapping[str, ChargerReading | None],
              limits: Mapping[str, PhaseLimits], bus: ChargerBus) -> None:
+        if self.needs is not None:
+            self.round.controller.set_needs({cid: need for cid, visits in self.needs.items()
+                                             for arrival, departure, need in visits if arrival <= now < departure})
         polls = {cid: Observation(reading) if reading is not None else Observation(None, "timeout")
                  for cid, reading in observations.items()}
         link = _BusLink(bus, now)
@@ -53,3 +60,14 @@ class Powershare:
         for cid, reading in observations.items():
             if reading is not None and self.round.failsafe_due(cid) is not None:
                 run_now(self.round.program_failsafe(cid, link))
+
+
+def _needs(setup: SiteSetup) -> dict[str, list[tuple[float, float, Need]]]:
+    """Per charger, each visit's stay and what it asks for: its departure (or the end of the run) and its energy."""
+    out: dict[str, list[tuple[float, float, Need]]] = {}
+    for ch in setup.chargers:
+        for car in ch.visits:
+            departure = car.departure_s if car.departure_s is not None else setup.duration_s
+            wanted = (car.soc_target - car.soc_start) * car.battery_kwh * 1000.0
+            out.setdefault(ch.id, []).append((car.arrival_s, departure, Need(departure, wanted)))
+    return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from drivers.sim.vehicle import VehicleSpec
 from gateway.core.limits import SITE_NODE
@@ -126,9 +127,26 @@ def _car(rng: random.Random, name: str, arrival_s: float, departure_s: float | N
                        lag_s=_lag(rng))
 
 
+def known(builder: Callable[..., SiteSetup]) -> Callable[..., SiteSetup]:
+    """The same site with every car's departure and energy wanted told to the policy: a car that stays to the end
+    of the run is said to leave then (the depot's fleet schedule: "vans leave at 05:00")."""
+
+    def build_known(seed: int = 1, **kwargs: float) -> SiteSetup:
+        setup = builder(seed=seed, **kwargs)
+        chargers = tuple(replace(ch, visits=tuple(
+            car if car.departure_s is not None else replace(car, departure_s=setup.duration_s)
+            for car in ch.visits)) for ch in setup.chargers)
+        return replace(setup, name=f"{setup.name}-known", chargers=chargers, needs_known=True,
+                       description=f"{setup.description}; departures and energy known")
+
+    return build_known
+
+
 SCENARIOS: Mapping[str, Callable[..., SiteSetup]] = {
     "seed-six": seed_six,
+    "seed-six-known": known(seed_six),
     "depot-3ph": depot_3ph,
+    "depot-3ph-known": known(depot_3ph),
     "scarce": scarce,
     "faults": faults,
 }

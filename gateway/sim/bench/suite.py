@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.sim.bench.optimum import solve_optimum
+from gateway.sim.bench.peers import PEERS
 from gateway.sim.bench.policies import NaiveEqual, StaticSplit
 from gateway.sim.bench.powershare import Powershare
 from gateway.sim.virtual_site import Policy, RunResult, SiteSetup, run_site
@@ -23,6 +24,7 @@ OPTIMUM = "optimum"
 POLICY_FACTORIES: Mapping[str, Callable[[SiteSetup], Policy]] = {
     "static_split": StaticSplit,
     "naive_equal": NaiveEqual,
+    **PEERS,
     "powershare": Powershare,
 }
 POLICIES = (*POLICY_FACTORIES, OPTIMUM)
@@ -48,6 +50,35 @@ def figures(result: RunResult) -> dict[str, Any]:
     }
 
 
+def energy_ratio(result: RunResult, results: Mapping[str, RunResult]) -> float | None:
+    """Any policy's energy ÷ the optimum's (None without an optimum run)."""
+    optimum = results.get(OPTIMUM)
+    return round(result.energy_kwh / optimum.energy_kwh, 4) if optimum is not None and optimum.energy_kwh > 0 \
+        else None
+
+
+def versus_peers(results: Mapping[str, RunResult]) -> dict[str, Any]:
+    """powershare's energy and mean completion ÷ each peer's, from the same run, and whether it is at least as good
+    as every peer on both (energy ratio ≥ 1, completion ratio ≤ 1)."""
+    own = results["powershare"]
+    ratios: dict[str, dict[str, float | None]] = {}
+    for name in PEERS:
+        peer = results.get(name)
+        if peer is None:
+            continue
+        ratios[name] = {
+            "energy": round(own.energy_kwh / peer.energy_kwh, 4) if peer.energy_kwh > 0 else None,
+            "completion": round(own.mean_completion_h / peer.mean_completion_h, 4)
+            if peer.mean_completion_h > 0 else None}
+    return {
+        "ratios": ratios,
+        "energy_at_least_every_peer": all(r["energy"] is None or r["energy"] >= 1 for r in ratios.values())
+        if ratios else None,
+        "completion_at_most_every_peer": all(r["completion"] is None or r["completion"] <= 1 for r in ratios.values())
+        if ratios else None,
+    }
+
+
 def powershare_ratios(results: Mapping[str, RunResult]) -> dict[str, Any]:
     """powershare against the optimum and static split, and the targets it meets (None: no reference run)."""
     own = results["powershare"]
@@ -58,6 +89,7 @@ def powershare_ratios(results: Mapping[str, RunResult]) -> dict[str, Any]:
     return {
         "energy_ratio_to_optimum": round(energy_ratio, 4) if energy_ratio is not None else None,
         "completion_ratio_to_static": round(completion_ratio, 4) if completion_ratio is not None else None,
+        "versus_peers": versus_peers(results),
         "targets": {
             "over_limit_zero": own.over_limit_amp_seconds == 0,
             "energy_vs_optimum": energy_ratio >= ENERGY_TARGET if energy_ratio is not None else None,
