@@ -7,7 +7,8 @@ Admission happens before the websocket upgrade, so a charger that is not let in 
 * HTTP Basic authentication (security profiles 1 and 2): the user must be the identity itself and the password the
   charger's AuthorizationKey. A wrong or missing password gets HTTP 401. The password is compared in constant
   time, and the user part is matched as the known identity followed by a colon, so an identity containing a colon
-  cannot shift the split;
+  cannot shift the split. Guessing is throttled per address and over the endpoint, in a way that still lets a
+  charger with the right password in (``drivers.ocpp.admission``): an attempt over the limit gets HTTP 429 unchecked;
 * the ``ocpp1.6`` subprotocol is required: a client that does not offer it gets HTTP 400;
 * with a certificate and key configured the endpoint speaks TLS only (``wss://``, security profile 2), TLS 1.2 or
   newer.
@@ -39,9 +40,11 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from drivers.aio import cancel_and_wait
+from drivers.ocpp.admission import DEFAULT_LIMITS, AdmissionLimits, AuthThrottle
 from drivers.ocpp.link import ChargePointLink
 from drivers.ocpp.provisioning import provision
 from drivers.ocpp.station import ConnectorState, CountingIds, Station, StationSettings, TransactionIds
+from drivers.ocpp.throttle import TokenBucket
 from drivers.ocpp.wire_log import wire_log
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,9 @@ class EndpointSettings:
     """Websocket pings: a follower whose network silently died is noticed within two intervals."""
     id_tags: frozenset[str] | None = None
     """The local authorisation list; None accepts every idTag (a site without badges)."""
+    message_rate_per_s: float = 20.0
+    """Messages one connection may have handled per second once ``message_burst`` is spent (``link``)."""
+    message_burst: int = 60
 
 
 def identity_of(path: str) -> str:
@@ -98,9 +104,11 @@ class OcppEndpoint:
     def __init__(self, settings: EndpointSettings, stations: Iterable[StationSettings] = (), *,
                  ids: TransactionIds | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 refresh: Callable[[], Iterable[StationSettings]] | None = None) -> None:
+                 refresh: Callable[[], Iterable[StationSettings]] | None = None,
+                 admission: AdmissionLimits = DEFAULT_LIMITS) -> None:
         """``refresh``, if given, is asked for the stations to admit at every connection attempt, so a charger
-        added to or removed from the site at run time is admitted or refused without a restart."""
+        added to or removed from the site at run time is admitted or refused without a restart. ``admission``:
+        how many password guesses are checked (``drivers.ocpp.admission``)."""
         self.settings = settings
         self._refresh = refresh
         self._ids = ids if ids is not None else CountingIds()
@@ -108,6 +116,8 @@ class OcppEndpoint:
         self._wall = wall
         self.stations: dict[str, Station] = {}
         self._server: Server | None = None
+        self.auth = AuthThrottle(clock, admission)
+        self._log_gate = TokenBucket(0.1, 5)
         self.configure(stations)
 
     # -- stations ------------------------------------------------------------------------------------------------
@@ -177,20 +187,35 @@ class OcppEndpoint:
         if self._refresh is not None:
             self.configure(self._refresh())
         cp_id = identity_of(request.path)
+        address = str(connection.remote_address[0]) if connection.remote_address else "?"
         station = self.stations.get(cp_id)
         if station is None:
-            log.warning("OCPP endpoint: refused %r from %s: not in the site file", request.path,
-                        connection.remote_address)
+            self.auth.failed(address)
+            self._warn("OCPP endpoint: refused %r from %s: not in the site file", request.path, address)
             return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point\n")
         password = station.settings.password
-        if password is not None and not basic_credentials_ok(request.headers.get("Authorization", ""), cp_id,
-                                                             password):
-            log.warning("OCPP endpoint: refused %s from %s: wrong or missing credentials", cp_id,
-                        connection.remote_address)
+        if password is None:
+            return None
+        if not self.auth.may_check(cp_id, address):
+            self._warn("OCPP endpoint: refused %s from %s unchecked: too many wrong passwords (%d refused so far)",
+                       cp_id, address, self.auth.refused)
+            response = connection.respond(HTTPStatus.TOO_MANY_REQUESTS, "Too many failed attempts\n")
+            response.headers["Retry-After"] = str(int(self.auth.limits.trickle_s))
+            return response
+        if not basic_credentials_ok(request.headers.get("Authorization", ""), cp_id, password):
+            self.auth.failed(address)
+            self._warn("OCPP endpoint: refused %s from %s: wrong or missing credentials (%d so far)", cp_id,
+                       address, self.auth.failures)
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "Wrong or missing credentials\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="powershare", charset="UTF-8"'
             return response
+        self.auth.succeeded(cp_id, address)
         return None
+
+    def _warn(self, text: str, *args: object) -> None:
+        """Refusals are logged, a few and then one every 10 s: a flood of attempts must not flood the log."""
+        if self._log_gate.take(self._clock()):
+            log.warning(text, *args)
 
     async def _serve_connection(self, connection: ServerConnection) -> None:
         assert connection.request is not None
@@ -199,7 +224,8 @@ class OcppEndpoint:
             await connection.close(1008, "not configured")
             return
         link = ChargePointLink(station, connection, heartbeat_interval_s=self.settings.heartbeat_interval_s,
-                               wall=self._wall)
+                               wall=self._wall, rate_per_s=self.settings.message_rate_per_s,
+                               burst=self.settings.message_burst)
         previous = station.attach(link)
         if isinstance(previous, ChargePointLink):
             log.info("%s connected again; closing its previous connection", link.id)

@@ -3,7 +3,9 @@
 It implements the same ``ChargerDriver`` port as the Modbus driver, so the supervisor leads both alike.
 
 * ``read`` returns what the charger last reported (``Station.reading``): state from StatusNotification, currents
-  per phase, power and energy from MeterValues. No OCPP round trip happens here; freshness is checked instead.
+  per phase, power and energy from MeterValues. No OCPP round trip happens here, except a TriggerMessage
+  MeterValues when a served connector's sample is overdue (``Station.sample_overdue``): a charger that keeps its
+  old schedule after the gateway set MeterValueSampleInterval would otherwise be stale until its own time came.
 * ``write_setpoint`` sends one SetChargingProfile: a ``TxDefaultProfile`` on the connector, at the gateway's stack
   level, kind ``Relative`` with a single period from 0 and no duration, so it holds for as long as it is installed,
   whatever the charger's clock says (an Absolute profile whose start the charger's clock has not reached yet would
@@ -17,14 +19,16 @@ It implements the same ``ChargerDriver`` port as the Modbus driver, so the super
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from ocpp.v16 import call
 
-from drivers.errors import ConnectionLost, RequestRefused, UnsupportedOperation
+from drivers.errors import ConnectionLost, DriverError, RequestRefused, UnsupportedOperation
 from drivers.model import ChargerCapabilities, ChargerIdentity, ChargerReading
 from drivers.ocpp.profiles import limit_of, setpoint_profile
 from drivers.ocpp.station import Station
+from drivers.plausibility import bounded
 
 
 class OcppCharger:
@@ -42,7 +46,12 @@ class OcppCharger:
         return self._capabilities
 
     async def read(self) -> ChargerReading:
-        return self.station.reading(self.connector_id, self._capabilities.phases)
+        if self.station.sample_overdue(self.connector_id):
+            with contextlib.suppress(DriverError):  # the reading below says what is wrong if no sample comes
+                await self.station.call(call.TriggerMessage(requested_message="MeterValues",
+                                                            connector_id=self.connector_id))
+        reading = self.station.reading(self.connector_id, self._capabilities.phases)
+        return bounded(reading, self._capabilities.max_current_a)[0]
 
     async def write_setpoint(self, current_a: float) -> None:
         station = self.station

@@ -9,6 +9,17 @@ The library is made robust against a misbehaving charger at the frame level: a f
 gets a CALLERROR when it carries a message id (otherwise it is counted and dropped; there is nobody to answer), an
 unexpected exception becomes an ``InternalError`` CALLERROR instead of ending the receive loop, and error codes
 go out in their OCPP 1.6 spelling (the library uses 2.0.1's ``FormatViolation``).
+
+What one connection may cost is bounded:
+
+* messages are read at most ``rate_per_s`` a second after a burst of ``burst`` (a token bucket): beyond that the
+  receive loop waits, the websocket stops reading, and TCP pushes back on the charger. A flood costs the gateway
+  the same as a busy charger, and the control loop keeps its time;
+* a frame nested deeper than ``MAX_DEPTH`` is refused before the library sees it (deep nesting made the JSON
+  parser raise ``RecursionError``, which closed the connection);
+* an action the gateway has no handler for (unknown, or one only a central system sends) gets a CALLERROR here,
+  without the library's traceback: ``NotImplemented`` if OCPP 1.6 does not know it, ``NotSupported`` if it does
+  (§4.2.3).
 """
 
 from __future__ import annotations
@@ -23,16 +34,20 @@ from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint
 from ocpp.v16 import call_result as result
+from ocpp.v16.enums import Action
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from drivers.ocpp.meter_values import MeterValuesError, format_time, parse_time
 from drivers.ocpp.station import Station
+from drivers.ocpp.throttle import TokenBucket
 from drivers.ocpp.wire_log import wire_log
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_MESSAGE_ID = 36
+MAX_DEPTH = 16
+"""Deepest nesting of arrays and objects in a frame; OCPP 1.6 messages need 6."""
 _SPELLING_1_6 = {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation":
                  "OccurenceConstraintViolation"}
 
@@ -40,6 +55,30 @@ _SPELLING_1_6 = {"FormatViolation": "FormationViolation", "OccurrenceConstraintV
 def _on(action: str) -> Callable[[F], F]:
     """The library's ``@on``, typed."""
     return cast(Callable[[F], F], on(action))
+
+
+def depth_of(value: object) -> int:
+    """How deeply arrays and objects nest in a parsed frame (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level + 1)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _known_action(action: str) -> bool:
+    try:
+        Action(action)
+    except ValueError:
+        return False
+    return True
 
 
 def _timestamp(value: object) -> None:
@@ -53,7 +92,7 @@ class ChargePointLink(ChargePoint):  # type: ignore[misc]  # the library has no 
     """The gateway's side of one follower connection."""
 
     def __init__(self, station: Station, connection: ServerConnection, *, heartbeat_interval_s: int,
-                 wall: Callable[[], float]) -> None:
+                 wall: Callable[[], float], rate_per_s: float = 20.0, burst: int = 60) -> None:
         super().__init__(station.settings.charge_point_id, connection, response_timeout=station.settings.timeout_s,
                          logger=wire_log("endpoint"))
         self.station = station
@@ -61,17 +100,36 @@ class ChargePointLink(ChargePoint):  # type: ignore[misc]  # the library has no 
         self.closed = asyncio.Event()
         self._heartbeat_interval_s = heartbeat_interval_s
         self._wall = wall
+        self._bucket = TokenBucket(rate_per_s, burst)
+        self._log_gate = TokenBucket(0.1, 5)
+        """Warnings about this connection's bad frames: a few, then one every 10 s (the counts go on)."""
 
     # -- frames ------------------------------------------------------------------------------------------------------
+    async def _throttle(self) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._bucket.wait_s(loop.time())
+        if wait > 0:
+            self.station.throttled += 1
+            await asyncio.sleep(wait)
+        self._bucket.take(loop.time())
+
     async def route_message(self, raw_msg: str | bytes) -> None:
+        await self._throttle()
         self.station.heard_from()
         try:
             frame = json.loads(raw_msg)
-        except ValueError:
-            self._malformed("not JSON")
+        except (ValueError, RecursionError):
+            self._malformed("not JSON, or nested too deeply to read")
             return
         message_id = frame[1] if isinstance(frame, list) and len(frame) > 1 else None
         answerable = isinstance(message_id, str) and 0 < len(message_id) <= MAX_MESSAGE_ID
+        if depth_of(frame) > MAX_DEPTH:
+            if answerable:
+                await self._send_error(str(message_id), "FormationViolation",
+                                       f"nested deeper than {MAX_DEPTH} levels")
+            else:
+                self._malformed(f"nested deeper than {MAX_DEPTH} levels")
+            return
         if not isinstance(frame, list) or not frame or frame[0] not in (2, 3, 4) or isinstance(frame[0], bool):
             if answerable:
                 await self._send_error(str(message_id), "ProtocolError", "unknown message type")
@@ -85,6 +143,12 @@ class ChargePointLink(ChargePoint):  # type: ignore[misc]  # the library has no 
                                        "a CALL is [2, messageId, action, {payload}]")
             else:
                 self._malformed("CALL without a usable message id")
+            return
+        if frame[0] == 2 and frame[2] not in self.route_map:
+            if _known_action(frame[2]):
+                await self._send_error(str(message_id), "NotSupported", f"{frame[2]} is not handled here")
+            else:
+                await self._send_error(str(message_id), "NotImplemented", "unknown action")
             return
         try:
             await super().route_message(raw_msg)
@@ -103,13 +167,19 @@ class ChargePointLink(ChargePoint):  # type: ignore[misc]  # the library has no 
                 message = json.dumps(frame, separators=(",", ":"))
         await super()._send(message)
 
+    def _warn(self, text: str, *args: object) -> None:
+        if self._log_gate.take(asyncio.get_running_loop().time()):
+            log.warning(text, *args)
+
     async def _send_error(self, message_id: str, code: str, description: str) -> None:
-        log.warning("%s: answered message %r with %s: %s", self.id, message_id, code, description)
+        self.station.refused += 1
+        self._warn("%s: answered message %r with %s: %s (%d refused so far)", self.id, message_id[:MAX_MESSAGE_ID],
+                   code, description, self.station.refused)
         await self._send(json.dumps([4, message_id, code, description, {}], separators=(",", ":")))
 
     def _malformed(self, what: str) -> None:
         self.station.malformed += 1
-        log.warning("%s: dropped a frame (%s); %d so far", self.id, what, self.station.malformed)
+        self._warn("%s: dropped a frame (%s); %d so far", self.id, what, self.station.malformed)
 
     def _now(self) -> str:
         return format_time(self._wall())

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ocpp.exceptions import OCPPError
@@ -93,6 +93,8 @@ class ConnectorState:
     sample: Sample | None = None
     sample_at: float = -math.inf
     """Monotonic time the newest live sample with a current arrived."""
+    asked_at: float = -math.inf
+    """Monotonic time the gateway last asked for a sample (TriggerMessage MeterValues)."""
     energy_wh: float | None = None
     offered_a: float | None = None
 
@@ -142,6 +144,10 @@ class Station:
         """Set when anything arrives on the current connection."""
         self.malformed = 0
         """Frames from this charger that could not be read at all (not even a message id to answer)."""
+        self.refused = 0
+        """Calls from this charger the gateway answered with a CALLERROR of its own."""
+        self.throttled = 0
+        """Messages from this charger that had to wait for its connection's rate limit."""
 
     # -- the connection ------------------------------------------------------------------------------------------
     def attach(self, link: Link) -> Link | None:
@@ -235,6 +241,9 @@ class Station:
             connector.energy_wh = sample.energy_wh
         if sample.timestamp < now_wall - window:
             return  # kept while offline: history, not a measurement of now
+        # A sample stamped in the future counts as taken now: kept as it came, its stamp would make every later
+        # sample look older and be ignored until the charger reconnected.
+        sample = replace(sample, timestamp=min(sample.timestamp, now_wall))
         if connector.sample is not None and sample.timestamp < connector.sample.timestamp:
             return
         if sample.offered_a is not None:
@@ -242,6 +251,22 @@ class Station:
         if sample.has_current:
             connector.sample = sample
             connector.sample_at = self._clock()
+
+    def sample_overdue(self, connector_id: int) -> bool:
+        """A car is served, the newest sample is older than two intervals, and the gateway has not asked for one
+        within the last two intervals: a charger that kept its old MeterValues schedule after the gateway set
+        MeterValueSampleInterval is asked again (TriggerMessage) instead of going stale until its own time comes.
+        True also records that the gateway asks now."""
+        connector = self.connectors[connector_id]
+        if self.link is None or not self.provisioning.done or not connector.serving:
+            return False
+        now = self._clock()
+        late_after = 2.0 * self.settings.meter_interval_s
+        since = max(connector.sample_at, self.connected_at, connector.active_since)
+        if now - since <= late_after or now - connector.asked_at <= late_after:
+            return False
+        connector.asked_at = now
+        return True
 
     # -- what the gateway reads ---------------------------------------------------------------------------------
     def reading(self, connector_id: int, phases: int) -> ChargerReading:

@@ -439,6 +439,9 @@ class SimOcppCharger:
         else:
             return "NotSupported"
         self.config[key] = value
+        if key == "MeterValueSampleInterval":
+            for connector in self.connectors.values():
+                connector.next_sample = 0.0  # the new interval starts now, not after the old one ran out
         return "Accepted"
 
     def configuration(self) -> dict[str, str]:

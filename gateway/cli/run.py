@@ -3,7 +3,9 @@
 It refuses to start on anything ``check-config`` refuses (every problem printed, exit 1), keeps the settings that
 the BMS or an operator change in a state directory (atomically written, so a power cut or a SIGKILL loses
 nothing), reads every charger before it commands any (a restart must not drop running sessions), and on SIGTERM
-stops the faces, cancels and awaits every task and closes every bus, then exits 0.
+stops the faces, cancels and awaits every task and closes every bus, then exits 0. At start it raises its open-file
+limit as far as allowed (``gateway.runtime.file_limits``) and makes the event loop log a repeating error (an accept
+that fails for want of file handles) once a minute instead of every time.
 
 The state directory is, in order: ``--state-dir``, ``$STATE_DIRECTORY`` (what systemd's ``StateDirectory=`` sets),
 ``/var/lib/powershare``. A lock file in it keeps a second gateway from leading the same site with the same state.
@@ -26,13 +28,18 @@ from typing import Any
 from drivers.errors import ProfileError
 from drivers.profile import ProfileRegistry
 from gateway.errors import StartError
+from gateway.faces.bms.server import MAX_CONNECTIONS as BMS_CONNECTIONS
 from gateway.faces.bms.server import BmsStartError
 from gateway.faces.ocpp.face import ocpp_face
 from gateway.faces.ocpp.security import SecuritySetupError
+from gateway.faces.web.connections import MAX_CONNECTIONS as WEB_CONNECTIONS
 from gateway.faces.web.face import web_face
 from gateway.faces.web.server import WebStartError
 from gateway.runtime.app import GatewayApp
+from gateway.runtime.file_limits import check_budget, face_cap, raise_open_file_limit
+from gateway.runtime.log_limit import limit_loop_errors
 from gateway.site.config import ConfigError, SiteConfig
+from gateway.site.store import remove_stale_temporaries
 from gateway.site.validation import load_checked_site
 
 log = logging.getLogger("gateway.run")
@@ -70,7 +77,8 @@ def state_dir_of(given: Path | None) -> Path:
 
 @contextmanager
 def locked_state_dir(path: Path) -> Iterator[Path]:
-    """Create ``path`` if needed, check it is writable and hold its lock while the gateway runs."""
+    """Create ``path`` if needed, check it is writable and hold its lock while the gateway runs; with the lock held,
+    remove what interrupted writes left behind (``gateway.site.store.remove_stale_temporaries``)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         handle = (path / LOCK_FILE).open("a+")
@@ -82,6 +90,7 @@ def locked_state_dir(path: Path) -> Iterator[Path]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StateDirError(f"state directory {path} is in use by another powershare gateway") from None
+        remove_stale_temporaries(path)
         yield path
 
 
@@ -108,6 +117,12 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
     ``base_dir`` is the site file's directory (its relative paths start there)."""
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
+    limit_loop_errors(loop)
+    files = raise_open_file_limit()
+    caps = (face_cap(BMS_CONNECTIONS) if site.bms is not None and site.bms.enabled else 0) \
+        + (face_cap(WEB_CONNECTIONS) if site.web.enabled else 0)
+    if (warning := check_budget(files, len(site.chargers), caps)) is not None:
+        log.warning("%s", warning)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     faces = [ocpp_face(site.ocpp, state_dir)] if site.ocpp is not None else []

@@ -5,6 +5,13 @@ are validated by the very rules of the site file (``gateway.site.config.check_si
 they take effect, and survive restarts and crashes. A command that breaks a rule, or that cannot be persisted, is
 refused with ``CommandRejected`` and changes nothing.
 
+Limits a BMS writes every few seconds are the exception to "persisted before they take effect": with
+``deferred=True`` a command takes effect at once and is only marked unsaved; ``flush`` writes what is unsaved, and
+the supervisor calls it at most once per ``PERSIST_INTERVAL_S`` and at stop. A flash card then sees one write per
+interval, not two fsyncs per BMS write. What a crash loses: the last BMS limit of that interval, which falls back to
+the value persisted before. That is safe: the BMS rewrites its limit on its next cycle, and while it does not the
+BMS watchdog and its fallback limit govern.
+
 If the installer later edits the site file, the file wins for exactly the keys it changed: every persisted value
 remembers the file's value at the time it was set, and a different file value now means a deliberate edit. That is
 logged, so nothing changes silently.
@@ -37,6 +44,8 @@ from gateway.site.store import JsonStore, StoreError
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+PERSIST_INTERVAL_S = 10.0
+"""Deferred (BMS) settings are written at most this often."""
 MAX_WATCHDOG_S = 65535.0
 _FILE_BACKED = ("network_limit_a", "enabled")
 
@@ -77,6 +86,7 @@ class SiteSettings:
         self._nameplate_of = nameplate_of
         self._store = store
         self._overlay = Overlay()
+        self._unsaved = False
         self.config = base
         if store is not None:
             self._restore(store)
@@ -106,10 +116,27 @@ class SiteSettings:
         raise CommandRejected(f"no charger {charger_id!r} on this site", field="charger_id")
 
     # -- changing ----------------------------------------------------------------------------------------------
-    def apply(self, command: Command) -> str:
+    @property
+    def unsaved(self) -> bool:
+        """A deferred command took effect and is not on disk yet."""
+        return self._unsaved
+
+    def flush(self) -> None:
+        """Write what deferred commands changed; a failure is logged and retried at the next flush."""
+        if not self._unsaved:
+            return
+        try:
+            self._persist(self._overlay)
+        except CommandRejected as exc:
+            log.error("%s", exc)
+            return
+        self._unsaved = False
+
+    def apply(self, command: Command, *, deferred: bool = False) -> str:
         """Validate and persist ``command``; returns a one-line description for the log.
 
-        Raises ``CommandRejected`` (nothing changed) if a rule refuses it or it cannot be persisted.
+        Raises ``CommandRejected`` (nothing changed) if a rule refuses it or it cannot be persisted. ``deferred``:
+        take effect now and leave the write to ``flush`` (see the module docstring).
         """
         overlay = Overlay.from_json(self._overlay.to_json())
         config = self.config
@@ -158,7 +185,11 @@ class SiteSettings:
         errors, _ = check_site(config, self._nameplate_of)
         if errors:
             raise CommandRejected("; ".join(str(e) for e in errors), field=errors[0].path)
-        self._persist(overlay)
+        if deferred:
+            self._unsaved = True
+        else:
+            self._persist(overlay)
+            self._unsaved = False
         self._overlay = overlay
         self.config = config
         return text

@@ -4,6 +4,10 @@ Every write goes to a temporary file in the same directory, is flushed and fsync
 the old file, and the directory itself is fsync'd so the rename survives the power cut too. A file that cannot be
 read back (truncated by a disk fault, edited by hand into invalid JSON) is never silently replaced by defaults: it
 is moved aside as ``NAME.corrupt-<n>`` and the caller is told, so no setting is lost without a trace.
+
+A process killed between creating the temporary file and the rename leaves that file behind (``.NAME.<random>.tmp``);
+it holds a write that never took effect. ``remove_stale_temporaries`` deletes them when the gateway starts, with the
+state directory's lock held, so no write in progress can be hit.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,10 @@ from typing import Any
 from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
+
+
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+"""The name ``write_atomically`` gives its temporary file (``tempfile.mkstemp`` adds eight random characters)."""
 
 
 class StoreError(GatewayError, RuntimeError):
@@ -46,6 +55,30 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files that interrupted atomic writes left under ``directory``; returns them.
+
+    Only call this while no write can be in progress (the gateway holds the state directory's lock and has not
+    started anything yet). A file that cannot be removed is logged and left: it is harmless, merely untidy.
+    """
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for path in sorted(directory.rglob(".*.tmp")):
+        if not (_TEMPORARY.match(path.name) and path.is_file()):
+            continue
+        try:
+            path.unlink()
+        except OSError as exc:
+            log.warning("cannot remove the stale temporary file %s: %s", path, exc.strerror or exc)
+            continue
+        removed.append(path)
+    if removed:
+        log.warning("removed %d temporary file(s) left by an interrupted write (the write never took effect): %s",
+                    len(removed), ", ".join(p.name for p in removed))
+    return removed
 
 
 class JsonStore:

@@ -18,6 +18,7 @@ from support.ocpp_rig import CP_ID, gateway, until
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from gateway.faces.ocpp.ledger import Ledger
 from gateway.faces.ocpp.limit_provider import OcppLimits
 from gateway.faces.ocpp.outbox import METER_VALUES, Outbox
 from gateway.faces.ocpp.smart_charging import limits_at
@@ -42,9 +43,10 @@ async def bare_round_trip_s(count: int) -> float:
 
 
 async def test_offline_queue_drain_rate(tmp_path: Path) -> None:
-    journal = tmp_path / "ocpp" / "outbox.journal"
-    journal.parent.mkdir(parents=True)
-    with Outbox(journal) as outbox:
+    database = tmp_path / "ocpp" / "charge-point.db"
+    database.parent.mkdir(parents=True)
+    with Ledger(database) as ledger:
+        outbox = Outbox(ledger)
         for i in range(MESSAGES):
             outbox.append(METER_VALUES, {"connectorId": 1, "meterValue": [{
                 "timestamp": f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z",

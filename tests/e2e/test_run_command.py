@@ -11,6 +11,7 @@ car ever draws more than its charger's breaker.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -34,6 +35,7 @@ from drivers.sim.site import SimLine, SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
 from gateway.cli.main import main
 from gateway.cli.run import locked_state_dir
+from gateway.site.settings import PERSIST_INTERVAL_S
 
 ROOT = REPO
 REGISTRY = ProfileRegistry.shipped()
@@ -224,7 +226,9 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
     server.set_fault(1, Fault(FaultKind.NONE))
     await until(lambda: _is(rig.availability(), [AVAILABLE] * 4))
 
-    # The gateway dies without a word; the chargers keep their setpoints and the BMS limit survives.
+    # A BMS limit is saved coalesced (at most every PERSIST_INTERVAL_S, docs/bms.md): once it is on disk, the
+    # gateway dies without a word; the chargers keep their setpoints and the BMS limit survives.
+    await until(lambda: _saved_network_limit(rig.gateway.state) == 30, timeout_s=PERSIST_INTERVAL_S + 10)
     assert await rig.gateway.stop(signal.SIGKILL) == -signal.SIGKILL
     before = rig.setpoints()
     await rig.connect_bms(await rig.gateway.start())
@@ -237,6 +241,13 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
 
     assert await rig.gateway.stop(signal.SIGTERM) == 0
     assert rig.gateway.text().rstrip().endswith("gateway.run: stopped")
+
+
+def _saved_network_limit(state: Path) -> object:
+    path = state / "settings.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("values", {}).get("network_limit_a", {}).get("value")
 
 
 async def _is(value: object, expected: list[int]) -> bool:

@@ -63,7 +63,7 @@ async def test_run_starts_the_ocpp_client_when_the_site_file_has_ocpp(tmp_path: 
             finally:
                 stop.set()
                 assert await task == EXIT_OK
-        assert (tmp_path / "ocpp" / "outbox.journal").exists()
+        assert (tmp_path / "ocpp" / "charge-point.db").exists()
     finally:
         await site.stop()
 

@@ -228,9 +228,10 @@ async def test_gateway_restart_with_queued_messages(tmp_path: Path, peer: Peer) 
 
 
 def _pending(state: Path) -> list[Any]:
+    from gateway.faces.ocpp.ledger import Ledger
     from gateway.faces.ocpp.outbox import Outbox
-    with Outbox(state / "ocpp" / "outbox.journal") as outbox:
-        return outbox.pending()
+    with Ledger(state / "ocpp" / "charge-point.db") as ledger:
+        return Outbox(ledger).pending()
 
 
 async def test_remote_start_and_stop(tmp_path: Path, peer: Peer) -> None:

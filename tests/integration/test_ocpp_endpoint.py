@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import shutil
 import ssl
 import subprocess
@@ -79,7 +80,8 @@ async def test_only_configured_chargers_with_their_password_and_the_subprotocol_
         await until(lambda: len(intruder.refused) >= 2)  # it keeps trying, and keeps being refused
     finally:
         await intruder.stop()
-    assert "HTTP 401" in intruder.refused[-1] and intruder.connections == 0
+    # its first guess is checked; then the address has used its five and is refused unchecked
+    assert "HTTP 401" in intruder.refused[0] and "HTTP 429" in intruder.refused[-1] and intruder.connections == 0
 
 
 def test_identity_and_credentials_parsing() -> None:
@@ -209,6 +211,8 @@ async def test_malformed_messages_get_callerrors_and_disturb_nobody(endpoint: Oc
                 "m7": '[2, "m7", "StartTransaction", {"connectorId": 1, "idTag": "GOOD", "meterStart": 0, '
                       '"timestamp": "not a time"}]',
                 "m8": '[9, "m8"]',
+                "m9": '[2, "m9", "Reset", {"type": "Soft"}]',
+                "m11": '[2, "m11", "Heartbeat", {"a": ' + "[" * 20 + "]" * 20 + '}]',
             }
             for text in frames.values():
                 await raw.send_raw(text)
@@ -217,12 +221,14 @@ async def test_malformed_messages_get_callerrors_and_disturb_nobody(endpoint: Oc
             codes = {mid: (await raw.reply(mid))[2] for mid in frames}
             assert codes == {"m1": "FormationViolation", "m2": "TypeConstraintViolation",
                              "m3": "FormationViolation", "m4": "PropertyConstraintViolation",
-                             "m5": "NotSupported", "m6": "FormationViolation",
-                             "m7": "PropertyConstraintViolation", "m8": "ProtocolError"}
+                             "m5": "NotImplemented", "m6": "FormationViolation",
+                             "m7": "PropertyConstraintViolation", "m8": "ProtocolError", "m9": "NotSupported",
+                             "m11": "FormationViolation"}
             assert station2.malformed == 5
             assert station2.connectors[1].status is None  # nothing it sent was taken
             heartbeat = await raw.call("Heartbeat", {})
             assert heartbeat[0] == 3 and heartbeat[2]["currentTime"].endswith("Z")
+
             await raw.status("Available")
             assert station2.connectors[1].status == "Available"
             # the well-behaved neighbour was led all along
@@ -230,6 +236,23 @@ async def test_malformed_messages_get_callerrors_and_disturb_nobody(endpoint: Oc
             assert sim.store.installed[-1].profile["charging_schedule"]["charging_schedule_period"][0]["limit"] == 20
     finally:
         await sim.stop()
+
+
+async def test_deep_json_and_refused_calls_cost_one_log_line_and_never_the_connection(
+        endpoint: OcppEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12: deeply nested JSON closed a charger's connection with a RecursionError, and every unknown or
+    central-system-only action logged a full traceback."""
+    caplog.set_level(logging.WARNING)
+    async with RawChargePoint(url(endpoint), "CP-2", KEY) as raw:
+        station2 = endpoint.stations["CP-2"]
+        await until(lambda: station2.provisioning.done)
+        await raw.send_raw('[2, "d1", "Heartbeat", {"a": ' + "[" * 100_000 + "]" * 100_000 + "}]")
+        for action in ("Reset", "NoSuchAction", "StatusNotification"):
+            assert (await raw.call(action, {}))[0] == 4
+        heartbeat = await raw.call("Heartbeat", {})
+        assert heartbeat[0] == 3 and not raw.closed
+        assert station2.malformed == 1
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
 
 
 async def test_transactions_are_issued_locally_and_idtags_checked_against_the_local_list(
@@ -331,3 +354,91 @@ async def test_with_a_certificate_the_endpoint_speaks_tls_only(tmp_path: Path) -
                                                    additional_headers=auth_header("CP-1", KEY)):
                 pass
 
+
+
+async def test_a_follower_whose_samples_are_overdue_is_asked_again() -> None:
+    """Issue 12: a charger that kept its old 60 s MeterValues schedule after the gateway set 1 s was unavailable
+    for ~55 s after every connection; the gateway now asks for a sample (TriggerMessage) once one is overdue."""
+    clock = ManualClock()
+    wall = ManualClock(1_700_000_000.0)
+    async with (OcppEndpoint(EndpointSettings(host="127.0.0.1", port=0), [station("CP-1")], clock=clock,
+                             wall=wall) as endpoint,
+                RawChargePoint(url(endpoint), "CP-1", KEY) as raw):
+        station1 = endpoint.stations["CP-1"]
+        driver = OcppCharger(station1, 1, CAPS)
+        await until(lambda: station1.provisioning.done)
+        await raw.status("Charging")
+        await raw.meter_values((16.0, 16.0, 16.0), wall())
+        asked = len([c for c in raw.calls if c[0] == "TriggerMessage"])
+        await driver.read()  # fresh: nothing asked
+        clock.advance(2.5 * station1.settings.meter_interval_s)
+        await driver.read()
+        await until(lambda: len([c for c in raw.calls if c[0] == "TriggerMessage"]) == asked + 1)
+        assert raw.calls[-1] == ("TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1})
+        await driver.read()  # asked already within the last two intervals: not again
+        assert len([c for c in raw.calls if c[0] == "TriggerMessage"]) == asked + 1
+
+
+def test_the_simulator_takes_a_new_sample_interval_at_once() -> None:
+    """Issue 12, the simulator's side: it kept its old 60 s schedule after the gateway set 1 s."""
+    sim = SimOcppCharger("CP-1", "ws://127.0.0.1:9/ocpp", ScaledClock(), password=KEY)
+    sim.connectors[1].next_sample = 1000.0 + 60  # the schedule of a transaction under the old interval
+    assert sim.change_configuration("MeterValueSampleInterval", "1") == "Accepted"
+    assert sim.connectors[1].next_sample <= 1000.0  # due at the next tick, then every second
+
+
+async def test_one_bad_sample_never_blinds_the_gateway() -> None:
+    """Issue 12: a MeterValues stamped in the future made the gateway ignore every later sample from that charger
+    until it reconnected, and a charger reporting 6553.5 A was believed."""
+    clock = ManualClock()
+    wall = ManualClock(1_700_000_000.0)
+    async with (OcppEndpoint(EndpointSettings(host="127.0.0.1", port=0), [station("CP-1")], clock=clock,
+                             wall=wall) as endpoint,
+                RawChargePoint(url(endpoint), "CP-1", KEY) as raw):
+        station1 = endpoint.stations["CP-1"]
+        driver = OcppCharger(station1, 1, CAPS)
+        await until(lambda: station1.provisioning.done)
+        await raw.status("Charging")
+        assert (await raw.meter_values((16.0, 16.0, 16.0), wall() + 10 * 365 * 86400))[0] == 3  # ten years ahead
+        assert (await driver.read()).current_a == (16.0, 16.0, 16.0)
+        clock.advance(1)
+        wall.advance(1)
+        await raw.meter_values((6.0, 6.0, 6.0), wall())
+        assert (await driver.read()).current_a == (6.0, 6.0, 6.0)  # the next real sample is taken
+
+        clock.advance(1)
+        wall.advance(1)
+        await raw.meter_values((6553.5, 6.0, -1.0), wall())
+        reading = await driver.read()
+        assert reading.current_a[0] is None and reading.current_a[1] == 6.0 and reading.current_a[2] is None
+        assert {"current_l1", "Current.Import.L3"} <= set(reading.invalid)
+
+
+async def refused_from(address: str, target: str, password: str) -> int | None:
+    """HTTP status refusing a connection from local ``address`` (None: it was let in)."""
+    try:
+        async with connect(target, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=auth_header("CP-1", password), local_addr=(address, 0)):
+            return None
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+async def test_password_guessing_is_throttled_and_the_right_password_still_gets_in() -> None:
+    """Issue 12: the endpoint checked 906 wrong passwords a second. Addresses on loopback: 127.0.0.0/8; the
+    throttle's clock stands still, so the bounds below are exact."""
+    async with OcppEndpoint(EndpointSettings(host="127.0.0.1", port=0), [station("CP-1")],
+                            clock=ManualClock()) as endpoint:
+        await _guess_at(endpoint, url(endpoint) + "/CP-1")
+
+
+async def _guess_at(endpoint: OcppEndpoint, target: str) -> None:
+    statuses = [await refused_from("127.0.0.2", target, "wrong") for _ in range(20)]
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}  # unchecked after five
+    assert endpoint.auth.failures == 5
+    assert await refused_from("127.0.0.3", target, KEY) is None  # another address: in at once
+    for n in range(10, 40):  # many addresses: the endpoint's own budget runs out
+        for _ in range(5):
+            await refused_from(f"127.0.1.{n}", target, "wrong")
+    assert endpoint.auth.failures == 30 + 1  # the endpoint's burst, then one for CP-1's trickle
+    assert await refused_from("127.0.0.3", target, KEY) is None  # where it authenticated before: at once

@@ -80,8 +80,10 @@ def site_file(port: int, configured: int, *, web: dict[str, Any] | None = None) 
 
 @contextlib.asynccontextmanager
 async def web_rig(state: Path, *, configured: int = 2, units: int = 4, web: dict[str, Any] | None = None,
-                  probe: Callable[[Probe, int], Probe] | None = None) -> AsyncIterator[WebRig]:
-    """``probe`` may wrap the real probe, given the simulator's port (the OpenAPI run fences it to that)."""
+                  probe: Callable[[Probe, int], Probe] | None = None,
+                  server_options: dict[str, Any] | None = None) -> AsyncIterator[WebRig]:
+    """``probe`` may wrap the real probe, given the simulator's port (the OpenAPI run fences it to that);
+    ``server_options`` go to ``WebServer`` (connection cap, head timeout)."""
     site = SimulatedSite(ScaledClock(1.0))
     line = site.add_line(TcpListen("127.0.0.1", 0))
     chargers = site.add_chargers(line, REGISTRY.charger("powershare-sim"), range(1, units + 1))
@@ -96,7 +98,7 @@ async def web_rig(state: Path, *, configured: int = 2, units: int = 4, web: dict
     real_probe: Probe = FollowerProbe(REGISTRY, pool, max_transaction_s=0.5, max_probe_s=3.0)
     auth_clock = ManualClock()
     web_server = WebServer(supervisor, config, state, probe=probe(real_probe, port) if probe else real_probe,
-                           profiles=REGISTRY, clock=auth_clock)
+                           profiles=REGISTRY, clock=auth_clock, **(server_options or {}))
     await supervisor.start()
     try:
         await supervisor.wait_ready(5)

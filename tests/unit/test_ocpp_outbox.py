@@ -1,20 +1,33 @@
-"""The offline outbox: order, durability across crashes (a real killed process), torn writes, ids, bounds."""
+"""The offline outbox: order, durability across crashes (a real killed process), ids, bounds, and the move of a
+journal from the previous format into the ledger."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.paths import REPO
 
+from gateway.faces.ocpp.ledger import Ledger
+from gateway.faces.ocpp.legacy_state import migrate
 from gateway.faces.ocpp.outbox import METER_VALUES, NO_TRANSACTION_ID, START, STOP, Outbox, OutboxFull
 
 ROOT = REPO
+
+
+@contextlib.contextmanager
+def opened(path: Path, **options: int) -> Iterator[Outbox]:
+    with Ledger(path) as ledger:
+        yield Outbox(ledger, **options)
 
 
 def start(n: int) -> dict[str, object]:
@@ -41,7 +54,7 @@ def drain(box: Outbox) -> list[tuple[str, dict[str, object]]]:
 
 
 def test_fifo_and_exactly_once(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         seqs = [box.append(METER_VALUES, meter(i)) for i in range(5)]
         assert seqs == sorted(seqs) and len(box) == 5
         head = box.peek()
@@ -54,7 +67,7 @@ def test_fifo_and_exactly_once(tmp_path: Path) -> None:
 
 
 def test_offline_transaction_ids_are_patched_in(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         tx = box.new_local_tx()
         box.append(START, start(1), local_tx=tx)
         box.append(METER_VALUES, meter(1), local_tx=tx)
@@ -69,7 +82,7 @@ def test_offline_transaction_ids_are_patched_in(tmp_path: Path) -> None:
 
 def test_a_start_given_up_leaves_minus_one(tmp_path: Path) -> None:
     """Errata §3.18."""
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         tx = box.new_local_tx()
         first = box.append(START, start(1), local_tx=tx)
         box.append(STOP, stop(1), local_tx=tx)
@@ -79,22 +92,22 @@ def test_a_start_given_up_leaves_minus_one(tmp_path: Path) -> None:
 
 
 def test_patch_by_other_means(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         box.append(STOP, stop(1), local_tx=9)
         box.patch_transaction_id(9, 55)
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         message = box.peek()
         assert message is not None and message.payload["transactionId"] == 55
 
 
 def test_everything_survives_a_reopen_including_ids_and_local_keys(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         tx = box.new_local_tx()
         s = box.append(START, start(1), local_tx=tx)
         box.append(METER_VALUES, meter(1), local_tx=tx)
         box.mark_delivered(s, transaction_id=8)
         last_seq = box.append(STOP, stop(1), local_tx=tx)
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         assert [(m.action, m.payload.get("transactionId")) for m in box.pending()] == [(METER_VALUES, 8), (STOP, 8)]
         assert box.new_local_tx() > tx
         assert box.append(METER_VALUES, meter(2)) > last_seq
@@ -102,51 +115,21 @@ def test_everything_survives_a_reopen_including_ids_and_local_keys(tmp_path: Pat
 
 def test_close_without_cleanup_loses_nothing(tmp_path: Path) -> None:
     """An outbox dropped without close(), as a crash would: every append that returned is there."""
-    box = Outbox(tmp_path / "q")
+    box = Outbox(Ledger(tmp_path / "q"))
     for i in range(10):
         box.append(METER_VALUES, meter(i))
     box.mark_delivered(box.pending()[0].seq)
     del box
-    with Outbox(tmp_path / "q") as again:
+    with opened(tmp_path / "q") as again:
         assert [m.payload for m in again.pending()] == [meter(i) for i in range(1, 10)]
-
-
-def test_a_torn_last_record_is_discarded_and_the_rest_kept(tmp_path: Path) -> None:
-    path = tmp_path / "q"
-    with Outbox(path) as box:
-        for i in range(3):
-            box.append(METER_VALUES, meter(i))
-        size = path.stat().st_size
-        box.append(METER_VALUES, meter(3))
-    whole = path.read_bytes()
-    path.write_bytes(whole[: size + (len(whole) - size) // 2])  # the last write was cut half-way
-    with Outbox(path) as box:
-        assert box.discarded_records == 1
-        assert [m.payload for m in box.pending()] == [meter(i) for i in range(3)]
-        box.append(METER_VALUES, meter(9))  # appending after the cut point is clean
-    with Outbox(path) as box:
-        assert box.discarded_records == 0
-        assert [m.payload for m in box.pending()] == [meter(i) for i in (0, 1, 2, 9)]
-
-
-def test_a_damaged_record_in_the_middle_is_detected(tmp_path: Path) -> None:
-    path = tmp_path / "q"
-    with Outbox(path) as box:
-        for i in range(3):
-            box.append(METER_VALUES, meter(i))
-    lines = path.read_bytes().splitlines(keepends=True)
-    lines[2] = lines[2].replace(b'"value":"1"', b'"value":"7"')  # checksum no longer matches
-    path.write_bytes(b"".join(lines))
-    with Outbox(path) as box:
-        assert box.discarded_records == 1
-        assert [m.payload for m in box.pending()] == [meter(0), meter(2)]
 
 
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
+    from gateway.faces.ocpp.ledger import Ledger
     from gateway.faces.ocpp.outbox import Outbox
-    box = Outbox(Path(sys.argv[1]))
+    box = Outbox(Ledger(Path(sys.argv[1])))
     delivered = 0
     for i in range(100_000):
         box.append("MeterValues", {"n": i})
@@ -172,17 +155,16 @@ def test_a_killed_writer_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
                 break
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
-    with Outbox(path) as box:
+    with opened(path) as box:
         values = [int(str(m.payload["n"])) for m in box.pending()]
     # Deliveries take the head, so what is left is one contiguous run ending at the last append.
     assert values == list(range(values[0], values[-1] + 1))
     assert values[0] <= delivered + 1  # nothing confirmed as delivered comes back ...
     assert values[-1] >= confirmed  # ... and nothing confirmed as appended is lost
-    assert box.discarded_records <= 1
 
 
 def test_full_queue_drops_the_oldest_meter_values_but_never_start_or_stop(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "q", max_messages=4) as box:
+    with opened(tmp_path / "q", max_messages=4) as box:
         tx = box.new_local_tx()
         box.append(METER_VALUES, meter(0))  # the head: may be in flight, kept
         box.append(START, start(1), local_tx=tx)
@@ -193,7 +175,7 @@ def test_full_queue_drops_the_oldest_meter_values_but_never_start_or_stop(tmp_pa
         assert [(m.action, m.payload.get("meterValue")) for m in box.pending()] == [
             (METER_VALUES, meter(0)["meterValue"]), (START, None), (STOP, None),
             (METER_VALUES, meter(2)["meterValue"])]
-    with Outbox(tmp_path / "r", max_messages=2) as box:
+    with opened(tmp_path / "r", max_messages=2) as box:
         box.append(START, start(1), local_tx=1)
         box.append(STOP, stop(1), local_tx=1)
         with pytest.raises(OutboxFull):
@@ -202,7 +184,7 @@ def test_full_queue_drops_the_oldest_meter_values_but_never_start_or_stop(tmp_pa
 
 
 def test_bad_appends_change_nothing(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         with pytest.raises(ValueError, match="not a transaction-related"):
             box.append("Heartbeat", {})
         with pytest.raises(ValueError, match="local transaction key"):
@@ -210,30 +192,15 @@ def test_bad_appends_change_nothing(tmp_path: Path) -> None:
         with pytest.raises(TypeError):
             box.append(METER_VALUES, {"x": object()})
         assert len(box) == 0
-    with Outbox(tmp_path / "q") as box:
+    with opened(tmp_path / "q") as box:
         assert len(box) == 0
 
 
-def test_the_journal_is_compacted_and_stays_small(tmp_path: Path) -> None:
+def test_a_running_transaction_keeps_its_id_until_its_stop_is_delivered(tmp_path: Path) -> None:
+    """Online, meter values are delivered as fast as they are queued, so the queue is often empty; the
+    transaction's id must survive that until its StopTransaction is delivered, then be forgotten."""
     path = tmp_path / "q"
-    with Outbox(path, durable=False) as box:
-        for i in range(2000):
-            box.append(METER_VALUES, meter(i))
-            if i % 2:
-                drain(box)
-        assert len(box) == 0
-        final_seq = box.append(METER_VALUES, meter(1))
-    assert path.stat().st_size < 20_000
-    with Outbox(path) as box:
-        head = box.peek()
-        assert head is not None and head.seq == final_seq and len(box) == 1
-
-
-def test_a_running_transaction_keeps_its_id_through_compaction(tmp_path: Path) -> None:
-    """Online, meter values are delivered as fast as they are queued, so the queue is often empty when the journal
-    is compacted; the transaction's id must survive that until its StopTransaction is delivered."""
-    path = tmp_path / "q"
-    with Outbox(path, durable=False) as box:
+    with opened(path) as box:
         tx = box.new_local_tx()
         box.mark_delivered(box.append(START, start(1), local_tx=tx), transaction_id=31)
         sent = []
@@ -242,7 +209,7 @@ def test_a_running_transaction_keeps_its_id_through_compaction(tmp_path: Path) -
             sent += drain(box)
         assert {p["transactionId"] for _, p in sent} == {31}
         box.append(STOP, stop(1), local_tx=tx)
-    with Outbox(path, durable=False) as box:
+    with opened(path) as box:
         assert drain(box) == [(STOP, {**stop(1), "transactionId": 31})]
         for i in range(500):  # the finished transaction's id is eventually forgotten
             box.append(METER_VALUES, meter(i))
@@ -250,10 +217,29 @@ def test_a_running_transaction_keeps_its_id_through_compaction(tmp_path: Path) -
         assert box.transaction_id(tx) is None
 
 
-def test_a_leftover_temporary_file_is_harmless(tmp_path: Path) -> None:
-    path = tmp_path / "q"
-    with Outbox(path) as box:
-        box.append(METER_VALUES, meter(1))
-    (tmp_path / ".q.x1y2z3.tmp").write_bytes(b"garbage from a crash during compaction")
-    with Outbox(path) as box:
-        assert [m.payload for m in box.pending()] == [meter(1)]
+def _journal_line(record: dict[str, object]) -> bytes:
+    """One record of the outbox journal the previous versions wrote: ``<crc32 hex> <json>\\n``."""
+    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def test_a_journal_of_the_previous_format_is_moved_into_the_ledger(tmp_path: Path) -> None:
+    state = tmp_path / "ocpp"
+    state.mkdir()
+    records: list[dict[str, object]] = [
+        {"op": "head", "next_seq": 1, "next_tx": 1},
+        {"op": "add", "seq": 1, "action": START, "payload": start(1), "tx": 1},
+        {"op": "add", "seq": 2, "action": METER_VALUES, "payload": meter(1), "tx": 1},
+        {"op": "done", "seq": 1, "tx": 1, "id": 77},
+        {"op": "add", "seq": 3, "action": STOP, "payload": stop(1), "tx": 1},
+    ]
+    (state / "outbox.journal").write_bytes(b"".join(map(_journal_line, records)) + b"0badc0de {torn")
+    with Ledger(state / "charge-point.db") as ledger:
+        assert migrate(state, ledger) is True
+        box = Outbox(ledger)
+        assert [(m.action, m.payload["transactionId"]) for m in box.pending()] == [(METER_VALUES, 77), (STOP, 77)]
+        assert box.new_local_tx() == 2 and box.append(METER_VALUES, meter(2)) == 4
+    assert not (state / "outbox.journal").exists() and (state / "outbox.journal.migrated").exists()
+    with Ledger(state / "charge-point.db") as ledger:
+        assert migrate(state, ledger) is False  # once only
+        assert len(Outbox(ledger)) == 3

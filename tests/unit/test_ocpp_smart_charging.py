@@ -467,6 +467,28 @@ def test_composite_in_watts_from_an_amp_profile() -> None:
     assert periods(composite(store, EL, 1, at("01:00"), 60, RateUnit.W)) == [(0, 11040)]
 
 
+def test_composite_in_watts_counts_the_phases_of_the_period() -> None:
+    """16 A on one phase is 3,680 W, even on a 3-phase charger (issue 12 measured 11,040 W)."""
+    store = make_store()
+    install(store, 1, payload(1, 0, TXDEF, [(0, 16, 1)]), at("00:00"))
+    assert periods(composite(store, EL, 1, at("01:00"), 60, RateUnit.W)) == [(0, 3680)]
+    assert periods(composite(store, EL, 1, at("01:00"), 60, RateUnit.A)) == [(0, 16)]
+    # Connector 0 sums each connector's own power: 3,680 W + 32 A on three phases for the other one.
+    assert periods(composite(store, EL, 0, at("01:00"), 60, RateUnit.W)) == [(0, 3680 + 22080)]
+
+
+def test_composite_in_watts_never_counts_more_phases_than_are_wired() -> None:
+    store = make_store()
+    install(store, 1, payload(1, 0, TXDEF, [(0, 16, 3)]), at("00:00"))
+    assert periods(composite(store, electrical(phases=1), 1, at("01:00"), 60, RateUnit.W)) == [(0, 3680)]
+
+
+def test_a_watt_profile_reads_back_in_watts_whatever_its_number_phases() -> None:
+    store = make_store()
+    install(store, 1, payload(1, 0, TXDEF, [(0, 6900, 1)], unit="W"), at("00:00"))
+    assert periods(composite(store, EL, 1, at("01:00"), 60, RateUnit.W)) == [(0, 6900)]
+
+
 # --- Transactions ---------------------------------------------------------------------------------------------------
 
 def test_tx_profiles_end_with_their_transaction() -> None:

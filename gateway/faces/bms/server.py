@@ -10,31 +10,40 @@ unavailable) at once, so a master set to the wrong id sees why instead of timing
 its unit id and stays silent for every other id, as a slave on a shared RS-485 line must; a broadcast (unit 0) is
 ignored too, because a change of limit nobody confirms is not one a gateway should make.
 
-Client address. pymodbus gives the action no connection, but it handles each request, action included, in one
-task of that connection's handler. The handler here records the peer in a context variable for that task, and
-the action reads it: the origin logged with each write is "bms 10.0.0.5:53122".
+Client address. pymodbus gives the action no connection, but each connection's handler
+(``gateway.faces.bms.connection``) answers its requests, action included, in one task of its own. It records the
+peer in a context variable for that task, and the action reads it: the origin logged with each write is
+"bms 10.0.0.5:53122".
+
+Connections. At most ``max_connections`` TCP clients at once (a BMS needs one or two), so a flood of idle
+connections cannot take the file handles the chargers, the web page and the state files need. At the cap, a new
+client is let in and the client that has been silent the longest is disconnected (a warning logged at most once a
+minute): a BMS that polls every few seconds is never the one, so a flood only evicts itself. A connection idle for
+``idle_timeout_s`` is closed too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
-from contextvars import ContextVar
-from typing import cast
+from typing import Any, cast
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
-from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
 from gateway.errors import StartError
 from gateway.faces.bms.access import WriteAccess
+from gateway.faces.bms.connection import PEER, BmsConnection
 from gateway.faces.bms.face import BmsFace, ExceptionCode, Refusal
 from gateway.faces.bms.register_map import HOLDING_SIZE, INPUT_SIZE, Table
 from gateway.runtime.commands import GatewayControl
+from gateway.runtime.file_limits import face_cap
+from gateway.runtime.log_limit import RateLimitedLog
 from gateway.site.config import BmsConfig
 
 log = logging.getLogger("gateway.faces.bms")
@@ -45,8 +54,16 @@ _WRITE_SINGLE = 6
 _CATCH_ALL_UNIT = 0
 """pymodbus sends a request for any unit id it has no device for to the device with id 0."""
 
-_PEER: ContextVar[tuple[str, int] | None] = ContextVar("bms_peer", default=None)
-"""The TCP client of the request being handled in this task (see the module docstring)."""
+MAX_CONNECTIONS = 32
+"""TCP clients at once: a BMS uses one or two, a SCADA and a monitoring tool a few more; more would only hold
+file handles."""
+IDLE_TIMEOUT_S = 120.0
+"""A TCP client that sends nothing for this long is disconnected (a BMS polls every few seconds)."""
+
+MIN_BACKLOG = 16
+"""Connections waiting to be accepted (and so the most accepted in one go) is the cap, but at least this."""
+
+_refusals = RateLimitedLog(log, interval_s=60.0)
 
 
 _PduTrace = Callable[[bool, ModbusPDU], ModbusPDU]
@@ -57,17 +74,50 @@ class BmsStartError(StartError):
     """The face could not listen (address in use, serial port missing); the message says where."""
 
 
-class _PeerRecordingHandler(ServerRequestHandler):
-    async def handle_request(self) -> None:
-        peer = self.transport.get_extra_info("peername") if self.transport else None
-        _PEER.set((str(peer[0]), int(peer[1])) if peer else None)
-        await super().handle_request()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
+class _CappedConnection(BmsConnection):
+    def __init__(self, owner: Any, *, idle_timeout_s: float | None, max_connections: int) -> None:
+        super().__init__(owner, idle_timeout_s=idle_timeout_s)
+        self._max_connections = max_connections
+
+    def callback_connected(self) -> None:
+        super().callback_connected()
+        listener = self.listener
+        if listener is None:
+            return
+        # pymodbus lists a connection from the moment asyncio accepted its socket; only those already connected
+        # count (one evicted before it is connected would keep its socket).
+        connected = [c for c in listener.active_connections.values()
+                     if isinstance(c, BmsConnection) and c.transport and not c.is_closing]
+        if len(connected) <= self._max_connections:
+            return
+        quietest = min((c for c in connected if c is not self), key=lambda c: c.last_active_s, default=None)
+        evicted = quietest if quietest is not None else self
+        _refusals.warning("BMS face: %d clients connected, the most allowed; the one silent the longest (%s) was "
+                          "disconnected", self._max_connections, evicted.peer)
+        evicted.close()
 
 
 class _TcpServer(ModbusTcpServer):
-    def callback_new_connection(self) -> ServerRequestHandler:
-        return _PeerRecordingHandler(  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
-            self, self.trace_packet, self.trace_pdu, self.trace_connect)
+    def __init__(self, *args: Any, max_connections: int, idle_timeout_s: float | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_connections = max_connections
+        self._idle_timeout_s = idle_timeout_s
+        # pymodbus listens with asyncio's default backlog (100), and asyncio accepts up to a backlog's worth of
+        # connections in one go, before any of them is seen (and evicted) here: a burst would take that many
+        # handles at once.
+        assert self.comm_params.source_address is not None
+        host, port = self.comm_params.source_address
+        self.call_create = functools.partial(self.loop.create_server, self.handle_new_connection, host, port,
+                                             reuse_address=True, start_serving=True,
+                                             backlog=max(MIN_BACKLOG, max_connections))
+
+    def callback_new_connection(self) -> BmsConnection:
+        return _CappedConnection(self, idle_timeout_s=self._idle_timeout_s, max_connections=self._max_connections)
+
+
+class _SerialServer(ModbusSerialServer):
+    def callback_new_connection(self) -> BmsConnection:
+        return BmsConnection(self, idle_timeout_s=None)
 
 
 def _peer_text(peer: tuple[str, int]) -> str:
@@ -81,8 +131,12 @@ class BmsServer:
     With ``config.enabled`` false, ``start`` serves nothing.
     """
 
-    def __init__(self, control: GatewayControl, config: BmsConfig) -> None:
+    def __init__(self, control: GatewayControl, config: BmsConfig, *, max_connections: int | None = None,
+                 idle_timeout_s: float | None = IDLE_TIMEOUT_S) -> None:
+        """``max_connections``: by default ``MAX_CONNECTIONS``, less if the open-file limit is small."""
         self._config = config
+        self._max_connections = max_connections if max_connections is not None else face_cap(MAX_CONNECTIONS)
+        self._idle_timeout_s = idle_timeout_s
         self._face = BmsFace(control)
         self._access = WriteAccess(config.allow_write_from, config.read_only)
         self._tcp: ModbusTcpServer | None = None
@@ -100,7 +154,8 @@ class BmsServer:
             log.info("BMS face disabled")
             return
         tcp = _TcpServer([self._device(cfg.unit_id, rtu_port=None), self._unknown_unit()],
-                         address=(cfg.host, cfg.port))
+                         address=(cfg.host, cfg.port), max_connections=self._max_connections,
+                         idle_timeout_s=self._idle_timeout_s)
         if not await _serve(tcp):
             raise BmsStartError(f"BMS face: cannot listen on {cfg.host}:{cfg.port} (address in use or not local?)")
         self._tcp = tcp
@@ -109,7 +164,7 @@ class BmsServer:
         log.info("BMS face: Modbus TCP on %s:%d, unit %d%s", *self._tcp_address, cfg.unit_id,
                  ", read-only" if cfg.read_only else "")
         if cfg.rtu is not None:
-            rtu = ModbusSerialServer([self._device(cfg.unit_id, rtu_port=cfg.rtu.device)], framer=FramerType.RTU,
+            rtu = _SerialServer([self._device(cfg.unit_id, rtu_port=cfg.rtu.device)], framer=FramerType.RTU,
                                      port=cfg.rtu.device, baudrate=cfg.rtu.baudrate, parity=cfg.rtu.parity,
                                      stopbits=cfg.rtu.stopbits, bytesize=cfg.rtu.bytesize,
                                      trace_pdu=cast(_PduTrace, self._only_my_unit))
@@ -158,7 +213,7 @@ class BmsServer:
             if rtu_port is not None:
                 origin, permitted = f"bms rtu {rtu_port}", access.permits_rtu()
             else:
-                peer = _PEER.get()
+                peer = PEER.get()
                 origin = f"bms {_peer_text(peer)}" if peer else "bms tcp (unknown client)"
                 permitted = peer is not None and access.permits_tcp(peer[0])
             if permitted:

@@ -2,12 +2,9 @@
 clock-aligned MeterValues) that must reach the central system in order, across offline periods and restarts
 (spec §3.7, §4.8; errata §3.18).
 
-Storage is an append-only journal, one record per line: ``<crc32 hex> <json>\\n``, written and fsync'd before a
-call returns. A crash can only leave the last record half-written; at open such a record fails its checksum (or
-lacks its newline) and is discarded, and the file is cut back to the last whole record. When most records
-describe delivered messages the journal is rewritten to a temporary file and renamed over the old one, so it
-stays small (``gateway.site.store.write_atomically``); the rename is atomic, so a crash during compaction leaves the
-old journal intact.
+Storage is the station's ``Ledger`` (sqlite): every change is one database transaction, committed before a call
+returns, or part of the caller's larger transaction (``Ledger.transaction``) so that a session's state and its
+message are stored together. A crash leaves either the whole change or none of it.
 
 Guarantees, for a caller that peeks, sends, and marks the message delivered once the central system answered:
 
@@ -33,16 +30,12 @@ transaction then.
 from __future__ import annotations
 
 import json
-import os
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 from gateway.errors import PeerError
-from gateway.site.store import write_atomically
+from gateway.faces.ocpp.ledger import Ledger
 
 START = "StartTransaction"
 STOP = "StopTransaction"
@@ -66,141 +59,29 @@ class QueuedMessage:
     local_tx: int | None
 
 
-def _frame(record: Mapping[str, Any]) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
-    return b"%08x %s\n" % (zlib.crc32(body), body)
-
-
-def _unframe(line: bytes) -> dict[str, Any] | None:
-    """The record in one journal line, or None if it is damaged."""
-    if len(line) < 10 or not line.endswith(b"\n") or line[8:9] != b" ":
-        return None
-    body = line[9:-1]
-    try:
-        if int(line[:8], 16) != zlib.crc32(body):
-            return None
-        record = json.loads(body)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("op"), str) else None
-
-
 class Outbox:
-    """A durable FIFO for one charge point. Not thread-safe; one owner (the OCPP client's sender)."""
+    """A durable FIFO for one charge point, kept in the station's ledger. Not thread-safe; one owner."""
 
-    def __init__(self, path: Path, *, max_messages: int = 10_000, durable: bool = True) -> None:
-        """Open or create the journal at ``path``. ``durable=False`` skips the fsync after each record (tests of
-        logic only); a compaction is always written with ``gateway.site.store.write_atomically``."""
+    def __init__(self, ledger: Ledger, *, max_messages: int = 10_000) -> None:
         if max_messages < 2:
             raise ValueError("max_messages must be at least 2")
-        self.path = path
+        self.ledger = ledger
         self.max_messages = max_messages
-        self.durable = durable
-        self.discarded_records = 0
-        """Damaged records found when opening (a torn last write, or disk corruption)."""
         self.dropped = 0
         """MeterValues dropped since opening because the queue was full."""
         self._pending: dict[int, dict[str, Any]] = {}
-        self._tx_ids: dict[int, int] = {}
-        self._finished: set[int] = set()
-        """Local keys whose StopTransaction was delivered: their id is needed only by messages still pending."""
-        self._next_seq = 1
-        self._next_tx = 1
-        self._records = 0
-        self._file: BinaryIO | None = None
-        self._replay()
-        self._file = open(self.path, "ab")  # noqa: SIM115 - held open for the outbox's lifetime, closed in close()
-
-    # --- opening -------------------------------------------------------------------------------------------------
-
-    def _replay(self) -> None:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            self._rewrite()
-            return
-        for line in data.splitlines(keepends=True):
-            record = _unframe(line)
-            if record is None or not self._apply(record):
-                self.discarded_records += 1
-            else:
-                self._records += 1
-        if self.discarded_records:
-            self._rewrite()  # the damage (a torn tail, or worse) is gone from the file from now on
-
-    def _apply(self, record: dict[str, Any]) -> bool:
-        """Fold one record into the state; False if it makes no sense (treated as damage)."""
-        op = record["op"]
-        try:
-            if op == "head":
-                self._next_seq = max(self._next_seq, int(record["next_seq"]))
-                self._next_tx = max(self._next_tx, int(record["next_tx"]))
-            elif op == "add":
-                seq = int(record["seq"])
-                if record["action"] not in ACTIONS or not isinstance(record["payload"], dict):
-                    return False
-                tx = record.get("tx")
-                self._pending[seq] = {"action": record["action"], "payload": record["payload"],
-                                      "tx": None if tx is None else int(tx)}
-                self._next_seq = max(self._next_seq, seq + 1)
-                if tx is not None:
-                    self._next_tx = max(self._next_tx, int(tx) + 1)
-            elif op == "done":
-                self._forget(self._pending.pop(int(record["seq"]), None))
-                if record.get("tx") is not None:
-                    self._tx_ids[int(record["tx"])] = int(record["id"])
-            elif op == "txid":
-                self._tx_ids[int(record["tx"])] = int(record["id"])
-            else:
-                return False
-        except (KeyError, TypeError, ValueError):
-            return False
-        return True
-
-    def _forget(self, message: Mapping[str, Any] | None) -> None:
-        if message is not None and message["action"] == STOP and message["tx"] is not None:
-            self._finished.add(message["tx"])
-
-    # --- writing -------------------------------------------------------------------------------------------------
-
-    def _write(self, record: Mapping[str, Any]) -> None:
-        if self._file is None:
-            raise ValueError("the outbox is closed")
-        self._file.write(_frame(record))
-        self._file.flush()
-        if self.durable:
-            os.fsync(self._file.fileno())
-        self._records += 1
-
-    def _rewrite(self) -> None:
-        """Replace the journal by the shortest one with the same state (atomic rename)."""
-        pending_tx = {m["tx"] for m in self._pending.values() if m["tx"] is not None}
-        live_tx = pending_tx | (set(self._tx_ids) - self._finished)
-        records: list[Mapping[str, Any]] = [{"op": "head", "next_seq": self._next_seq, "next_tx": self._next_tx}]
-        records += [{"op": "txid", "tx": tx, "id": real} for tx, real in sorted(self._tx_ids.items())
-                    if tx in live_tx]
-        records += [{"op": "add", "seq": seq, "action": m["action"], "payload": m["payload"], "tx": m["tx"]}
-                    for seq, m in self._pending.items()]
-        self._tx_ids = {tx: real for tx, real in self._tx_ids.items() if tx in live_tx}
-        self._finished &= set(self._tx_ids)
-        write_atomically(self.path, b"".join(_frame(r) for r in records))
-        if self._file is not None:
-            self._file.close()
-        self._records = len(records)
-        if self._file is not None:
-            self._file = open(self.path, "ab")  # noqa: SIM115 - the renamed-over file needs a new handle
-
-    def _maybe_compact(self) -> None:
-        if self._records > 64 and self._records > 4 * (len(self._pending) + len(self._tx_ids)):
-            self._rewrite()
-
-    # --- the API -------------------------------------------------------------------------------------------------
+        for seq, action, payload, tx in ledger.execute("SELECT seq, action, payload, tx FROM messages ORDER BY seq"):
+            self._pending[int(seq)] = {"action": action, "payload": json.loads(payload),
+                                       "tx": None if tx is None else int(tx)}
+        self._tx_ids = {int(tx): int(real) for tx, real in ledger.execute("SELECT tx, id FROM transaction_ids")}
+        self._next_seq = max([ledger.counter("next_seq", 1), *(seq + 1 for seq in self._pending)])
+        self._next_tx = ledger.counter("next_tx", 1)
 
     def new_local_tx(self) -> int:
-        """A key for a transaction whose id the central system has not given yet; unique across restarts once a
-        message was appended under it."""
+        """A key for a transaction whose id the central system has not given yet; unique across restarts."""
         key = self._next_tx
-        self._next_tx += 1
+        self.ledger.put_counter("next_tx", key + 1)
+        self._next_tx = key + 1
         return key
 
     def append(self, action: str, payload: Mapping[str, Any], *, local_tx: int | None = None) -> int:
@@ -211,25 +92,31 @@ class Outbox:
         if action == START and local_tx is None:
             raise ValueError("a StartTransaction needs a local transaction key (new_local_tx())")
         body = dict(payload)
-        json.dumps(body)  # refuse what cannot be stored before anything is written
-        if len(self._pending) >= self.max_messages:
-            self._make_room()
+        text = json.dumps(body, separators=(",", ":"))  # refuse what cannot be stored before anything is written
         seq = self._next_seq
-        self._write({"op": "add", "seq": seq, "action": action, "payload": body, "tx": local_tx})
+        with self.ledger.transaction():
+            victim = self._make_room() if len(self._pending) >= self.max_messages else None
+            self.ledger.execute("INSERT INTO messages (seq, action, payload, tx) VALUES (?, ?, ?, ?)",
+                                (seq, action, text, local_tx))
+            self.ledger.put_counter("next_seq", seq + 1)
+            if local_tx is not None and local_tx >= self._next_tx:
+                self.ledger.put_counter("next_tx", local_tx + 1)
+        if victim is not None:
+            del self._pending[victim]
+            self.dropped += 1
         self._pending[seq] = {"action": action, "payload": body, "tx": local_tx}
         self._next_seq = seq + 1
         if local_tx is not None:
             self._next_tx = max(self._next_tx, local_tx + 1)
         return seq
 
-    def _make_room(self) -> None:
+    def _make_room(self) -> int:
         head = next(iter(self._pending), None)
         victim = next((seq for seq, m in self._pending.items() if m["action"] == METER_VALUES and seq != head), None)
         if victim is None:
             raise OutboxFull(f"{len(self._pending)} transaction messages are waiting for the central system")
-        self._write({"op": "done", "seq": victim})
-        self._forget(self._pending.pop(victim))
-        self.dropped += 1
+        self.ledger.execute("DELETE FROM messages WHERE seq = ?", (victim,))
+        return victim
 
     def _message(self, seq: int, m: Mapping[str, Any]) -> QueuedMessage:
         payload = dict(m["payload"])
@@ -248,26 +135,34 @@ class Outbox:
 
         For a StartTransaction, pass the ``transactionId`` from its .conf (or leave it out when giving up, so
         the transaction's later messages carry -1). Returns False if ``seq`` was not pending (already marked, or
-        dropped), which changes nothing.
+        dropped), which changes nothing. A delivered StopTransaction forgets its transaction's id.
         """
         m = self._pending.get(seq)
         if m is None:
             return False
-        record: dict[str, Any] = {"op": "done", "seq": seq}
+        tx = m["tx"]
         learnt = m["action"] == START and transaction_id is not None
+        finished = m["action"] == STOP and tx is not None and not any(
+            other["tx"] == tx for other_seq, other in self._pending.items() if other_seq != seq)
+        with self.ledger.transaction():
+            self.ledger.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+            if learnt:
+                self.ledger.execute("INSERT OR REPLACE INTO transaction_ids (tx, id) VALUES (?, ?)",
+                                    (tx, transaction_id))
+            if finished:
+                self.ledger.execute("DELETE FROM transaction_ids WHERE tx = ?", (tx,))
+        del self._pending[seq]
         if learnt:
-            record.update(tx=m["tx"], id=transaction_id)
-        self._write(record)
-        self._forget(self._pending.pop(seq))
-        if learnt:
-            self._tx_ids[m["tx"]] = record["id"]
-        self._maybe_compact()
+            assert transaction_id is not None
+            self._tx_ids[tx] = transaction_id
+        if finished:
+            self._tx_ids.pop(tx, None)
         return True
 
     def patch_transaction_id(self, local_tx: int, transaction_id: int) -> None:
         """Record the central system's id for a local key by other means (e.g. a StartTransaction that was sent
         live while messages under the key were queued)."""
-        self._write({"op": "txid", "tx": local_tx, "id": transaction_id})
+        self.ledger.execute("INSERT OR REPLACE INTO transaction_ids (tx, id) VALUES (?, ?)", (local_tx, transaction_id))
         self._tx_ids[local_tx] = transaction_id
 
     def transaction_id(self, local_tx: int) -> int | None:
@@ -279,15 +174,3 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._pending)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

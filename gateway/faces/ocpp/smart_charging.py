@@ -16,10 +16,14 @@ How purposes combine (spec §3.13.2-3, errata §3.8 and §3.43):
 
 W to A (errata §3.69, §3.34): ``amps per phase = watts / (nominal voltage x phases)``, where *phases* is the
 number the circuit really has: the site supply's for a ChargePointMaxProfile, the charger's wiring for a
-connector. A period's ``numberPhases`` is not used for the conversion: the gateway cannot force a 3-phase charger
-onto one phase, so ``W / 230`` on every phase could triple the power the central system asked for; dividing by
-the real phase count keeps the total at or below the W limit whatever phases the car uses, and equals the spec's
-formula whenever numberPhases matches the wiring. A limits are per phase and used as given.
+connector. A W period's ``numberPhases`` does not divide it: the gateway cannot force a 3-phase charger onto one
+phase, so ``W / 230`` on every phase could triple the power the central system asked for; dividing by the real
+phase count keeps the total at or below the W limit whatever phases the car uses, and equals the spec's formula
+whenever numberPhases matches the wiring. A limits are per phase and used as given.
+
+A to W (a composite schedule asked in W): a period's ``numberPhases`` (absent: 3) says on how many phases its
+current flows, capped at the wiring, so 16 A on one phase is 3,680 W even on a 3-phase charger. Where several
+limits meet, the least current and the fewest phases among them bind.
 """
 
 from __future__ import annotations
@@ -411,25 +415,49 @@ class _View:
         return out
 
     def site_a(self, t: float) -> float | None:
-        return _winner_a(self.cp_max, t, None, self.electrical, self.electrical.site_phases)
+        found = self.site(t)
+        return None if found is None else found.amps
+
+    def site(self, t: float) -> _Limit | None:
+        return _winner(self.cp_max, t, None, self.electrical, self.electrical.site_phases)
 
     def tx_level_a(self, connector_id: int, t: float) -> float | None:
         """TxProfile if one is running, else TxDefaultProfile (errata §3.8), in A per phase."""
+        found = self.tx_level(connector_id, t)
+        return None if found is None else found.amps
+
+    def tx_level(self, connector_id: int, t: float) -> _Limit | None:
         c = self.connectors[connector_id - 1]
         phases = self.electrical.phases_of(connector_id)
-        found = _winner_a(c.tx, t, c.anchor, self.electrical, phases)
-        return found if found is not None else _winner_a(c.tx_default, t, c.anchor, self.electrical, phases)
-
-    def connector_a(self, connector_id: int, t: float) -> float | None:
-        return _min_known(self.site_a(t), self.tx_level_a(connector_id, t))
+        found = _winner(c.tx, t, c.anchor, self.electrical, phases)
+        return found if found is not None else _winner(c.tx_default, t, c.anchor, self.electrical, phases)
 
 
-def _winner_a(stack: Sequence[ChargingProfile], t: float, anchor: float | None, electrical: Electrical,
-              phases: int) -> float | None:
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    """A limit in force: amps per phase, and on how many phases that current may flow."""
+
+    amps: float
+    phases: int
+
+    def watts(self, voltage_v: float) -> float:
+        return self.amps * voltage_v * self.phases
+
+
+def _binding(*limits: _Limit | None) -> _Limit:
+    """Where limits meet: the least current, on the fewest phases any of them allows."""
+    known = [limit for limit in limits if limit is not None]
+    return _Limit(min(x.amps for x in known), min(x.phases for x in known))
+
+
+def _winner(stack: Sequence[ChargingProfile], t: float, anchor: float | None, electrical: Electrical,
+            wired: int) -> _Limit | None:
     for profile in stack:
         period = active_period(profile, t, anchor)
         if period is not None:
-            return electrical.amps(period.limit, profile.schedule.unit, phases)
+            if profile.schedule.unit is RateUnit.W:
+                return _Limit(electrical.amps(period.limit, RateUnit.W, wired), wired)
+            return _Limit(period.limit, min(wired, 3 if period.phases is None else period.phases))
     return None
 
 
@@ -557,36 +585,42 @@ def composite(store: ProfileStore, electrical: Electrical, connector_id: int, no
     until = start + duration_s
     times = sorted({start} | {t for profile, anchor in view.profiles(connector_id)
                               for t in change_times(profile, start, until, anchor)})
-    amps = [_composite_a(view, connector_id, t) for t in times]
+    values = [_composite_value(view, connector_id, t, unit) for t in times]
 
     # Per whole second (startPeriod is an integer): the least value seen within that second, never a higher one.
     per_second: dict[int, float] = defaultdict(lambda: math.inf)
-    previous = amps[0]
-    for t, a in zip(times, amps, strict=True):
+    previous = values[0]
+    for t, value in zip(times, values, strict=True):
         second = math.floor(t - start)
         if t - start != second:
             per_second[second] = min(per_second[second], previous)
-        per_second[second] = min(per_second[second], a)
-        previous = a
-    phases = electrical.phases_of(connector_id)
+        per_second[second] = min(per_second[second], value)
+        previous = value
     periods: list[SchedulePeriod] = []
     for second in sorted(per_second):
-        a = per_second[second]
-        limit = tenths(a if unit is RateUnit.A else a * electrical.voltage_v * phases)
+        limit = tenths(per_second[second])
         if not periods or periods[-1].limit != limit:
             periods.append(SchedulePeriod(second, limit))
     return CompositeSchedule(CompositeStatus.ACCEPTED, connector_id, start, duration_s, unit, tuple(periods))
 
 
-def _composite_a(view: _View, connector_id: int, t: float) -> float:
+def _composite_value(view: _View, connector_id: int, t: float, unit: RateUnit) -> float:
+    """The composite at ``t`` in ``unit``: A per phase, or W over the phases the binding limits allow."""
     electrical = view.electrical
-    site = view.site_a(t)
+    voltage = electrical.voltage_v
+
+    def connector(n: int) -> _Limit:
+        rating = electrical.connectors[n - 1]
+        return _binding(_Limit(rating.max_a, rating.phases), view.tx_level(n, t))
+
+    site = view.site(t)
     if connector_id == 0:
-        total = 0.0
-        for n, rating in enumerate(electrical.connectors, start=1):
-            tx = view.tx_level_a(n, t)
-            total += rating.max_a if tx is None else min(tx, rating.max_a)
-        return min(total, electrical.site_max_a, math.inf if site is None else site)
-    tx = view.tx_level_a(connector_id, t)
-    values = [electrical.connectors[connector_id - 1].max_a, site, tx]
-    return min(v for v in values if v is not None)
+        installation = _Limit(electrical.site_max_a, electrical.site_phases)
+        caps = [installation] if site is None else [installation, site]
+        if unit is RateUnit.A:
+            return min(sum(connector(n).amps for n in range(1, len(electrical.connectors) + 1)),
+                       *(cap.amps for cap in caps))
+        return min(sum(connector(n).watts(voltage) for n in range(1, len(electrical.connectors) + 1)),
+                   *(cap.watts(voltage) for cap in caps))
+    own = _binding(connector(connector_id), site)
+    return own.amps if unit is RateUnit.A else own.watts(voltage)

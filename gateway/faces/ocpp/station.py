@@ -10,14 +10,19 @@ cache and the outbox, persists each of them atomically when it changes, and
   ``auth_requests`` and ``followups``;
 * takes the central system's answers to the queued transaction messages (``delivered``, ``given_up``).
 
-Files under the state directory: ``charge-point.json`` (configuration changes, sessions, availability, cache),
-``profiles.json`` (``ProfileStore``), ``outbox.journal`` (``Outbox``). A file that cannot be read is moved aside
-(``NAME.corrupt-<n>``) and logged, and the gateway starts from defaults: power sharing never waits for it.
+Everything persists in one database under the state directory, ``charge-point.db`` (``Ledger``): the station
+document (configuration changes, sessions, availability, cache), the charging profiles (``ProfileStore``) and the
+outbox. One event is one database transaction (``apply``: the sessions, the message and the profiles together), so a
+crash can neither lose a transaction's StartTransaction or StopTransaction nor leave them half recorded. The files
+of earlier versions are moved in once (``legacy_state.migrate``). A database that cannot be opened is moved aside
+(``charge-point.db.corrupt-<n>``), and a document that cannot be read is logged; the gateway then starts from
+defaults: power sharing never waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +33,8 @@ from gateway.faces.ocpp.authorization import ACCEPTED, LocalAuthorization
 from gateway.faces.ocpp.charging_profile import Purpose, parse_profile, parse_set_charging_profile
 from gateway.faces.ocpp.config_keys import ChangeStatus, Configuration, ConfigurationStateError
 from gateway.faces.ocpp.connector_status import Activity, ConnectorReport, connector_report, site_report
+from gateway.faces.ocpp.ledger import open_or_set_aside
+from gateway.faces.ocpp.legacy_state import PROFILES_DOCUMENT, STATION_DOCUMENT, migrate
 from gateway.faces.ocpp.limit_provider import OcppLimits
 from gateway.faces.ocpp.meter_values import Context, Wiring, meter_value, next_aligned, next_sample
 from gateway.faces.ocpp.outbox import METER_VALUES, START, STOP, Outbox, OutboxFull, QueuedMessage
@@ -53,7 +60,7 @@ from gateway.faces.ocpp.smart_charging import (
 )
 from gateway.runtime.read_model import Availability, SiteStatus, UnitStatus
 from gateway.site.config import NameplateLookup, OcppConfig, SiteConfig
-from gateway.site.store import JsonStore, StoreError, write_atomically
+from gateway.site.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -92,20 +99,16 @@ class Station:
                        for n, c in enumerate(site.chargers, start=1)}
         self.mode = Mode(options.authorization.mode)
         state_dir.mkdir(parents=True, exist_ok=True)
-        self._state = JsonStore(state_dir / "charge-point.json")
-        self._profiles_path = state_dir / "profiles.json"
-        document = self._state.load() or {}
-        if document and document.get("version") != STATE_VERSION:
-            log.error("%s: unknown format version %r; starting from defaults", self._state.path,
-                      document.get("version"))
-            document = {}
+        self.ledger = open_or_set_aside(state_dir / "charge-point.db")
+        migrate(state_dir, self.ledger)
+        document = self._load_document()
         self.config = self._load_configuration(site, document.get("configuration", {}))
         self.store = self._load_profiles()
         self.limits = OcppLimits(self.store, Electrical.from_site(site, nameplate_of), self.charger_ids)
         try:
             self.sessions = Sessions.from_json(len(self.charger_ids), document.get("sessions", {}))
         except SessionStateError as exc:
-            log.error("%s: %s; running transactions are forgotten", self._state.path, exc)
+            log.error("%s: %s; running transactions are forgotten", self.ledger.path, exc)
             self.sessions = Sessions(len(self.charger_ids))
         availability = document.get("availability", {})
         self.site_inoperative = bool(availability.get("site", False))
@@ -114,11 +117,9 @@ class Station:
         try:
             self.auth = LocalAuthorization.from_json(local_list, document.get("auth_cache", {}))
         except (TypeError, ValueError) as exc:
-            log.error("%s: %s; the authorisation cache starts empty", self._state.path, exc)
+            log.error("%s: %s; the authorisation cache starts empty", self.ledger.path, exc)
             self.auth = LocalAuthorization(local_list)
-        self.outbox = Outbox(state_dir / "outbox.journal")
-        if self.outbox.discarded_records:
-            log.warning("%s: %d damaged record(s) discarded", self.outbox.path, self.outbox.discarded_records)
+        self.outbox = Outbox(self.ledger)
         self.units: dict[int, UnitStatus | None] = dict.fromkeys(self.connectors)
         self.reports: dict[int, tuple[ConnectorReport, float]] = {}
         """Per connector (0 = the site): the status now and since when."""
@@ -133,6 +134,19 @@ class Station:
 
     # --- loading and saving --------------------------------------------------------------------------------------
 
+    def _load_document(self) -> dict[str, Any]:
+        text = self.ledger.document(STATION_DOCUMENT)
+        try:
+            document = {} if text is None else json.loads(text)
+        except ValueError as exc:
+            log.error("%s: the station document is unreadable (%s); starting from defaults", self.ledger.path, exc)
+            return {}
+        if not isinstance(document, dict) or (document and document.get("version") != STATE_VERSION):
+            log.error("%s: unknown format version %r; starting from defaults", self.ledger.path,
+                      document.get("version") if isinstance(document, dict) else None)
+            return {}
+        return document
+
     def _load_configuration(self, site: SiteConfig, changed: object) -> Configuration:
         values = self.options.meter_values
         defaults = {key: value for key, value in (
@@ -145,43 +159,38 @@ class Station:
             return Configuration.for_site(site, changed if isinstance(changed, dict) else {},
                                           {k: str(v) for k, v in defaults.items()})
         except ConfigurationStateError as exc:
-            log.error("%s: configuration keys: %s; the central system's changes are dropped", self._state.path, exc)
+            log.error("%s: configuration keys: %s; the central system's changes are dropped", self.ledger.path, exc)
             return Configuration.for_site(site, {}, {k: str(v) for k, v in defaults.items()})
 
     def _load_profiles(self) -> ProfileStore:
         rules = self.config.profile_rules()
         try:
-            text = self._profiles_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return ProfileStore(rules)
-        try:
-            return ProfileStore.from_json(text, rules)
+            text = self.ledger.document(PROFILES_DOCUMENT)
+            return ProfileStore(rules) if text is None else ProfileStore.from_json(text, rules)
         except StoreFormatError as exc:
-            n = 1
-            while (aside := self._profiles_path.with_name(f"{self._profiles_path.name}.corrupt-{n}")).exists():
-                n += 1
-            self._profiles_path.rename(aside)
-            log.error("%s: %s; kept as %s, starting without charging profiles", self._profiles_path, exc, aside)
+            log.error("%s: charging profiles: %s; starting without them", self.ledger.path, exc)
             return ProfileStore(rules)
 
+    def _document(self) -> str:
+        return json.dumps({"version": STATE_VERSION, "configuration": self.config.changed(),
+                           "sessions": self.sessions.to_json(),
+                           "availability": {"site": self.site_inoperative, "connectors": sorted(self.inoperative)},
+                           "auth_cache": self.auth.to_json()}, sort_keys=True)
+
     def save(self) -> None:
-        document = {"version": STATE_VERSION, "configuration": self.config.changed(),
-                    "sessions": self.sessions.to_json(),
-                    "availability": {"site": self.site_inoperative, "connectors": sorted(self.inoperative)},
-                    "auth_cache": self.auth.to_json()}
         try:
-            self._state.save(document)
+            self.ledger.put_document(STATION_DOCUMENT, self._document())
         except StoreError as exc:
             log.error("OCPP state not saved: %s", exc)
 
     def save_profiles(self) -> None:
         try:
-            write_atomically(self._profiles_path, self.store.to_json().encode("utf-8"))
+            self.ledger.put_document(PROFILES_DOCUMENT, self.store.to_json())
         except StoreError as exc:
             log.error("charging profiles not saved: %s", exc)
 
     def close(self) -> None:
-        self.outbox.close()
+        self.ledger.close()
 
     # --- rules in force ------------------------------------------------------------------------------------------
 
@@ -240,13 +249,17 @@ class Station:
                 self.auth_requests.put_nowait(effect)
         if not transactions:
             return
-        self.save()  # the sessions first: a crash now loses a message, never invents a second transaction
-        for effect in transactions:
-            if isinstance(effect, StartTx):
-                self._start(effect)
-            else:
-                self._stop(effect, now)
-        self.save_profiles()
+        try:
+            with self.ledger.transaction():  # one event: the sessions, the messages and the profiles together
+                for effect in transactions:
+                    if isinstance(effect, StartTx):
+                        self._start(effect)
+                    else:
+                        self._stop(effect, now)
+                self.ledger.put_document(STATION_DOCUMENT, self._document())
+                self.ledger.put_document(PROFILES_DOCUMENT, self.store.to_json())
+        except StoreError as exc:
+            log.error("OCPP transaction event not stored: %s", exc)
         self.limits.changed()
         self.outbox_changed.set()
 
@@ -292,12 +305,12 @@ class Station:
             if interval <= 0:
                 break
             due = self._next_sample.setdefault(n, next_sample(running.started_s, now, interval))
-            if now < due:
-                continue
-            self._next_sample[n] = next_sample(running.started_s, now, interval)
             unit = self._reachable(n)
-            sample = None if unit is None else meter_value(unit, measurands, self.wiring[n], Context.PERIODIC, now,
-                                                           self.sessions.meter_wh(n, unit))
+            if now < due or unit is None:
+                continue  # a sample missed for want of a reading is taken with the next reading, not skipped
+            self._next_sample[n] = next_sample(running.started_s, now, interval)
+            sample = meter_value(unit, measurands, self.wiring[n], Context.PERIODIC, now,
+                                 self.sessions.meter_wh(n, unit))
             if sample is not None:
                 self._queue(METER_VALUES, {"connectorId": n, "meterValue": [sample]}, running.local_tx)
                 queued = True
@@ -376,10 +389,17 @@ class Station:
         if isinstance(info, dict) and isinstance(id_tag, str):
             self.auth.remember(id_tag, info)
         if message.action != START:
-            self.outbox.mark_delivered(message.seq)
-            if isinstance(info, dict):
-                self.save()
+            with self.ledger.transaction():
+                self.outbox.mark_delivered(message.seq)
+                if isinstance(info, dict):
+                    self.save()
             return
+        with self.ledger.transaction():
+            self._delivered_start(message, answer, info, id_tag)
+        self._refresh(self.wall())
+
+    def _delivered_start(self, message: QueuedMessage, answer: Mapping[str, Any], info: object,
+                         id_tag: object) -> None:
         tx_id = int(answer["transactionId"])
         self.outbox.mark_delivered(message.seq, transaction_id=tx_id)
         assert message.local_tx is not None
@@ -394,7 +414,6 @@ class Station:
                                              self.units.get(connector))
                 self.apply([stop] if stop is not None else [], self.wall())
         self.save()
-        self._refresh(self.wall())
 
     def given_up(self, message: QueuedMessage, reason: str) -> None:
         """The central system failed to process the message TransactionMessageAttempts times (spec §3.7)."""

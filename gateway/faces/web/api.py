@@ -74,13 +74,8 @@ COOKIE = "powershare_session"
 SETTLE_S = 2.0
 """A write is answered with the next snapshot's limits, or the latest one if none comes within this."""
 STATIC = files("gateway.faces.web") / "static"
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                               "frame-ancestors 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+_PAGE_HEADERS = {"Cache-Control": "no-cache"}
+"""The security headers are on every response (``gateway.faces.web.middleware.SecurityHeaders``)."""
 _READ_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Refusal, "description": "sign in first"}}
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Refusal, "description": "sign in first"},
@@ -235,10 +230,14 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def sign_in(body: PasswordIn, request: Request, response: Response) -> SessionOut:
         return signed_in(response, await guard.sign_in(body.password, client_of(request)))
 
-    @app.delete("/api/session", tags=["session"], status_code=204, summary="Sign out")
-    async def sign_out(request: Request) -> Response:
-        token = token_of(request)
-        if token:
+    @app.delete("/api/session", tags=["session"], status_code=204, responses={
+        403: {"model": Refusal, "description": "cookie session without the X-CSRF-Token header"}},
+        summary="Sign out (with the cookie, the X-CSRF-Token header is needed as for any write)")
+    async def sign_out(request: Request, bearer: Bearer, cookie: Cookie, csrf: Csrf) -> Response:
+        token = bearer.credentials if bearer else cookie
+        if token and guard.sessions.find(token) is not None:
+            # Another site must not be able to sign the installer out: a cookie sign-out is a write like any other.
+            guard.authenticate(token, csrf, by_cookie=bearer is None, write=True)
             guard.sessions.close(token)
         response = Response(status_code=204)
         response.delete_cookie(COOKIE, path="/")

@@ -9,6 +9,12 @@
 * A wrong password or setup code makes that client wait before its next attempt: 1 s, then 2, 4, ... up to 60 s.
   An attempt made too early is refused without being checked (HTTP 429 with ``Retry-After``), so guessing is slow
   and costs the gateway nothing.
+* Across all clients, at most ``GLOBAL_CHECKS_PER_S`` attempts a second are checked (after a burst of
+  ``GLOBAL_BURST``): an attacker with many addresses gets no more guesses than one with a few. An attempt over the
+  budget waits its turn, at most ``MAX_QUEUE_WAIT_S``, and one that would wait longer is refused unchecked (429
+  with ``Retry-After``); each client has at most one attempt waiting. So the installer's right password from an
+  address that has not failed is answered within ``MAX_QUEUE_WAIT_S`` plus one check, or is told when to retry,
+  however many addresses are guessing; and it never inherits another address's backoff.
 * A correct password opens a session: a random token, sent back as an HttpOnly, SameSite=Strict cookie for the
   page and in the body for scripts (``Authorization: Bearer``). A write with the cookie must also carry the
   session's CSRF token in ``X-CSRF-Token``; a bearer token needs none, since browsers never attach it by
@@ -19,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +48,12 @@ SCRYPT_MAXMEM = 64 * 1024 * 1024
 FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 60.0
 MAX_TRACKED_CLIENTS = 1024
+GLOBAL_CHECKS_PER_S = 2.0
+"""Password and setup-code checks per second, all clients together (each check is one scrypt, ~0.1 s of CPU)."""
+GLOBAL_BURST = 5
+"""Checks allowed back to back before the rate applies (a few typos in a row are not an attack)."""
+MAX_QUEUE_WAIT_S = 4.0
+"""The longest an attempt waits for the global budget; one that would wait longer is refused at once."""
 MAX_SESSIONS = 64
 """More sign-ins than this end the oldest session: memory stays bounded whatever a client does."""
 
@@ -163,6 +176,32 @@ class Throttle:
             del self._clients[oldest]
 
 
+class GlobalBudget:
+    """The global rate of checks as a schedule: each admitted attempt gets the next free slot (``GLOBAL_BURST`` slots
+    may be taken at once); ``reserve`` says how long to wait for it, or None when that would exceed the queue."""
+
+    def __init__(self, clock: Callable[[], float], rate_per_s: float = GLOBAL_CHECKS_PER_S,
+                 burst: int = GLOBAL_BURST, max_wait_s: float = MAX_QUEUE_WAIT_S) -> None:
+        self._clock = clock
+        self._interval = 1.0 / rate_per_s
+        self._slack = (burst - 1) * self._interval
+        self._max_wait_s = max_wait_s
+        self._next_s = clock()
+
+    def reserve(self) -> float | None:
+        now = self._clock()
+        slot = max(self._next_s, now)
+        wait = max(0.0, slot - self._slack - now)
+        if wait > self._max_wait_s:
+            return None
+        self._next_s = slot + self._interval
+        return wait
+
+    def retry_after_s(self) -> float:
+        """When an attempt refused by ``reserve`` could get a slot."""
+        return max(1.0, self._next_s - self._slack - self._max_wait_s - self._clock())
+
+
 @dataclass
 class Session:
     token: str
@@ -215,17 +254,41 @@ def new_setup_code() -> str:
 class Guard:
     """The installer's credentials: password, setup code, sessions and the brute-force delay, together."""
 
-    def __init__(self, state_dir: Path, clock: Callable[[], float], session_timeout_s: float) -> None:
+    def __init__(self, state_dir: Path, clock: Callable[[], float], session_timeout_s: float,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.passwords = PasswordStore(state_dir)
         self.sessions = Sessions(clock, session_timeout_s)
         self.throttle = Throttle(clock)
+        self.budget = GlobalBudget(clock)
         self.setup_code: str | None = None if self.passwords.is_set else new_setup_code()
         self._checking = asyncio.Lock()
+        self._sleep = sleep
+        self._waiting: set[str] = set()
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, client: str) -> AsyncIterator[None]:
+        """Admit ``client`` (its own backoff, then the global budget) and hold the one checking slot."""
+        self._admit(client)
+        if client in self._waiting:
+            raise AuthError(429, "an attempt from this address is still being checked", retry_after_s=1.0)
+        wait = self.budget.reserve()
+        if wait is None:
+            retry = self.budget.retry_after_s()
+            raise AuthError(429, f"too many sign-in attempts on this gateway right now: try again in {retry:.0f} s",
+                            retry_after_s=retry)
+        self._waiting.add(client)
+        try:
+            if wait > 0:
+                await self._sleep(wait)
+            async with self._checking:
+                self._admit(client)
+                yield
+        finally:
+            self._waiting.discard(client)
 
     async def set_first_password(self, setup_code: str, password: str, client: str) -> Session:
         check_password_rules(password)
-        async with self._checking:
-            self._admit(client)
+        async with self._turn(client):
             if self.setup_code is None:
                 raise AuthError(409, "the installer password is already set: sign in, or change it there")
             if not hmac.compare_digest(_normalise_code(setup_code), _normalise_code(self.setup_code)):
@@ -236,8 +299,7 @@ class Guard:
             return self.sessions.open()
 
     async def sign_in(self, password: str, client: str) -> Session:
-        async with self._checking:
-            self._admit(client)
+        async with self._turn(client):
             if not self.passwords.is_set:
                 raise AuthError(409, "no installer password yet: set one with the setup code")
             if not await self.passwords.verify(password):
@@ -248,8 +310,7 @@ class Guard:
     async def change_password(self, current: str, new: str, client: str) -> Session:
         """Every session ends (a leaked session must not outlive the password); the caller gets a new one."""
         check_password_rules(new)
-        async with self._checking:
-            self._admit(client)
+        async with self._turn(client):
             if not await self.passwords.verify(current):
                 self._refuse(client, "wrong current password")
             await self.passwords.set(new)

@@ -109,6 +109,10 @@ class StatusOut(BaseModel):
     limit: LimitOut
     measured_a: Phases
     allocated_a: Phases
+    invariant_violations: int = Field(
+        description="control rounds since start whose own commands broke the safety invariant; above 0 is a defect")
+    booked_excess_a: float = Field(
+        description="worst amount by which bookings exceed a node limit on a phase now (briefly after a limit drop)")
     power_w: float
     online: int
     charging: int
@@ -201,6 +205,7 @@ def status_out(status: SiteStatus, name: str) -> StatusOut:
     return StatusOut(name=name, time_s=status.time_s, enabled=status.enabled,
                      health=_HEALTH[status.health], limit=limit_out(status),
                      measured_a=list(status.measured_a), allocated_a=list(status.allocated_a), power_w=status.power_w,
+                     invariant_violations=status.invariant_violations, booked_excess_a=status.booked_excess_a,
                      online=status.online, charging=status.charging, units=[unit_out(u) for u in status.units])
 
 

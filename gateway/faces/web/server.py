@@ -3,7 +3,9 @@
 uvicorn normally owns the process: it installs signal handlers and configures logging. Here the gateway owns both,
 so the server is run with neither (``capture_signals`` is a no-op, ``log_config=None``), on a socket this module
 binds itself, so that "address in use" is an error at ``start`` and port 0 (tests) reports the port it got.
-Forwarded-for headers are ignored: the brute-force delay must see the real client.
+Forwarded-for headers are ignored: the brute-force delay must see the real client. The application is wrapped in
+the request-size limit and the security headers (``middleware``), the connections are capped and idle ones closed
+(``connections``), and no ``server`` header names the software.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from drivers.profile import ProfileRegistry
 from gateway.errors import StartError
 from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
+from gateway.faces.web.connections import HEAD_TIMEOUT_S, MAX_CONNECTIONS, capped_protocol
 from gateway.faces.web.live import Broadcast, History, follow
+from gateway.faces.web.middleware import BodyLimit, SecurityHeaders
 from gateway.runtime.commands import GatewayControl
+from gateway.runtime.file_limits import face_cap
 from gateway.runtime.follower_probe import Probe
 from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, SiteConfig
@@ -36,6 +41,10 @@ log = logging.getLogger("gateway.faces.web")
 START_TIMEOUT_S = 10.0
 GRACEFUL_SHUTDOWN_S = 3
 FOLLOW_TASK = "web follow"
+MIN_BACKLOG = 16
+"""Connections waiting to be accepted: the connection cap, but at least this. asyncio accepts up to a backlog's
+worth in one go before the cap sees them, so uvicorn's default (2048) would let a burst take that many file handles
+at once."""
 
 
 class WebStartError(StartError):
@@ -58,12 +67,15 @@ class WebServer:
 
     def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
                  profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
-                 clock: Callable[[], float] = time.monotonic, tasks: TaskSupervisor | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, tasks: TaskSupervisor | None = None,
+                 max_connections: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         """``tasks``: who owns the live-update task (the gateway's, so a crash shows as FAULT and is restarted);
         a private one if None."""
         self.config = config.web
         self._tasks = tasks if tasks is not None else TaskSupervisor()
         self._following = False
+        self._cap = max_connections if max_connections is not None else face_cap(MAX_CONNECTIONS)
+        self._protocol = capped_protocol(self._cap, head_timeout_s)
         self._control = control
         self._history = History()
         self._broadcast = Broadcast()
@@ -77,6 +89,8 @@ class WebServer:
             read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
             history=self._history, broadcast=self._broadcast)
         self.app = build_app(self._context)
+        self.asgi = SecurityHeaders(BodyLimit(self.app))
+        """What is served: the application inside the size limit and the security headers."""
         self._server: _EmbeddedServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -110,9 +124,11 @@ class WebServer:
             log.info("web page disabled (web.enabled: false)")
             return
         sock = _bind(self.config.host, self.config.port)
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
+        config = uvicorn.Config(self.asgi, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
                                 ssl_certfile=self.config.tls_cert, ssl_keyfile=self.config.tls_key,
-                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False,
+                                http=self._protocol, h11_max_incomplete_event_size=16 * 1024,
+                                backlog=max(MIN_BACKLOG, self._cap))
         try:
             config.load()
         except (OSError, ValueError) as exc:
