@@ -21,18 +21,26 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any] | None] | asyncio.
     """Cancel every task (None is skipped) and wait until each has ended; returns the exceptions other than
     cancellation that tasks ended with (a task that crashed before it was cancelled), for the caller to judge.
 
-    If the caller itself is cancelled meanwhile, the tasks are still cancelled and the caller's cancellation
-    propagates."""
+    If the caller itself is cancelled meanwhile (its own stopper repeats the cancellation too), it goes on
+    stopping the tasks until they have ended and only then lets its cancellation propagate: a cleanup cut short
+    would leave a task running that nobody cancels again."""
     if tasks is None or isinstance(tasks, asyncio.Future):
         tasks = [tasks]
     pending = {t for t in tasks if t is not None}
     errors: list[BaseException] = []
     ended: set[asyncio.Future[Any]] = set()
+    interrupted = False
     while pending:
         for task in pending:
             task.cancel()
-        done, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+        try:
+            done, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+        except asyncio.CancelledError:
+            interrupted = True
+            continue
         ended |= done
+    if interrupted:
+        raise asyncio.CancelledError
     for task in ended:
         error = None if task.cancelled() else task.exception()
         if error is not None:

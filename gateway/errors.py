@@ -31,8 +31,9 @@ itself raises, and a family says what the caller should do. Where an error used 
         ├── faces.ocpp.outbox.OutboxFull      only transaction messages are pending and the bound is reached
         └── sim.csms.CallFailed               the test central system's call was refused or not answered
 
-``faces.ocpp.client.ResetRequested`` is not an error but a signal (a Reset was carried out: reconnect and boot
-again) and stays outside this tree.
+Two signals stay outside this tree because they are not errors: ``faces.ocpp.client.ResetRequested`` (a Reset was
+carried out: reconnect and boot again) and ``faces.web.middleware._TooLarge`` (a request body past the limit, a
+BaseException so that it reaches the middleware that answers 413).
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ async def test_script_runs_in_order_at_its_times_and_survives_a_failed_step() ->
 
 
 async def test_calls_from_a_test_and_their_failures() -> None:
-    async with CentralSystem(response_timeout=0.5) as csms, charge_point(csms.url("CP-1")) as cp:
+    async with CentralSystem(response_timeout=2.0) as csms, charge_point(csms.url("CP-1")) as cp:
         await boot(cp)
         answer = await csms.call("CP-1", "RemoteStartTransaction", {"idTag": "T1", "connectorId": 1})
         assert answer == {"status": "Accepted"}

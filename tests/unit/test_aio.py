@@ -34,3 +34,20 @@ async def test_crashes_are_returned_and_none_is_skipped() -> None:
     assert [type(e) for e in errors] == [ValueError]
     assert running.cancelled()
     assert await cancel_and_wait(None) == []
+
+
+async def test_a_cancelled_caller_still_stops_its_tasks_before_it_ends() -> None:
+    child: asyncio.Task[None] | None = None
+
+    async def owner() -> None:
+        nonlocal child
+        child = asyncio.create_task(swallows_one_cancellation())
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await cancel_and_wait(child)  # interrupted by the owner's stopper re-cancelling it
+
+    task = asyncio.create_task(owner())
+    await asyncio.sleep(0)
+    assert await cancel_and_wait(task) == []
+    assert task.cancelled() and child is not None and child.done()

@@ -11,9 +11,11 @@ import gateway
 from drivers.errors import DeviceTimeout, DriverError
 from gateway.errors import GatewayError
 from gateway.faces.ocpp.client import ResetRequested
+from gateway.faces.web.middleware import _TooLarge
 from gateway.runtime.supervisor import _reason
 
-NOT_ERRORS = {ResetRequested}
+NOT_ERRORS: set[type[BaseException]] = {ResetRequested, _TooLarge}
+"""Signals, not errors: a Reset carried out (reconnect), a request body past the limit (answered 413)."""
 
 
 def gateway_exceptions() -> set[type[BaseException]]:
