@@ -80,6 +80,13 @@ class UnitStatus:
     error_code: int = 0
     id_tag: str | None = None
     """The idTag of the session the charger itself runs (OCPP followers); None for chargers that know none."""
+    booked_a: SitePhases = (0.0, 0.0, 0.0)
+    """What the controller counts for it per site phase: max(what it may draw, what it draws). For a unit that
+    does not answer this is all that is known: its car may still charge at up to it."""
+
+    @property
+    def answering(self) -> bool:
+        return self.availability is not Availability.UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,20 @@ class SiteStatus:
     bms_watchdog_s: float = 0.0
     """0 = off; otherwise the fallback limit applies if no BMS limit write or heartbeat arrives within it."""
     bms_fallback_limit_a: float = 0.0
+
+    @property
+    def drawn_a(self) -> SitePhases:
+        """Per phase: measured current of the units that answer plus the booked current of those that do not.
+
+        A unit that stops answering measures nothing, yet its car may still draw what it was allowed; the
+        controller keeps it booked, and whoever shows "drawn now" must count it the same way.
+        """
+        totals = [0.0, 0.0, 0.0]
+        for unit in self.units:
+            amps = unit.current_a if unit.answering else unit.booked_a
+            for p in range(3):
+                totals[p] += amps[p]
+        return (totals[0], totals[1], totals[2])
 
     @property
     def online(self) -> int:
