@@ -20,6 +20,12 @@ const app = {
   followerIds: "",
 };
 
+const SOURCE_TEXT = {
+  installation: "the installation limit", network: "the network limit", ocpp: "the central system (OCPP)",
+  bms_fallback: "the BMS fallback (no word from the BMS)", site_meter: "the site meter",
+};
+const sourceText = (source) => SOURCE_TEXT[source] || source;
+
 /* -- small helpers ------------------------------------------------------------------------------------------ */
 const $ = (id) => document.getElementById(id);
 
@@ -144,7 +150,7 @@ async function loadAll() {
   if (profiles.ok) { app.profiles = profiles.data; renderProfiles(); }
   if (followers.ok) { app.followers = followers.data; renderFollowers(); }
   if (history.ok) {
-    app.history = history.data.map((p) => ({ t: p.time_s, m: p.measured_a, l: p.limit_a }));
+    app.history = history.data.map((p) => ({ t: p.time_s, m: p.drawn_a, l: p.limit_a }));
     drawChart();
   }
   startStream();
@@ -170,7 +176,7 @@ async function onStatus(status) {
   app.status = status;
   const last = app.history[app.history.length - 1];
   if (!last || status.time_s - last.t >= 1) {
-    app.history.push({ t: status.time_s, m: status.measured_a, l: status.limit.effective_limit_a });
+    app.history.push({ t: status.time_s, m: status.drawn_a, l: status.limit.effective_limit_a });
     while (app.history.length && app.history[0].t < status.time_s - 600) app.history.shift();
   }
   render(status);
@@ -193,12 +199,15 @@ function render(status) {
 
   const inForce = Math.min(...limit.effective_limit_a);
   $("limit-value").textContent = amps(inForce, 0);
-  $("limit-note").textContent = `set by ${limit.source.replace("_", " ")}` +
+  $("limit-note").textContent = `set by ${sourceText(limit.source)}` +
     (limit.source === "network" ? "" : ` · network ${round(limit.network_limit_a)} A`);
 
-  const busiest = Math.max(...status.measured_a);
+  const busiest = Math.max(...status.drawn_a);
+  const silent = status.units.filter((u) => !u.answering).length;
   $("drawn-value").textContent = amps(busiest);
-  $("drawn-note").textContent = `${(status.power_w / 1000).toFixed(1)} kW in total`;
+  $("drawn-note").textContent = silent
+    ? `incl. ${silent} not answering, counted at their booked current`
+    : `${(status.power_w / 1000).toFixed(1)} kW in total`;
 
   const total = status.units.length;
   const down = status.units.filter((u) => u.availability === "unavailable").length;
@@ -209,8 +218,9 @@ function render(status) {
   renderUnits(status);
   renderLimits(status);
   renderEnable(status);
-  $("chart-now").textContent = `now L1 ${amps(status.measured_a[0])} · L2 ${amps(status.measured_a[1])} · ` +
-    `L3 ${amps(status.measured_a[2])} · limit ${amps(inForce, 0)}`;
+  $("chart-now").textContent = `now L1 ${amps(status.drawn_a[0])} · L2 ${amps(status.drawn_a[1])} · ` +
+    `L3 ${amps(status.drawn_a[2])} · limit ${amps(inForce, 0)}` +
+    (silent ? ` · ${silent} not answering: counted at their booked current` : "");
   drawChart();
 }
 
@@ -218,6 +228,17 @@ function unitKind(unit) {
   if (unit.availability === "unavailable") return "unavailable";
   if (unit.availability === "disabled" && unit.state !== "C" && unit.state !== "D") return "disabled";
   return STATE_CLASS[unit.state] || "idle";
+}
+
+/* The gateway's short reasons ("timeout", "exception 4") in an installer's words. */
+function reasonText(reason) {
+  if (!reason) return "no reason given";
+  if (reason === "timeout") return "no answer in time (timeout)";
+  if (reason.startsWith("connection")) return `${reason}: check the device's power and network`;
+  const exception = /^exception (\d+)$/.exec(reason);
+  if (exception) return `the device refused the request (Modbus exception ${exception[1]})`;
+  if (reason.startsWith("invalid readings")) return `it answers with values that make no sense (${reason.slice(18) || "?"})`;
+  return reason;
 }
 
 function signalClass(rate) {
@@ -230,14 +251,16 @@ function signalClass(rate) {
 
 function unitCard(unit) {
   const kind = unitKind(unit);
-  const badgeText = unit.availability === "unavailable" ? "unavailable"
+  const badgeText = unit.availability === "unavailable" ? "not answering"
     : (kind === "disabled" ? `disabled · ${unit.state_text}` : unit.state_text);
   const scale = Math.max(unit.limit_a, unit.max_current_a, 1);
+  const known = unit.answering;
   const phases = ["L1", "L2", "L3"].map((name, i) => {
-    const fill = h("div", { class: `fill l${i + 1}` });
-    fill.style.width = `${Math.min(100, (unit.current_a[i] / scale) * 100)}%`;
+    const shown = known ? unit.current_a[i] : unit.booked_a[i];
+    const fill = h("div", { class: `fill l${i + 1}${known ? "" : " booked"}` });
+    fill.style.width = `${Math.min(100, (shown / scale) * 100)}%`;
     return h("div", { class: "phase" }, h("span", {}, name), h("div", { class: "track" }, fill),
-      h("span", { class: "val" }, amps(unit.current_a[i])));
+      h("span", { class: "val" }, known ? amps(shown) : (shown > 0 ? `≤ ${amps(shown)}` : "–")));
   });
   const link = unit.link;
   const signal = h("div", { class: "signal", title: "link quality: share of recent exchanges that succeeded" },
@@ -247,9 +270,12 @@ function unitCard(unit) {
   return h("article", { class: `unit ${kind}`, "data-unit": unit.id, "data-setpoint": unit.setpoint_a },
     h("div", { class: "unit-head" }, h("span", { class: "unit-id" }, unit.id),
       h("span", { class: `badge ${kind}` }, badgeText)),
-    h("div", { class: "setpoint" }, h("b", { class: "setpoint-value" }, round(unit.setpoint_a)), h("span", {}, "A setpoint")),
+    known
+      ? h("div", { class: "setpoint" }, h("b", { class: "setpoint-value" }, round(unit.setpoint_a)), h("span", {}, "A setpoint"))
+      : h("div", { class: "setpoint unknown" }, h("b", { class: "setpoint-value" }, "?"),
+        h("span", {}, `current unknown: counted at ${amps(Math.max(...unit.booked_a))} (booked)`)),
     h("div", { class: "phases" }, phases),
-    unit.availability === "unavailable" ? h("div", { class: "reason" }, `Unavailable: ${unit.unavailable_reason || "unknown"}`) : null,
+    unit.availability === "unavailable" ? h("div", { class: "reason" }, `Not answering: ${reasonText(unit.unavailable_reason)}`) : null,
     unit.waiting ? h("div", { class: "waiting" }, unit.unavailable_reason ? `Waiting: ${unit.unavailable_reason}` : "Car waiting for current") : null,
     h("div", { class: "unit-meta" }, `limit ${round(unit.limit_a)} A of ${round(unit.max_current_a)} A${energy}`),
     signal);
@@ -414,7 +440,7 @@ function renderLimits(status) {
   input.max = limit.installation_limit_a;
   if (document.activeElement !== input && !input.dataset.dirty) input.value = round(limit.network_limit_a);
   $("network-hint").textContent = `Installation limit ${round(limit.installation_limit_a)} A per phase. ` +
-    `In force now: ${round(Math.min(...limit.effective_limit_a))} A, set by ${limit.source.replace("_", " ")}.`;
+    `In force now: ${round(Math.min(...limit.effective_limit_a))} A, set by ${sourceText(limit.source)}.`;
 
   const box = $("unit-limits");
   const rows = new Map([...box.children].map((row) => [row.dataset.unit, row]));
@@ -507,9 +533,9 @@ async function addFollower(event) {
     return;
   }
   const probe = result.data.probe;
-  const who = probe.identity && probe.identity.serial ? ` (serial ${probe.identity.serial})` : "";
-  setMessage("add-msg", "ok", `${body.id} answered${who}: ${probe.state || "?"}, ` +
-    `${probe.latency_ms !== null ? Math.round(probe.latency_ms) + " ms" : "ok"}. Added.`);
+  const who = probe.identity && probe.identity.serial ? `, serial ${probe.identity.serial}` : "";
+  const speed = probe.latency_ms !== null ? ` in ${Math.max(1, Math.round(probe.latency_ms))} ms` : "";
+  setMessage("add-msg", "ok", `${body.id} answered${speed}${who}: ${probe.state_text}. Added.`);
   form.elements.id.value = "";
   const followers = await api("GET", "/api/followers");
   if (followers.ok) { app.followers = followers.data; renderFollowers(); }
@@ -528,24 +554,71 @@ async function removeFollower(id, button) {
   if (followers.ok) { app.followers = followers.data; renderFollowers(); }
 }
 
+/* A limit as typed: a number of amperes, or a message saying what is wrong. An empty field is never 0 A. */
+function readAmps(field) {
+  const text = field.value.trim();
+  if (field.validity && field.validity.badInput) return { error: "Enter the limit as a number of amperes, e.g. 32." };
+  if (text === "") return { error: "Enter the limit in amperes: the field is empty." };
+  const value = Number(text);
+  if (!Number.isFinite(value)) return { error: "Enter the limit as a number of amperes, e.g. 32." };
+  if (value < 0) return { error: "The limit cannot be below 0 A." };
+  return { value };
+}
+
+/* Check, confirm 0 A (it stops charging), send; the answer or the refusal shows in the step's message. */
+async function sendLimit(field, path, zeroWhat, done) {
+  const typed = readAmps(field);
+  if (typed.error) {
+    field.setAttribute("aria-invalid", "true");
+    setMessage("network-msg", "err", typed.error);
+    field.focus();
+    return;
+  }
+  const body = { limit_a: typed.value };
+  if (typed.value === 0) {
+    const sure = await askConfirm("Set 0 A?", `0 A stops ${zeroWhat}. Cars stay stopped until the limit is raised again.`,
+      "Stop charging: 0 A");
+    if (!sure) { setMessage("network-msg", "", ""); return; }
+    body.confirm_zero = true;
+  }
+  const result = await api("PUT", path, body);
+  field.toggleAttribute("aria-invalid", !result.ok);
+  if (result.ok) delete field.dataset.dirty;
+  setMessage("network-msg", result.ok ? "ok" : "err", result.ok ? done(typed.value) : result.data.detail);
+}
+
 async function setNetworkLimit(event) {
   event.preventDefault();
-  const input = $("network-limit");
-  const result = await api("PUT", "/api/network-limit", { limit_a: Number(input.value) });
-  input.toggleAttribute("aria-invalid", !result.ok);
-  if (result.ok) delete input.dataset.dirty;
-  setMessage("network-msg", result.ok ? "ok" : "err", result.ok ? `Network limit set to ${round(Number(input.value))} A.` : result.data.detail);
+  await sendLimit($("network-limit"), "/api/network-limit", "every car on the site",
+    (value) => `Network limit set to ${round(value)} A.`);
 }
 
 async function setUnitLimit(id, field) {
-  const result = await api("PUT", `/api/units/${encodeURIComponent(id)}/limit`, { limit_a: Number(field.value) });
-  field.toggleAttribute("aria-invalid", !result.ok);
-  if (result.ok) delete field.dataset.dirty;
-  setMessage("network-msg", result.ok ? "ok" : "err", result.ok ? `${id}: limit ${round(Number(field.value))} A.` : result.data.detail);
+  await sendLimit(field, `/api/units/${encodeURIComponent(id)}/limit`, `charging at ${id}`,
+    (value) => `${id}: limit ${round(value)} A.`);
+}
+
+/* A modal yes/no, for the choices that stop cars: resolves true only on the explicit confirming button. */
+function askConfirm(title, text, yes) {
+  const dialog = $("confirm-dialog");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yes;
+  return new Promise((resolve) => {
+    const finish = () => { dialog.removeEventListener("close", finish); resolve(dialog.returnValue === "yes"); };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", finish);
+    dialog.showModal();
+    $("confirm-no").focus();
+  });
 }
 
 async function toggleEnabled() {
   const enable = $("enable-button").dataset.enabled !== "1";
+  if (!enable && !await askConfirm("Disable power sharing?",
+    "Every car on the site stops charging until power sharing is enabled again.", "Disable: stop every car")) {
+    return;
+  }
   const result = await api("PUT", "/api/enabled", { enabled: enable });
   setMessage("enable-msg", result.ok ? "ok" : "err",
     result.ok ? (enable ? "Power sharing enabled." : "Power sharing disabled: every unit goes to 0 A.") : result.data.detail);
