@@ -22,6 +22,7 @@ from support.browser import (
     open_browser,
     screenshot,
     set_password,
+    show,
     wait,
 )
 from support.web import WebRig, car, until, web_rig
@@ -33,6 +34,7 @@ pytestmark = needs_browser
 def commission(driver: Driver, url: str, setup_code: str, port: int) -> None:
     """The seed's steps in order: password, 1 add followers, 2 set limits, 3 enable."""
     set_password(driver, url, setup_code)
+    show(driver, "commission")
     message = driver.find_element(By.ID, "add-msg")
     for name, unit in (("bay-1", 1), ("bay-2", 2), ("bay-3", 3)):
         add_follower(driver, name, port, unit)
@@ -56,7 +58,9 @@ def commission(driver: Driver, url: str, setup_code: str, port: int) -> None:
     wait(driver, lambda d: "bay-2: limit 16 A" in d.find_element(By.ID, "network-msg").text, "unit limit")
 
     driver.find_element(By.ID, "enable-button").click()
-    wait(driver, lambda d: d.find_element(By.ID, "sharing-value").text == "On", "sharing on")
+    wait(driver, lambda d: "Power sharing enabled" in d.find_element(By.ID, "enable-msg").text, "sharing on")
+    show(driver, "overview")
+    wait(driver, lambda d: d.find_element(By.ID, "sharing-value").text == "On", "sharing on, at a glance")
 
 
 async def test_an_installer_commissions_a_network_from_the_page_and_current_flows(tmp_path: Path) -> None:
@@ -90,6 +94,7 @@ async def run_commissioning(rig: WebRig, driver: Driver, tmp_path: Path) -> None
     rig.line.server.set_fault(3, Fault(FaultKind.SILENT))
     await asyncio.to_thread(wait, driver, lambda d: "Not answering: no answer in time" in card_text(d, "bay-3"),
                             "bay-3 unavailable with its reason")
+    await asyncio.to_thread(show, driver, "events")
     events = await asyncio.to_thread(lambda: driver.find_element(By.ID, "events").text)
     assert "follower bay-1 added" in events and "web installer@127.0.0.1" in events
 
@@ -97,9 +102,10 @@ async def run_commissioning(rig: WebRig, driver: Driver, tmp_path: Path) -> None
     keep = os.environ.get("POWERSHARE_SCREENSHOTS")
     out = Path(keep) if keep else tmp_path
     out.mkdir(parents=True, exist_ok=True)
-    shots = {"web-desktop.png": (1280, 900, False, True, None), "web-phone.png": (390, 844, True, False, None),
-             "web-phone-commissioning.png": (390, 844, True, False, "#commission")}
-    for name, (width, height, mobile, whole, scroll_to) in shots.items():
-        await asyncio.to_thread(screenshot, driver, out / name, width, height, mobile=mobile, whole_page=whole,
-                                scroll_to=scroll_to)
+    shots = {"web-desktop.png": ("overview", 1280, 900, False, True),
+             "web-phone.png": ("overview", 390, 844, True, False),
+             "web-phone-commissioning.png": ("commission", 390, 844, True, False)}
+    for name, (view, width, height, mobile, whole) in shots.items():
+        await asyncio.to_thread(show, driver, view)
+        await asyncio.to_thread(screenshot, driver, out / name, width, height, mobile=mobile, whole_page=whole)
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

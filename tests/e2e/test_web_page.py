@@ -25,6 +25,7 @@ from support.browser import (
     needs_browser,
     open_browser,
     set_password,
+    show,
     viewport,
     wait,
 )
@@ -114,6 +115,7 @@ async def test_an_empty_or_mistyped_limit_is_refused_and_zero_needs_a_confirmati
 
 
 def check_limits(driver: Driver, rig: WebRig) -> None:
+    show(driver, "commission")
     for typed, expected in (("", "the field is empty"), ("1e", "as a number"), ("abc", "the field is empty")):
         set_network_limit(driver, typed)
         wait(driver, lambda d, e=expected: e in message(d), f"the refusal of {typed!r}")  # type: ignore[misc]
@@ -148,6 +150,7 @@ async def test_disabling_power_sharing_asks_first(tmp_path: Path, size: tuple[in
     async with web_rig(tmp_path / "state", configured=2, units=2) as rig:
         driver = await browse(tmp_path, size, rig)
         try:
+            await asyncio.to_thread(show, driver, "commission")
             button = await asyncio.to_thread(driver.find_element, By.ID, "enable-button")
             await asyncio.to_thread(driver.execute_script, "arguments[0].scrollIntoView({block: 'center'})", button)
             await asyncio.to_thread(button.click)
@@ -217,6 +220,9 @@ def check_page(driver: Driver, rig: WebRig, size: tuple[int, int]) -> None:
     driver.execute_script("setConnection('wait', 'reconnecting…')")
     assert driver.execute_script(OVERLAP_JS) == [], "reconnecting… overlaps the title"
 
+    small = driver.execute_script(TOUCH_TARGETS_JS)
+    assert small == [], f"touch targets under 48 px on the overview at {size[0]} px: {small}"
+    show(driver, "commission")
     driver.execute_script("document.querySelector('#add-form details').open = true")
     fill(driver, "add-id", "bay-3")
     Select(driver.find_element(By.ID, "add-profile")).select_by_value("powershare-sim")

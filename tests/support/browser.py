@@ -86,7 +86,14 @@ def add_follower(driver: Driver, name: str, port: int, unit: int) -> None:
     fill(driver, "add-unit", str(unit))
     driver.find_element(By.ID, "add-submit").click()
     wait(driver, lambda d: f"{name} answered" in d.find_element(By.ID, "add-msg").text, f"{name} added")
-    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f'.unit[data-unit="{name}"]'), f"{name}'s card")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f'.unit-limit[data-unit="{name}"]'),
+         f"{name}'s limit row")
+
+
+def show(driver: Driver, view: str) -> None:
+    """Open a view of the page: "overview", "commission" or "events" (its tab, as an installer would)."""
+    driver.find_element(By.ID, f"tab-{view}").click()
+    wait(driver, lambda d: d.find_element(By.ID, f"view-{view}").is_displayed(), f"the {view} view")
 
 
 def card_text(driver: Driver, name: str, selector: str = "") -> str:

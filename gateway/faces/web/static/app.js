@@ -10,14 +10,24 @@ const CHART_WINDOW_S = 300;
 const CHART_MIN_WINDOW_S = 60;
 const STATE_CLASS = { A: "idle", B: "connected", C: "charging", D: "charging", E: "unavailable", F: "unavailable" };
 
+const LIST_FROM_UNITS = 13;
+/* From this many units on, the compact list is the default (one line per unit instead of a card). */
+
 const app = {
   auth: null,
   status: null,
   profiles: [],
   followers: [],
+  circuitOf: new Map(),
   history: [],
   stream: null,
   followerIds: "",
+  view: "overview",
+  filter: "all",
+  search: "",
+  mode: localStorage.getItem("powershare.mode") || "",
+  shown: new Map(),  /* unit id -> { key, el }: what is on screen, so a status redraws only what changed */
+  perf: { updates: [], firstStatusMs: null },
 };
 
 const SOURCE_TEXT = {
@@ -148,7 +158,11 @@ async function loadAll() {
   const [profiles, followers, history] = await Promise.all(
     [api("GET", "/api/profiles"), api("GET", "/api/followers"), api("GET", "/api/history")]);
   if (profiles.ok) { app.profiles = profiles.data; renderProfiles(); }
-  if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+  if (followers.ok) {
+    app.followers = followers.data;
+    app.circuitOf = new Map(app.followers.map((f) => [f.id, f.circuit || "site"]));
+    renderFollowers();
+  }
   if (history.ok) {
     app.history = history.data.map((p) => ({ t: p.time_s, m: p.drawn_a, l: p.limit_a }));
     drawChart();
@@ -162,8 +176,19 @@ function startStream() {
   app.stream = stream;
   stream.addEventListener("open", () => setConnection("live", "live"));
   stream.addEventListener("error", () => setConnection("wait", "reconnecting…"));
-  stream.addEventListener("status", (event) => onStatus(JSON.parse(event.data)));
-  stream.addEventListener("events", (event) => renderEvents(JSON.parse(event.data)));
+  stream.addEventListener("status", (event) => {
+    const started = performance.now();
+    onStatus(JSON.parse(event.data));
+    const ms = performance.now() - started;
+    /* what one status costs this browser (parse and DOM update) and the wire: read by the benchmark */
+    app.perf.updates.push({ ms, bytes: event.data.length });
+    if (app.perf.updates.length > 200) app.perf.updates.shift();
+    if (app.perf.firstStatusMs === null) {
+      app.perf.firstStatusMs = performance.now();
+      performance.mark("powershare-first-status");
+    }
+  });
+  stream.addEventListener("events", (event) => { app.events = JSON.parse(event.data); if (app.view === "events") renderEvents(app.events); });
 }
 
 function setConnection(kind, text) {
@@ -172,7 +197,7 @@ function setConnection(kind, text) {
   pill.textContent = text;
 }
 
-async function onStatus(status) {
+function onStatus(status) {
   app.status = status;
   const last = app.history[app.history.length - 1];
   if (!last || status.time_s - last.t >= 1) {
@@ -183,9 +208,32 @@ async function onStatus(status) {
   const ids = status.units.map((u) => u.id).join(",");
   if (ids !== app.followerIds) {
     app.followerIds = ids;
-    const followers = await api("GET", "/api/followers");
-    if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+    loadFollowers();
   }
+}
+
+async function loadFollowers() {
+  const followers = await api("GET", "/api/followers");
+  if (!followers.ok) return;
+  app.followers = followers.data;
+  app.circuitOf = new Map(app.followers.map((f) => [f.id, f.circuit || "site"]));
+  renderFollowers();
+  if (app.status) renderUnits(app.status);
+}
+
+/* -- views: #/ overview, #/commission, #/events (hash routing, so Back works and a view can be bookmarked) -- */
+const VIEWS = { "": "overview", "commission": "commission", "events": "events" };
+
+function route() {
+  const name = VIEWS[location.hash.replace(/^#\/?/, "")] || "overview";
+  app.view = name;
+  for (const view of Object.values(VIEWS)) {
+    $(`view-${view}`).hidden = view !== name;
+    $(`tab-${view}`).setAttribute("aria-current", view === name ? "page" : "false");
+  }
+  if (app.status) render(app.status);
+  if (name === "events" && app.events) renderEvents(app.events);
+  if (name === "overview") drawChart();
 }
 
 /* -- rendering: site -------------------------------------------------------------------------------------- */
@@ -212,16 +260,16 @@ function render(status) {
   const total = status.units.length;
   const down = status.units.filter((u) => u.availability === "unavailable").length;
   $("units-value").textContent = `${total - down}/${total}`;
-  $("units-note").textContent = down ? `${down} unavailable` : (total ? "all answering" : "none yet");
+  $("units-note").textContent = down ? `${down} not answering` : (total ? "all answering" : "none yet");
   $("tile-units").className = `tile ${down ? "bad" : (total ? "good" : "")}`;
 
-  renderUnits(status);
-  renderLimits(status);
+  if (app.view === "overview") renderUnits(status);
+  if (app.view === "commission") renderLimits(status);
   renderEnable(status);
   $("chart-now").textContent = `now L1 ${amps(status.drawn_a[0])} · L2 ${amps(status.drawn_a[1])} · ` +
     `L3 ${amps(status.drawn_a[2])} · limit ${amps(inForce, 0)}` +
     (silent ? ` · ${silent} not answering: counted at their booked current` : "");
-  drawChart();
+  if (app.view === "overview") drawChart();
 }
 
 function unitKind(unit) {
@@ -281,23 +329,110 @@ function unitCard(unit) {
     signal);
 }
 
+function unitFilter(unit) {
+  if (!unit.answering) return "unavailable";
+  if (unit.waiting) return "waiting";
+  if (unit.state === "C" || unit.state === "D") return "charging";
+  return "other";
+}
+
+function listMode(status) {
+  if (app.mode) return app.mode === "list";
+  return status.units.length >= LIST_FROM_UNITS;
+}
+
+/* One line per unit: name, state, setpoint and current on its busiest phase; the details stay on the card. */
+function unitRow(unit) {
+  const kind = unitKind(unit);
+  const known = unit.answering;
+  const now = known ? Math.max(...unit.current_a) : Math.max(...unit.booked_a);
+  const state = unit.availability === "unavailable" ? "not answering" : (unit.waiting ? "waiting" : unit.state_text);
+  return h("div", { class: `unit row ${kind}`, "data-unit": unit.id, "data-setpoint": unit.setpoint_a, role: "listitem" },
+    h("span", { class: "unit-id" }, unit.id),
+    h("span", { class: `badge ${kind}` }, state),
+    h("span", { class: "row-set" }, known ? h("b", { class: "setpoint-value" }, round(unit.setpoint_a)) : h("b", { class: "setpoint-value" }, "?"), " A"),
+    h("span", { class: "row-now" }, known ? `${amps(now)} now` : `≤ ${amps(now)} booked`));
+}
+
+function unitKey(unit, list) {
+  /* what the element shows, so an unchanged unit keeps its element */
+  return `${list ? "r" : "c"}|${unit.state}|${unit.availability}|${unit.answering}|${unit.waiting}|${round(unit.setpoint_a)}|` +
+    `${unit.current_a.map(round)}|${unit.booked_a.map(round)}|${round(unit.limit_a)}|${unit.unavailable_reason}|` +
+    `${Math.round(unit.session_energy_wh / 10)}|${Math.round(unit.link.success_rate * 100)}|${Math.round(unit.link.latency_ms || 0)}`;
+}
+
 function renderUnits(status) {
   const box = $("units");
+  const counts = { all: status.units.length, charging: 0, waiting: 0, unavailable: 0, other: 0 };
+  for (const unit of status.units) counts[unitFilter(unit)] += 1;
+  for (const name of ["all", "charging", "waiting", "unavailable"]) $(`count-${name}`).textContent = counts[name];
+  const list = listMode(status);
+  $("mode-list").setAttribute("aria-pressed", String(list));
+  $("mode-cards").setAttribute("aria-pressed", String(!list));
   if (!status.units.length) {
     if (!box.querySelector(".empty")) {
       box.replaceChildren(h("p", { class: "empty" }, "No followers yet: add them in step 1 of ",
-        h("a", { href: "#commission" }, "Power Sharing"), "."));
+        h("a", { href: "#/commission" }, "Power Sharing"), "."));
     }
     return;
   }
-  const cards = status.units.map((unit) => {
-    const card = unitCard(unit);
-    const old = box.querySelector(`.unit[data-unit="${CSS.escape(unit.id)}"]`);
-    return old && old.outerHTML === card.outerHTML ? old : card;  // redraw only what changed on screen
-  });
-  if (cards.length !== box.children.length || cards.some((card, i) => box.children[i] !== card)) {
-    box.replaceChildren(...cards);
+  const needle = app.search.trim().toLowerCase();
+  const groups = new Map();
+  const seen = new Set();
+  for (const unit of status.units) {
+    const circuit = app.circuitOf.get(unit.id) || "site";
+    if (app.filter !== "all" && unitFilter(unit) !== app.filter) continue;
+    if (needle && !unit.id.toLowerCase().includes(needle) && !circuit.toLowerCase().includes(needle)) continue;
+    seen.add(unit.id);
+    const key = unitKey(unit, list);
+    let shown = app.shown.get(unit.id);
+    if (!shown || shown.key !== key) {
+      shown = { key, el: list ? unitRow(unit) : unitCard(unit) };
+      app.shown.set(unit.id, shown);
+    }
+    if (!groups.has(circuit)) groups.set(circuit, { els: [], units: [] });
+    groups.get(circuit).els.push(shown.el);
+    groups.get(circuit).units.push(unit);
   }
+  for (const id of [...app.shown.keys()]) if (!seen.has(id)) app.shown.delete(id);
+  const sections = [];
+  const oldSections = new Map([...box.querySelectorAll(":scope > .group")].map((el) => [el.dataset.circuit, el]));
+  const several = groups.size > 1 || (groups.size === 1 && !groups.has("site"));
+  for (const [circuit, group] of groups) {
+    let section = oldSections.get(circuit);
+    if (!section) {
+      section = h("section", { class: "group", "data-circuit": circuit },
+        h("h3", { class: "group-head" }, h("span", { class: "group-name" }), h("small", { class: "group-note" })),
+        h("div", { class: "group-body", role: "list" }));
+    }
+    section.querySelector(".group-head").hidden = !several;
+    section.querySelector(".group-name").textContent = circuit === "site" ? "On the supply" : `Circuit ${circuit}`;
+    const charging = group.units.filter((u) => unitFilter(u) === "charging").length;
+    const drawn = [0, 1, 2].map((p) => group.units.reduce((sum, u) => sum + (u.answering ? u.current_a[p] : u.booked_a[p]), 0));
+    section.querySelector(".group-note").textContent = `${group.units.length} shown · ${charging} charging · ${amps(Math.max(...drawn))}`;
+    const body = section.querySelector(".group-body");
+    body.className = `group-body ${list ? "rows" : "units"}`;
+    if (group.els.length !== body.children.length || group.els.some((el, i) => body.children[i] !== el)) {
+      body.replaceChildren(...group.els);
+    }
+    sections.push(section);
+  }
+  if (!sections.length) sections.push(h("p", { class: "empty" }, "No charger matches: clear the search or choose All."));
+  if (sections.length !== box.children.length || sections.some((el, i) => box.children[i] !== el)) {
+    box.replaceChildren(...sections);
+  }
+}
+
+function setFilter(name) {
+  app.filter = name;
+  document.querySelectorAll("[data-filter]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.filter === name)));
+  if (app.status) renderUnits(app.status);
+}
+
+function setMode(mode) {
+  app.mode = mode;
+  localStorage.setItem("powershare.mode", mode);
+  if (app.status) renderUnits(app.status);
 }
 
 /* -- rendering: chart ------------------------------------------------------------------------------------- */
@@ -537,8 +672,7 @@ async function addFollower(event) {
   const speed = probe.latency_ms !== null ? ` in ${Math.max(1, Math.round(probe.latency_ms))} ms` : "";
   setMessage("add-msg", "ok", `${body.id} answered${speed}${who}: ${probe.state_text}. Added.`);
   form.elements.id.value = "";
-  const followers = await api("GET", "/api/followers");
-  if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+  await loadFollowers();
 }
 
 async function removeFollower(id, button) {
@@ -550,8 +684,7 @@ async function removeFollower(id, button) {
   }
   const result = await api("DELETE", `/api/followers/${encodeURIComponent(id)}`);
   setMessage("add-msg", result.ok ? "ok" : "err", result.ok ? `${id} removed.` : result.data.detail);
-  const followers = await api("GET", "/api/followers");
-  if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+  await loadFollowers();
 }
 
 /* A limit as typed: a number of amperes, or a message saying what is wrong. An empty field is never 0 A. */
@@ -638,6 +771,15 @@ function start() {
   keepWhileEditing($("network-limit"));
   $("enable-button").addEventListener("click", toggleEnabled);
   window.addEventListener("resize", drawChart);
+  window.addEventListener("hashchange", route);
+  document.querySelectorAll("[data-filter]").forEach((b) => b.addEventListener("click", () => setFilter(b.dataset.filter)));
+  $("mode-list").addEventListener("click", () => setMode("list"));
+  $("mode-cards").addEventListener("click", () => setMode("cards"));
+  $("unit-search").addEventListener("input", (event) => {
+    app.search = event.target.value;
+    if (app.status) renderUnits(app.status);
+  });
+  route();
   onPhasesChange();
   onTypeChange();
   loadAuth().then(loadAll);
