@@ -188,6 +188,12 @@ _HEALTH: dict[GatewayHealth, Literal["ok", "degraded", "fault"]] = {
     GatewayHealth.OK: "ok", GatewayHealth.DEGRADED: "degraded", GatewayHealth.FAULT: "fault"}
 
 
+def _amps(values: tuple[float, ...]) -> list[float]:
+    """To the hundredth of an ampere, as every meter reads: 13.333333333333334 costs 18 bytes a value, and a
+    status of 250 units goes out every second to every open page."""
+    return [round(v, 2) for v in values]
+
+
 def state_text(state: Iec61851State | None) -> str:
     return STATE_TEXT[state] if state is not None else "unknown"
 
@@ -198,11 +204,13 @@ def unit_out(unit: UnitStatus) -> UnitOut:
         id=unit.id, index=unit.index, state=unit.state,
         state_text=state_text(unit.state) if unit.answering else "not answering",
         availability=_AVAILABILITY[unit.availability], unavailable_reason=unit.unavailable_reason,
-        setpoint_a=unit.setpoint_a, current_a=list(unit.current_a), power_w=unit.power_w,
-        session_energy_wh=unit.session_energy_wh, energy_wh=unit.energy_wh, limit_a=unit.limit_a,
+        setpoint_a=round(unit.setpoint_a, 2), current_a=_amps(unit.current_a), power_w=round(unit.power_w, 1),
+        session_energy_wh=round(unit.session_energy_wh, 1), energy_wh=unit.energy_wh, limit_a=unit.limit_a,
         max_current_a=unit.max_current_a, waiting=unit.waiting, error_code=unit.error_code,
-        answering=unit.answering, booked_a=list(unit.booked_a),
-        link=LinkOut(success_rate=link.success_rate, latency_ms=link.latency_ms, last_seen_s=link.last_seen_s))
+        answering=unit.answering, booked_a=_amps(unit.booked_a),
+        link=LinkOut(success_rate=round(link.success_rate, 3),
+                     latency_ms=round(link.latency_ms, 1) if link.latency_ms is not None else None,
+                     last_seen_s=link.last_seen_s))
 
 
 def limit_out(status: SiteStatus) -> LimitOut:
@@ -214,8 +222,8 @@ def limit_out(status: SiteStatus) -> LimitOut:
 def status_out(status: SiteStatus, name: str) -> StatusOut:
     return StatusOut(name=name, time_s=status.time_s, enabled=status.enabled,
                      health=_HEALTH[status.health], limit=limit_out(status),
-                     measured_a=list(status.measured_a), allocated_a=list(status.allocated_a),
-                     drawn_a=list(status.drawn_a), power_w=status.power_w,
+                     measured_a=_amps(status.measured_a), allocated_a=_amps(status.allocated_a),
+                     drawn_a=_amps(status.drawn_a), power_w=status.power_w,
                      online=status.online, charging=status.charging, units=[unit_out(u) for u in status.units])
 
 

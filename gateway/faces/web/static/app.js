@@ -177,18 +177,28 @@ function startStream() {
   stream.addEventListener("open", () => setConnection("live", "live"));
   stream.addEventListener("error", () => setConnection("wait", "reconnecting…"));
   stream.addEventListener("status", (event) => {
-    const started = performance.now();
-    onStatus(JSON.parse(event.data));
-    const ms = performance.now() - started;
-    /* what one status costs this browser (parse and DOM update) and the wire: read by the benchmark */
-    app.perf.updates.push({ ms, bytes: event.data.length });
-    if (app.perf.updates.length > 200) app.perf.updates.shift();
-    if (app.perf.firstStatusMs === null) {
-      app.perf.firstStatusMs = performance.now();
-      performance.mark("powershare-first-status");
-    }
+    /* Only the newest status is drawn, once per frame: a slow phone skips snapshots instead of falling behind
+     * (a backlog of unparsed messages would freeze the page). */
+    const waiting = app.pendingStatus !== undefined;
+    app.pendingStatus = event.data;
+    if (!waiting) requestAnimationFrame(drawPendingStatus);
   });
   stream.addEventListener("events", (event) => { app.events = JSON.parse(event.data); if (app.view === "events") renderEvents(app.events); });
+}
+
+function drawPendingStatus() {
+  const data = app.pendingStatus;
+  app.pendingStatus = undefined;
+  const started = performance.now();
+  onStatus(JSON.parse(data));
+  const ms = performance.now() - started;
+  /* what one status costs this browser (parse and DOM update) and the wire: read by the benchmark */
+  app.perf.updates.push({ ms, bytes: data.length });
+  if (app.perf.updates.length > 200) app.perf.updates.shift();
+  if (app.perf.firstStatusMs === null) {
+    app.perf.firstStatusMs = performance.now();
+    performance.mark("powershare-first-status");
+  }
 }
 
 function setConnection(kind, text) {
@@ -343,15 +353,27 @@ function listMode(status) {
 
 /* One line per unit: name, state, setpoint and current on its busiest phase; the details stay on the card. */
 function unitRow(unit) {
+  const row = h("div", { class: "unit row", "data-unit": unit.id, role: "listitem" },
+    h("span", { class: "unit-id" }, unit.id), h("span", { class: "badge" }),
+    h("span", { class: "row-set" }, h("b", { class: "setpoint-value" }), " A"), h("span", { class: "row-now" }));
+  updateRow(row, unit);
+  return row;
+}
+
+/* A row is kept and only its texts change: rebuilding hundreds of rows a second is what a phone cannot afford. */
+function updateRow(row, unit) {
   const kind = unitKind(unit);
   const known = unit.answering;
   const now = known ? Math.max(...unit.current_a) : Math.max(...unit.booked_a);
   const state = unit.availability === "unavailable" ? "not answering" : (unit.waiting ? "waiting" : unit.state_text);
-  return h("div", { class: `unit row ${kind}`, "data-unit": unit.id, "data-setpoint": unit.setpoint_a, role: "listitem" },
-    h("span", { class: "unit-id" }, unit.id),
-    h("span", { class: `badge ${kind}` }, state),
-    h("span", { class: "row-set" }, known ? h("b", { class: "setpoint-value" }, round(unit.setpoint_a)) : h("b", { class: "setpoint-value" }, "?"), " A"),
-    h("span", { class: "row-now" }, known ? `${amps(now)} now` : `≤ ${amps(now)} booked`));
+  const [, badge, set, current] = row.children;
+  const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  if (row.className !== `unit row ${kind}`) row.className = `unit row ${kind}`;
+  if (badge.className !== `badge ${kind}`) badge.className = `badge ${kind}`;
+  put(badge, state);
+  put(set.firstChild, known ? round(unit.setpoint_a) : "?");
+  put(current, known ? `${amps(now)} now` : `≤ ${amps(now)} booked`);
+  row.dataset.setpoint = unit.setpoint_a;
 }
 
 function unitKey(unit, list) {
@@ -386,8 +408,11 @@ function renderUnits(status) {
     seen.add(unit.id);
     const key = unitKey(unit, list);
     let shown = app.shown.get(unit.id);
-    if (!shown || shown.key !== key) {
-      shown = { key, el: list ? unitRow(unit) : unitCard(unit) };
+    if (shown && shown.key !== key && list && shown.list) {
+      updateRow(shown.el, unit);
+      shown.key = key;
+    } else if (!shown || shown.key !== key) {
+      shown = { key, list, el: list ? unitRow(unit) : unitCard(unit) };
       app.shown.set(unit.id, shown);
     }
     if (!groups.has(circuit)) groups.set(circuit, { els: [], units: [] });
