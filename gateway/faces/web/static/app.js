@@ -160,6 +160,7 @@ async function loadAll() {
   if (profiles.ok) { app.profiles = profiles.data; renderProfiles(); }
   if (followers.ok) {
     app.followers = followers.data;
+    app.followerIds = app.followers.map((f) => f.id).join(",");  /* the first status need not fetch them again */
     app.circuitOf = new Map(app.followers.map((f) => [f.id, f.circuit || "site"]));
     renderFollowers();
   }
