@@ -10,6 +10,7 @@ at least 48 px.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,13 @@ from support.browser import (
     fill,
     needs_browser,
     open_browser,
+    screenshot,
     set_password,
     show,
     viewport,
     wait,
 )
-from support.web import WebRig, car, until, web_rig
+from support.web import WebRig, car, fleet_rig, until, web_rig
 
 from drivers.sim.faults import Fault, FaultKind
 
@@ -243,3 +245,59 @@ def check_page(driver: Driver, rig: WebRig, size: tuple[int, int]) -> None:
     small = driver.execute_script(TOUCH_TARGETS_JS)
     assert small == [], f"touch targets under 48 px (Remove armed) at {size[0]} px: {small}"
 
+
+
+async def test_250_chargers_on_a_phone_summary_groups_filters_and_views(tmp_path: Path) -> None:
+    """250 chargers on five boards: the phone shows the summary and chart first, a compact list grouped by circuit,
+    and finds a unit by name or by what it is doing; commissioning is a view of its own (hash route, Back works)."""
+    async with fleet_rig(tmp_path / "state", 250) as rig:
+        driver = await asyncio.to_thread(open_browser, tmp_path / "chromium")
+        try:
+            await asyncio.to_thread(viewport, driver, *PHONE)
+            await asyncio.to_thread(driver.get, rig.web.url)
+            await asyncio.to_thread(check_fleet, driver)
+            keep = os.environ.get("POWERSHARE_SCREENSHOTS")
+            if keep:
+                await asyncio.to_thread(screenshot, driver, Path(keep) / "web-phone-250.png", *PHONE, mobile=True,
+                                        whole_page=False)
+        finally:
+            await asyncio.to_thread(driver.quit)
+
+
+def check_fleet(driver: Driver) -> None:
+    wait(driver, lambda d: d.execute_script("return document.querySelectorAll('#units .unit.row').length") == 250,
+         "250 units in the compact list")
+    driver.execute_script("document.getElementById('auth-dialog').close()")
+    tops = driver.execute_script("return ['.tiles', '#chart', '#units'].map("
+                                 "(s) => document.querySelector(s).getBoundingClientRect().top)")
+    assert tops[0] < tops[1] < tops[2], f"summary, then chart, then the list on a phone: {tops}"
+    groups = driver.execute_script("return [...document.querySelectorAll('#units .group')].map("
+                                   "(g) => [g.dataset.circuit, g.querySelectorAll('.unit').length])")
+    assert groups == [[f"board-{i}", 50] for i in range(1, 6)], groups
+    row_height = driver.execute_script("return document.querySelector('#units .unit.row').getBoundingClientRect()"
+                                       ".height")
+    assert 48 <= row_height <= 80, f"a compact row is one touch target high: {row_height} px"
+
+    fill(driver, "unit-search", "cp007")
+    wait(driver, lambda d: d.execute_script("return [...document.querySelectorAll('#units .unit')].map("
+                                            "(u) => u.dataset.unit)") == ["cp007"], "the search finds cp007")
+    fill(driver, "unit-search", "board-2")
+    wait(driver, lambda d: d.execute_script("return document.querySelectorAll('#units .unit').length") == 50,
+         "the search finds a circuit's units")
+    driver.find_element(By.ID, "unit-search").clear()
+    driver.execute_script("document.getElementById('unit-search').dispatchEvent(new Event('input'))")
+
+    wait(driver, lambda d: int(d.find_element(By.ID, "count-charging").text) > 0, "units charging")
+    driver.find_element(By.CSS_SELECTOR, '[data-filter="charging"]').click()
+    wait(driver, lambda d: d.execute_script(
+        "const rows = [...document.querySelectorAll('#units .unit')];"
+        "return rows.length > 0 && rows.every((r) => r.classList.contains('charging'))"), "only charging units")
+    driver.find_element(By.CSS_SELECTOR, '[data-filter="unavailable"]').click()
+    wait(driver, lambda d: "No charger matches" in d.find_element(By.ID, "units").text, "none not answering")
+    driver.find_element(By.CSS_SELECTOR, '[data-filter="all"]').click()
+
+    show(driver, "commission")
+    assert driver.execute_script("return location.hash") == "#/commission"
+    assert not driver.find_element(By.ID, "units").is_displayed()
+    driver.back()
+    wait(driver, lambda d: d.find_element(By.ID, "view-overview").is_displayed(), "Back returns to the overview")
