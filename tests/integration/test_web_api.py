@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support.web import WebRig, car, free_port, until, web_rig
+from support.web import REGISTRY, WebRig, car, free_port, until, web_rig
 
 from drivers.sim.faults import Fault, FaultKind
 from gateway.faces.web.auth import PASSWORD_FILE
+from gateway.site.config import load_site, parse_site
+from gateway.site.export import export_site
 
 
 @pytest.fixture
@@ -443,3 +446,32 @@ async def test_a_follower_is_removed(rig: WebRig, auth: dict[str, str]) -> None:
     await refused(rig, await rig.client.delete("/api/followers/cp2", headers=auth), "charger_id")
     assert settings_file(rig) == before
     assert [f["id"] for f in (await rig.client.get("/api/followers")).json()] == ["cp1"]
+
+
+async def test_the_running_site_is_exported_as_a_site_file_check_config_accepts(rig: WebRig, auth: dict[str, str],
+                                                                                tmp_path: Path) -> None:
+    """Followers added on the page live in the state directory; the export makes them a site file again."""
+    added = await rig.client.post("/api/followers", json=rig.follower("bay-3", 3, breaker_limit_a=16), headers=auth)
+    assert added.status_code == 201, added.text
+    await rig.client.put("/api/network-limit", json={"limit_a": 40}, headers=auth)
+    response = await rig.client.get("/api/site.yaml")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/yaml")
+    path = tmp_path / "exported.yaml"
+    path.write_text(response.text)
+    config, _ = load_site(path, REGISTRY.nameplate_a)
+    assert [c.id for c in config.chargers] == ["cp1", "cp2", "bay-3"]
+    assert config.network_limit_a == 40 and config.chargers[2].breaker_limit_a == 16
+    assert config.name == "car park B"
+    check = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway.cli.main", "check-config", str(path),
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(check.communicate(), 60)
+    assert check.returncode == 0, output.decode()
+
+
+def test_the_export_never_writes_the_ocpp_authorization_key() -> None:
+    document = {"installation_limit_a": 32, "network_limit_a": 32,
+                "ocpp": {"url": "wss://csms.example/ocpp", "charge_point_id": "cp1", "security_profile": 2,
+                         "password": "s3cret-authorization-key"}}
+    config, _ = parse_site(document, "site.yaml", REGISTRY.nameplate_a)
+    text = export_site(config)
+    assert "s3cret-authorization-key" not in text and "password_file" in text

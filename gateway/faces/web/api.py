@@ -66,7 +66,8 @@ from gateway.runtime.commands import (
     SetUnitLimit,
 )
 from gateway.runtime.follower_probe import Probe, ProbeFailed
-from gateway.site.config import ChargerConfig
+from gateway.site.config import ChargerConfig, SiteConfig
+from gateway.site.export import export_site
 from gateway.site.store import StoreError
 
 log = logging.getLogger("gateway.faces.web")
@@ -105,6 +106,8 @@ class ApiContext:
     profiles: ProfileRegistry
     probe: Probe
     followers: Callable[[], Sequence[ChargerConfig]]
+    site: Callable[[], SiteConfig]
+    """The site as it runs now (the site file with the page's changes)."""
     site_name: str
     read_access: Literal["open", "password"]
     secure_cookie: bool
@@ -296,6 +299,15 @@ def build_app(ctx: ApiContext) -> FastAPI:
              summary="The followers as configured: profile, transport, wiring")
     async def followers() -> list[ChargerConfig]:
         return list(ctx.followers())
+
+    @app.get("/api/site.yaml", tags=["commissioning"], dependencies=read_deps, response_class=Response,
+             responses={**read_errors, 200: {"content": {"application/yaml": {}},
+                                             "description": "a site file (the OCPP AuthorizationKey left out)"}},
+             summary="The site as it runs now, with the page's changes, as a site file for check-config")
+    async def site_yaml() -> Response:
+        return Response(export_site(ctx.site()), media_type="application/yaml; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="site.yaml"',
+                                 "Cache-Control": "no-store"})
 
     @app.get("/api/stream", tags=["status"], dependencies=read_deps, responses={
         **read_errors, 200: {"content": {"text/event-stream": {}}, "description":
