@@ -6,9 +6,11 @@ never passed on as a number.
 
 Setpoints are made safe before they are sent: clamped down to what the unit can do, rounded *down* to the
 register's resolution (never up: the gateway's booking must hold), and anything between 0 and the minimum
-current becomes 0. The device is only written when the value changes, when the profile asks for a periodic
-refresh, or when the device may have forgotten (after a reconnect or an outage, together with the profile's
-``init_writes`` and the fail-safe settings).
+current becomes 0. Every ``write_setpoint`` writes the device: what the device has acknowledged has one owner, the
+controller, which compares it with the read-back and re-sends when they differ; a driver that skipped "unchanged"
+values would swallow exactly that re-send. ``keep_alive`` re-writes the last setpoint where the profile's watchdog
+or ``setpoint_refresh_s`` needs it, and what the device forgets after a reconnect or an outage (the profile's
+``init_writes`` and the fail-safe settings) is re-sent before the next write.
 
 Ordering where a profile needs enable and setpoint: the setpoint is written *before* charging is enabled, so the
 charger never runs for a moment at a stale, higher value left in its register.
@@ -108,9 +110,9 @@ class ModbusCharger:
         self._lock = asyncio.Lock()
         self._needs_init = True
         self._seen_connections = -1
-        self._acked_a: float | None = None  # the setpoint the device last acknowledged; None: unknown
-        self._acked_at = 0.0
-        self._enabled: bool | None = None  # the enable state last written; None: unknown
+        self._written_a: float | None = None
+        """The last setpoint written, for keep-alives that re-write it; None: unknown (never a reason to skip)."""
+        self._written_at = 0.0
         self._failsafe: tuple[float, float] | None = None
         self._last_contact: float | None = None
         self._last_keepalive: float | None = None
@@ -192,50 +194,53 @@ class ModbusCharger:
         return commandable_a(self.profile, current_a)
 
     async def write_setpoint(self, current_a: float) -> None:
+        """Write ``current_a`` (made safe) even if it was written before: the caller decides when to write."""
         target = self.commandable_a(current_a)
         async with self._lock:
             await self._prepare()
-            if target == self._acked_a and not self._refresh_due():
-                return
             await self._apply(target)
 
-    def _refresh_due(self) -> bool:
+    def _refresh_period_s(self) -> float | None:
+        """How often the last setpoint must be re-written even if unchanged (None: never)."""
         periods = [self.profile.quirks.setpoint_refresh_s]
         if self.profile.watchdog.keep_alive is KeepAlive.SETPOINT:
             periods.append(self.profile.watchdog.period_s(self.comm_timeout_s))
         due = [p for p in periods if p is not None]
-        return bool(due) and self._clock() - self._acked_at >= min(due)
+        return min(due) if due else None
 
     async def _apply(self, target: float) -> None:
         profile = self.profile
         by_disable = profile.control.pause is PauseMethod.DISABLE
         needs_enable = by_disable or profile.quirks.write_needs_enable
-        self._acked_a = None  # unknown until the device has acknowledged every step
+        self._written_a = None  # unknown until the device has acknowledged every step
         if target == 0 and by_disable:
             await self._write_enable(False)
         else:
-            was_enabled = self._enabled
             await self._write_point("setpoint", target)
-            if target > 0 and needs_enable and was_enabled is not True:
+            if target > 0 and needs_enable:
+                # Always, like the setpoint: charging may have been disabled behind the gateway's back.
                 await self._write_enable(True)
                 if profile.quirks.write_needs_enable:
-                    await self._write_point("setpoint", target)  # the device ignored it while disabled
-        self._acked_a = target
-        self._acked_at = self._clock()
+                    await self._write_point("setpoint", target)  # the device may have ignored it while disabled
+        self._written_a = target
+        self._written_at = self._clock()
 
     async def _write_enable(self, on: bool) -> None:
         control = self.profile.control
-        self._enabled = None
         await self._write_point("enable", control.enable_on if on else control.enable_off)
-        self._enabled = on
 
     async def keep_alive(self) -> None:
         watchdog = self.profile.watchdog
-        period = watchdog.period_s(self.comm_timeout_s)
-        if period is None:
-            return
         async with self._lock:
             now = self._clock()
+            refresh = self._refresh_period_s()
+            if refresh is not None and self._written_a is not None and now - self._written_at >= refresh:
+                await self._prepare()
+                if self._written_a is not None:  # unknown again if the device may have forgotten
+                    await self._apply(self._written_a)
+            period = watchdog.period_s(self.comm_timeout_s)
+            if period is None or watchdog.keep_alive is KeepAlive.SETPOINT:
+                return  # a setpoint keep-alive is the re-write above
             if watchdog.keep_alive is KeepAlive.TRAFFIC:
                 if self._last_contact is None or now - self._last_contact >= period:
                     await self.read_points(self.profile.state_points())
@@ -243,11 +248,7 @@ class ModbusCharger:
             if self._last_keepalive is not None and now - self._last_keepalive < period:
                 return
             await self._prepare()
-            if watchdog.keep_alive is KeepAlive.SETPOINT:
-                if self._acked_a is None:
-                    return  # nothing commanded yet: nothing to refresh
-                await self._apply(self._acked_a)
-            elif watchdog.keep_alive is KeepAlive.HEARTBEAT:
+            if watchdog.keep_alive is KeepAlive.HEARTBEAT:
                 await self._write_point("heartbeat", watchdog.heartbeat_value)
             elif watchdog.keep_alive is KeepAlive.TIMEOUT:
                 await self._write_point("failsafe_timeout", self.comm_timeout_s)
@@ -290,8 +291,7 @@ class ModbusCharger:
             await self._write_point(write.point, write.value)
         if self._failsafe is not None:
             await self._write_failsafe(*self._failsafe)
-        self._acked_a = None
-        self._enabled = None
+        self._written_a = None
         self._needs_init = False
 
     async def _write_point(self, name: str, value: Value) -> None:

@@ -1,8 +1,9 @@
 """The power-sharing controller: from what the chargers report to the setpoints that are safe to send now.
 
-Pure and synchronous. The asyncio shell (supervisor, virtual-time site, benchmark) calls ``step`` with the time,
-the latest observation of each charger and the limits in force, sends the returned commands in order, and reports
-each outcome with ``write_done``. The same code therefore runs in real time and in the simulator.
+Pure and synchronous. One control round (``gateway.core.round``, driven by the supervisor, the virtual-time site
+and the tests alike) calls ``observe`` with the latest observation of each charger, ``decide`` with the limits in
+force, sends the returned commands in order, and reports each outcome with ``write_done``. The same code therefore
+runs in real time and in the simulator.
 
 The safety invariant (ARCHITECTURE.md) is enforced by *booking*: every charger is booked, on each site phase, at
 
@@ -32,6 +33,7 @@ from typing import Protocol
 
 from drivers.model import ChargerReading
 from gateway.core.allocation import NodePhase, Request, allocate
+from gateway.core.invariant import Load, PerPhase, on_phases, room, violations
 
 DEMAND_GAP_A = 1.0
 """A car drawing at least this much less than offered is taking less than it is offered."""
@@ -44,6 +46,8 @@ DOWN_TOLERANCE_A = 0.5
 FOLLOW_TOLERANCE_A = 1.0
 """Measured current above the setpoint by more than this, for longer than the ramp-down timeout, is not following."""
 _EPS = 1e-6
+_FLOAT_NOISE_A = 1e-9
+"""What float sums of a few currents may be off by; far below anything a charger or a breaker can tell apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,6 @@ class ChargerSpec:
     min_current_a: float = 6.0
     resolution_a: float = 1.0
     has_failsafe: bool = True
-    comm_timeout_s: float = 30.0
     priority: int = 0
     weight: float = 1.0
 
@@ -77,7 +80,7 @@ class Observation:
 class Limits:
     """The limits in force at this step, already combined from every source."""
 
-    node_limits_a: Mapping[str, tuple[float, float, float]]
+    node_limits_a: Mapping[str, PerPhase]
     """Per circuit node (including "site"), per site phase."""
     enabled: bool = True
     unit_caps_a: Mapping[str, float] = field(default_factory=dict)
@@ -101,9 +104,9 @@ class UnitView:
     setpoint_a: float | None
     """Last acknowledged setpoint (None until known)."""
     target_a: float
-    booked_a: tuple[float, float, float]
+    booked_a: PerPhase
     """Booked current per site phase (what the safety invariant counts)."""
-    measured_a: tuple[float, float, float]
+    measured_a: PerPhase
     """Measured current per site phase."""
     waiting: bool
     demand_cap_a: float | None
@@ -130,7 +133,7 @@ class _Unit:
     reachable: bool = False
     ever_seen: bool = False
     reason: str | None = "not polled yet"
-    measured: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    measured: PerPhase = (0.0, 0.0, 0.0)
     """Per site phase."""
     plugged: bool = False
     target_a: float = 0.0
@@ -212,27 +215,41 @@ class Controller:
             units[spec.id] = unit
         self._units = units
 
-    @property
-    def charger_ids(self) -> list[str]:
-        return list(self._units)
+    def specs(self) -> list[ChargerSpec]:
+        return [unit.spec for unit in self._units.values()]
+
+    def has_failsafe(self, charger_id: str) -> bool:
+        unit = self._units.get(charger_id)
+        return unit is not None and unit.spec.has_failsafe
 
     # -- the step ----------------------------------------------------------------------------------------------
-    def step(self, now: float, observations: Mapping[str, Observation], limits: Limits) -> list[SetpointCommand]:
-        """Ingest observations, decide targets, and return the commands that are safe to send now.
-
-        Decreases come first; increases only into headroom that exists against current bookings, so sending them
-        all at once is safe.
-        """
+    def observe(self, now: float, observations: Mapping[str, Observation]) -> None:
+        """Ingest one poll per charger (chargers not in ``observations`` keep what was last seen)."""
         for charger_id, obs in observations.items():
             unit = self._units.get(charger_id)
             if unit is not None:
                 self._ingest(unit, obs, now)
-        bookings = {cid: self._booking(u, now) for cid, u in self._units.items()}
+
+    def decide(self, now: float, limits: Limits,
+               booked: Mapping[str, Load]) -> tuple[list[SetpointCommand], list[SetpointCommand]]:
+        """Decide targets and return the commands that are safe to send now: (decreases, increases).
+
+        ``booked`` is ``bookings()`` taken after ``observe`` (the round needs them too, so they are computed once).
+
+        The decreases (and re-sends within a charger's booking) are always safe. The increases fit headroom that
+        exists against the bookings *before* any decrease is acknowledged, so they stay safe whatever the decreases'
+        outcome; still, they are sent only once the decreases have been (``gateway.core.round``).
+        """
+        bookings = {cid: load.amps for cid, load in booked.items()}
         targets = self._targets(now, limits, bookings)
         targets = self._apply_hysteresis(targets, limits, bookings)
         for cid, unit in self._units.items():
             unit.target_a = targets[cid]
         return self._sequence(now, limits, bookings, targets)
+
+    def bookings(self) -> dict[str, Load]:
+        """Each charger's booking per site phase along its circuit path: what the safety invariant adds up."""
+        return {cid: Load(u.spec.nodes, self._booking(u)) for cid, u in self._units.items()}
 
     def write_done(self, charger_id: str, current_a: float, ok: bool, now: float) -> None:
         """Report the outcome of a ``SetpointCommand``. A failed write leaves the higher of old and new booked."""
@@ -299,7 +316,7 @@ class Controller:
         """The controller's state per charger, in configuration order, for the read model."""
         out = []
         for cid, u in self._units.items():
-            booked = self._booking(u, now)
+            booked = self._booking(u)
             wants = u.plugged and u.demand_cap_a is None
             reason = u.reason if not u.reachable else None
             if u.reachable and u.not_following:
@@ -355,13 +372,13 @@ class Controller:
     def _rejoin(self, unit: _Unit, reading: ChargerReading, now: float) -> None:
         """A charger that answers again is at what it was booked at while away (its fail-safe, its last setpoint,
         or its maximum), unless it says otherwise; from there any increase needs real headroom. Re-send its setpoint,
-        since its watchdog may have latched the fail-safe current meanwhile.
+        since its watchdog may have latched the fail-safe current meanwhile. A decrease acknowledged before it went
+        away stays booked until ``_confirm_decrease`` sees the car come down: its car may still be ramping.
         """
-        booked_as = self._may_draw(unit, now)
+        booked_as = self._may_draw(unit)
         unit.acked_a = reading.setpoint_a if reading.setpoint_a is not None else booked_as
         unit.pending_a = None
         unit.failed_high_a = None
-        unit.decrease_from_a = None
         unit.resync = True
 
     def _confirm_decrease(self, unit: _Unit, now: float) -> None:
@@ -431,7 +448,7 @@ class Controller:
             unit.not_following = False
 
     # -- booking -------------------------------------------------------------------------------------------------
-    def _may_draw(self, unit: _Unit, now: float) -> float:
+    def _may_draw(self, unit: _Unit) -> float:
         spec = unit.spec
         held = unit.acked_a if unit.acked_a is not None else spec.max_current_a
         for extra in (unit.pending_a, unit.failed_high_a, unit.decrease_from_a):
@@ -443,9 +460,9 @@ class Controller:
             return spec.max_current_a
         return max(held, unit.failsafe_acked_a)
 
-    def _booking(self, unit: _Unit, now: float) -> tuple[float, float, float]:
+    def _booking(self, unit: _Unit) -> PerPhase:
         """Per site phase: max(what it may draw, what it draws)."""
-        may = self._may_draw(unit, now)
+        may = self._may_draw(unit)
         on_phases = unit.car_phases if unit.reachable and unit.car_phases is not None else unit.spec.site_phases
         booked = [0.0, 0.0, 0.0]
         for p in set(unit.spec.site_phases):
@@ -455,18 +472,14 @@ class Controller:
 
     # -- targets -------------------------------------------------------------------------------------------------
     def _targets(self, now: float, limits: Limits,
-                 bookings: Mapping[str, tuple[float, float, float]]) -> dict[str, float]:
+                 bookings: Mapping[str, PerPhase]) -> dict[str, float]:
         targets = {cid: 0.0 for cid in self._units}
-        capacity: dict[NodePhase, float] = {}
-        for node, per_phase in limits.node_limits_a.items():
-            for phase in range(3):
-                capacity[(node, phase)] = per_phase[phase]
+        fixed = self._fixed_loads(bookings)
+        capacity = room(limits.node_limits_a, fixed)
         requests: list[Request] = []
         for cid, unit in self._units.items():
             spec = unit.spec
             if unit.fixed:
-                for node, phase in _keys(spec.nodes, tuple(set(spec.site_phases))):
-                    capacity[(node, phase)] -= bookings[cid][phase]
                 continue
             if not (limits.enabled and unit.reachable and unit.plugged):
                 continue
@@ -479,31 +492,34 @@ class Controller:
         for cid, amps in grants.items():
             spec = self._units[cid].spec
             targets[cid] = _floor_to(amps, spec.resolution_a, spec.min_current_a)
-        self._probe(now, limits, capacity, targets)
+        self._probe(now, limits, fixed, targets)
         return targets
 
-    def _probe(self, now: float, limits: Limits, capacity: Mapping[NodePhase, float],
-               targets: Mapping[str, float]) -> None:
+    def _fixed_loads(self, bookings: Mapping[str, PerPhase]) -> list[Load]:
+        """The bookings of chargers whose draw is not ours to change: they come off every limit first."""
+        return [Load(u.spec.nodes, bookings[cid]) for cid, u in self._units.items() if u.fixed]
+
+    def _target_loads(self, targets: Mapping[str, float]) -> list[Load]:
+        """The targets of the chargers we command, on the phases each is booked on."""
+        return [Load(u.spec.nodes, on_phases(targets[cid], self._booked_phases(u)))
+                for cid, u in self._units.items() if not u.fixed and targets[cid] > 0]
+
+    def _probe(self, now: float, limits: Limits, fixed: Sequence[Load], targets: Mapping[str, float]) -> None:
         """Raise a learned cap into current nobody else was given, so probing never takes from other cars.
 
         A car capped for ``probe_interval_s`` has its cap raised by the spare room on its nodes and phases (if that
         room is at least its resolution, or its minimum for a car that took nothing); if it then takes what it is
         offered, the cap is lifted altogether (``_learn_demand``), otherwise it is learned again.
         """
-        spare = dict(capacity)
-        for cid, amps in targets.items():
-            unit = self._units[cid]
-            if amps > 0:
-                for key in _keys(unit.spec.nodes, self._booked_phases(unit)):
-                    spare[key] -= amps
+        spare = room(limits.node_limits_a, [*fixed, *self._target_loads(targets)])
         for cid, unit in self._units.items():
             if (unit.demand_cap_a is None or unit.capped_since is None or not unit.plugged or unit.fixed
                     or not limits.enabled or now - unit.capped_since < self.settings.probe_interval_s):
                 continue
-            room = min(spare[key] for key in _keys(unit.spec.nodes, self._booked_phases(unit)))
+            free = min(spare[key] for key in _keys(unit.spec.nodes, self._booked_phases(unit)))
             needed = unit.spec.min_current_a if targets[cid] == 0 else unit.spec.resolution_a
-            if room >= needed:
-                unit.demand_cap_a = max(unit.demand_cap_a, targets[cid]) + room
+            if free >= needed:
+                unit.demand_cap_a = max(unit.demand_cap_a, targets[cid]) + free
                 unit.capped_since = now
                 unit.under_since = None
 
@@ -527,7 +543,7 @@ class Controller:
         return (-unit.spec.priority, idle, 1.0, unit.waiting_since if unit.waiting_since is not None else now)
 
     def _apply_hysteresis(self, targets: dict[str, float], limits: Limits,
-                          bookings: Mapping[str, tuple[float, float, float]]) -> dict[str, float]:
+                          bookings: Mapping[str, PerPhase]) -> dict[str, float]:
         """Skip changes smaller than a charger's resolution or the hysteresis, unless a decrease is needed."""
         out = dict(targets)
         for cid, unit in self._units.items():
@@ -542,42 +558,28 @@ class Controller:
         return out
 
     def _fits_with(self, targets: Mapping[str, float], charger_id: str, value: float, limits: Limits,
-                   bookings: Mapping[str, tuple[float, float, float]]) -> bool:
+                   bookings: Mapping[str, PerPhase]) -> bool:
         """Would the end state still fit every node if ``charger_id`` kept ``value``?"""
-        load: dict[NodePhase, float] = {}
-        for cid, unit in self._units.items():
-            if unit.fixed:
-                for node, phase in _keys(unit.spec.nodes, tuple(set(unit.spec.site_phases))):
-                    load[(node, phase)] = load.get((node, phase), 0.0) + bookings[cid][phase]
-                continue
-            amps = value if cid == charger_id else targets[cid]
-            for key in _keys(unit.spec.nodes, self._booked_phases(unit)):
-                load[key] = load.get(key, 0.0) + amps
-        return all(amps <= limits.node_limits_a[node][phase] + _EPS for (node, phase), amps in load.items())
+        end_state = {**targets, charger_id: value}
+        loads = [*self._fixed_loads(bookings), *self._target_loads(end_state)]
+        return not violations(limits.node_limits_a, loads, _EPS)
 
     # -- sequencing ---------------------------------------------------------------------------------------------
-    def _sequence(self, now: float, limits: Limits, bookings: Mapping[str, tuple[float, float, float]],
-                  targets: Mapping[str, float]) -> list[SetpointCommand]:
+    def _sequence(self, now: float, limits: Limits, bookings: Mapping[str, PerPhase],
+                  targets: Mapping[str, float]) -> tuple[list[SetpointCommand], list[SetpointCommand]]:
         decreases: list[SetpointCommand] = []
         increases: list[tuple[tuple[float, ...], _Unit, float]] = []
         for cid, unit in self._units.items():
             if not unit.reachable or unit.pending_a is not None:
                 continue
             target, current = targets[cid], unit.commanded_a
-            within_booking = unit.resync and target <= self._may_draw(unit, now)
+            within_booking = unit.resync and target <= self._may_draw(unit)
             if current is None or target < current or within_booking:
                 decreases.append(SetpointCommand(cid, target))
                 unit.pending_a = target
             elif target > current:
                 increases.append((self._rank(unit, now), unit, target))
-        headroom: dict[NodePhase, float] = {}
-        for node, per_phase in limits.node_limits_a.items():
-            for phase in range(3):
-                headroom[(node, phase)] = per_phase[phase]
-        for cid, unit in self._units.items():
-            for node in unit.spec.nodes:
-                for phase in set(unit.spec.site_phases):
-                    headroom[(node, phase)] -= bookings[cid][phase]
+        headroom = room(limits.node_limits_a, [Load(u.spec.nodes, bookings[cid]) for cid, u in self._units.items()])
         granted: list[SetpointCommand] = []
         for _, unit, target in sorted(increases, key=lambda item: item[0]):
             amps = self._grantable(unit, target, bookings[unit.spec.id], headroom)
@@ -589,12 +591,12 @@ class Controller:
                     headroom[(node, phase)] -= extra
             unit.pending_a = amps
             granted.append(SetpointCommand(unit.spec.id, amps))
-        return decreases + granted
+        return decreases, granted
 
     def _booked_phases(self, unit: _Unit) -> tuple[int, ...]:
         return unit.car_phases if unit.car_phases is not None else tuple(sorted(set(unit.spec.site_phases)))
 
-    def _grantable(self, unit: _Unit, target: float, booked: tuple[float, float, float],
+    def _grantable(self, unit: _Unit, target: float, booked: PerPhase,
                    headroom: Mapping[NodePhase, float]) -> float | None:
         """The largest setpoint up to ``target`` that fits existing headroom, or None if no useful increase fits.
 
@@ -619,8 +621,15 @@ def _keys(nodes: Iterable[str], phases: Iterable[int]) -> list[NodePhase]:
 
 
 def _floor_to(amps: float, resolution_a: float, min_a: float) -> float:
-    """Round down to the charger's resolution (rounding down keeps every sum within its limit); 0 below minimum."""
+    """Round down to the charger's resolution (rounding down keeps every sum within its limit); 0 below minimum.
+
+    Never up: a multiple of the resolution is kept only if it does not exceed ``amps`` by more than the noise of
+    float sums (``_FLOAT_NOISE_A``), so 16 A of headroom computed as 15.999999999999996 still gives 16 A, but
+    15.9999995 A gives 15 A.
+    """
     if resolution_a > 0:
-        amps = math.floor(amps / resolution_a + _EPS) * resolution_a
-        amps = round(amps, 6)
-    return amps if amps >= min_a - _EPS else 0.0
+        steps = math.floor(amps / resolution_a)
+        if (steps + 1) * resolution_a <= amps + _FLOAT_NOISE_A:
+            steps += 1
+        amps = round(steps * resolution_a, 9)
+    return amps if amps >= min_a - _FLOAT_NOISE_A else 0.0

@@ -108,6 +108,13 @@ class SiteStatus:
     bms_watchdog_s: float = 0.0
     """0 = off; otherwise the fallback limit applies if no BMS limit write or heartbeat arrives within it."""
     bms_fallback_limit_a: float = 0.0
+    invariant_violations: int = 0
+    """Control rounds since start whose own commands broke the safety invariant (``gateway.core.round``); any
+    value above 0 is a defect of the gateway, logged with the node and phase."""
+    booked_excess_a: float = 0.0
+    """The worst amount, in A, by which bookings exceed a node's limit on a phase now: for a few seconds after a
+    limit is lowered (cars are booked at their old current until they have come down), or while a charger that
+    cannot be reached may draw more than the new limit leaves. 0 in steady operation."""
 
     @property
     def drawn_a(self) -> SitePhases:

@@ -3,9 +3,10 @@
 * One poller task per bus (a TCP endpoint or an RS-485 line) reads its chargers one after another, keeps their
   watchdogs alive and programs their fail-safe currents. Buses run concurrently, so a dead unit delays only its
   own line, and only by its own timeout.
-* One control task runs a controller step every tick, after fresh polls, and at once when a face submits a
-  command (a limit change is acted on in milliseconds, not at the next tick). It sends decreases first, then the
-  increases the controller found room for, and reports every outcome back to the controller.
+* One control task runs a control round (``gateway.core.round``) every tick, after fresh polls, and at once when a
+  face submits a command (a limit change is acted on in milliseconds, not at the next tick). The round decides
+  what is sent in which order and hears every outcome; this module is its ``Link``: it writes the chargers, each
+  bus's writes in turn and different buses at once, and programs fail-safe currents from the pollers.
 * After every step it publishes an immutable ``SiteStatus`` that the BMS, OCPP and web faces read.
 
 Nothing here decides how current is shared: that is ``gateway.core.control``. Nothing here reads registers: that is
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from drivers.errors import DriverError, PermanentError, UnsupportedOperation
+from drivers.errors import DeviceTimeout, DriverError, PermanentError, UnsupportedOperation
 from drivers.model import ChargerReading, MeterReading
 from drivers.ports import ChargerDriver, MeterDriver
 from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, UnitView
@@ -39,6 +40,7 @@ from gateway.core.limits import (
     external_limits,
     other_load_a,
 )
+from gateway.core.round import ControlRound, Outcome
 from gateway.runtime.commands import BmsHeartbeat, Command, SetBmsWatchdog, SetNetworkLimit
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
 from gateway.site.config import ChargerConfig, SiteConfig
@@ -117,14 +119,13 @@ class _Unit:
     reading: ChargerReading | None = None
     error: str | None = "not polled yet"
     polled: bool = False
-    failsafe_programmed: float | None = None
-    failsafe_unsupported: bool = False
     energy_at_plug_wh: float | None = None
     was_plugged: bool = False
 
 
 class Supervisor:
-    """Leads one power-sharing network; implements ``gateway.runtime.commands.GatewayControl`` for the faces."""
+    """Leads one power-sharing network; implements ``gateway.runtime.commands.GatewayControl`` for the faces and
+    ``gateway.core.round.Link`` (``write_setpoints``, ``program_failsafe``, ``now``) for its own control round."""
 
     def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
@@ -143,7 +144,8 @@ class Supervisor:
         """(clock, other load) of the last valid meter reading."""
         self._meter_silent: bool | None = None
         self._units: dict[str, _Unit] = {}
-        self._controller = Controller([], settings.config.control)
+        self._round = ControlRound(Controller([], settings.config.control))
+        self._controller = self._round.controller
         self._fresh: dict[str, Observation] = {}
         self._wake = asyncio.Event()
         self._polled = asyncio.Event()
@@ -158,7 +160,6 @@ class Supervisor:
         self._started_s = clock()
         self._last_bms_s: float | None = None
         self._limit_source: LimitSource | None = None
-        self._failsafe_wanted: dict[str, float] = {}
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
         self._status = self._build_status(Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}), LimitSource.NETWORK)
         self._sync_units()
@@ -247,14 +248,13 @@ class Supervisor:
                 units[charger.id] = _Unit(charger, self._make_driver(charger), self._ratings_of(charger))
         self._units = units
         self._controller.settings = config.control
-        self._controller.reconfigure([self._spec(c) for c in config.chargers])
+        self._round.reconfigure([self._spec(c) for c in config.chargers])
 
     def _spec(self, charger: ChargerConfig) -> ChargerSpec:
         ratings = self._ratings_of(charger)
         return ChargerSpec(id=charger.id, nodes=self._path(charger.circuit), site_phases=self._site_phases(charger),
                            max_current_a=ratings.limit_a, min_current_a=ratings.min_current_a,
                            resolution_a=ratings.resolution_a, has_failsafe=ratings.has_failsafe,
-                           comm_timeout_s=charger.comm_timeout_s,
                            priority=charger.priority, weight=charger.weight)
 
     def _site_phases(self, charger: ChargerConfig) -> tuple[int, ...]:
@@ -309,7 +309,7 @@ class Supervisor:
             self._record(cid, unit, None, _reason(exc), self._clock() - t0)
             return
         self._record(cid, unit, reading, None, self._clock() - t0)
-        await self._program_failsafe(cid, unit)
+        await self._round.program_failsafe(cid, self)
 
     def _record(self, cid: str, unit: _Unit, reading: ChargerReading | None, error: str | None,
                 latency_s: float) -> None:
@@ -383,21 +383,50 @@ class Supervisor:
                          other_load_a=self._meter_other[1] if fresh and self._meter_other else None,
                          margin_a=config.margin_a, fallback_a=config.fallback_limit_a)
 
-    async def _program_failsafe(self, cid: str, unit: _Unit) -> None:
-        wanted = self._failsafe_wanted.get(cid)
-        if wanted is None or unit.failsafe_unsupported or unit.failsafe_programmed == wanted:
-            return
+    # -- the round's link -----------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._clock()
+
+    async def program_failsafe(self, charger_id: str, current_a: float) -> Outcome:
+        unit = self._units.get(charger_id)
+        if unit is None:
+            return Outcome.FAILED
         try:
-            await unit.handle.driver.configure_failsafe(wanted, unit.config.comm_timeout_s)
+            await unit.handle.driver.configure_failsafe(current_a, unit.config.comm_timeout_s)
         except UnsupportedOperation:
-            unit.failsafe_unsupported = True
-            return
+            return Outcome.UNSUPPORTED
         except DriverError as exc:
-            log.warning("charger %s: fail-safe current not programmed: %s", cid, _reason(exc))
-            self._controller.failsafe_done(cid, wanted, False)
-            return
-        unit.failsafe_programmed = wanted
-        self._controller.failsafe_done(cid, wanted, True)
+            log.warning("charger %s: fail-safe current not programmed: %s", charger_id, _reason(exc))
+            return _outcome(exc)
+        return Outcome.DONE
+
+    async def write_setpoints(self, commands: Sequence[SetpointCommand]) -> Sequence[Outcome]:
+        """All buses at once, one bus's writes in turn."""
+        outcomes: dict[int, Outcome] = {}
+        by_bus: dict[str, list[int]] = {}
+        for index, command in enumerate(commands):
+            unit = self._units.get(command.charger_id)
+            if unit is None:
+                outcomes[index] = Outcome.FAILED
+            else:
+                by_bus.setdefault(unit.handle.bus_key, []).append(index)
+
+        async def write_bus(indices: Sequence[int]) -> None:
+            for index in indices:
+                outcomes[index] = await self._write_one(commands[index])
+
+        await asyncio.gather(*(write_bus(indices) for indices in by_bus.values()))
+        return [outcomes[index] for index in range(len(commands))]
+
+    async def _write_one(self, command: SetpointCommand) -> Outcome:
+        unit = self._units[command.charger_id]
+        try:
+            await unit.handle.driver.write_setpoint(command.current_a)
+        except DriverError as exc:
+            log.warning("charger %s: setpoint %g A not acknowledged: %s", command.charger_id, command.current_a,
+                        _reason(exc))
+            return _outcome(exc)
+        return Outcome.DONE
 
     # -- control -------------------------------------------------------------------------------------------------
     async def _control_loop(self) -> None:
@@ -457,38 +486,9 @@ class Supervisor:
                 self._event("limit-source", text)
             self._limit_source = source
         fresh, self._fresh = self._fresh, {}
-        commands = self._controller.step(now, fresh, limits)
-        self._failsafe_wanted = self._controller.failsafe_currents(limits)
-        await self._send(commands)
+        await self._round.run(now, fresh, limits, self)
         self._publish(self._build_status(limits, source))
         self._ready.set()
-
-    async def _send(self, commands: Sequence[SetpointCommand]) -> None:
-        """Decreases first (all buses at once, one bus's writes in turn), then the increases that fit."""
-        acked = {v.id: v.setpoint_a for v in self._controller.views(self._clock())}
-        decreasing = [c for c in commands if (acked.get(c.charger_id) or math.inf) >= c.current_a]
-        increasing = [c for c in commands if (acked.get(c.charger_id) or math.inf) < c.current_a]
-        for batch in (decreasing, increasing):
-            by_bus: dict[str, list[SetpointCommand]] = {}
-            for command in batch:
-                unit = self._units.get(command.charger_id)
-                if unit is None:
-                    self._controller.write_done(command.charger_id, command.current_a, False, self._clock())
-                    continue
-                by_bus.setdefault(unit.handle.bus_key, []).append(command)
-            await asyncio.gather(*(self._write_all(cmds) for cmds in by_bus.values()))
-
-    async def _write_all(self, commands: Iterable[SetpointCommand]) -> None:
-        for command in commands:
-            unit = self._units[command.charger_id]
-            try:
-                await unit.handle.driver.write_setpoint(command.current_a)
-            except DriverError as exc:
-                log.warning("charger %s: setpoint %g A not acknowledged: %s", command.charger_id,
-                            command.current_a, _reason(exc))
-                self._controller.write_done(command.charger_id, command.current_a, False, self._clock())
-                continue
-            self._controller.write_done(command.charger_id, command.current_a, True, self._clock())
 
     # -- read model ----------------------------------------------------------------------------------------------
     def _build_status(self, limits: Limits, source: LimitSource) -> SiteStatus:
@@ -537,7 +537,8 @@ class Supervisor:
             network_limit_a=config.network_limit_a, effective_limit_a=site, limit_source=source,
             measured_a=(measured[0], measured[1], measured[2]), allocated_a=(booked[0], booked[1], booked[2]),
             power_w=power, units=tuple(units), health=health, bms_watchdog_s=self.settings.bms_watchdog_s,
-            bms_fallback_limit_a=self.settings.bms_fallback_limit_a)
+            bms_fallback_limit_a=self.settings.bms_fallback_limit_a,
+            invariant_violations=self._round.violation_rounds, booked_excess_a=self._round.excess_a)
 
     def _session_energy(self, unit: _Unit) -> float:
         reading = unit.reading
@@ -555,6 +556,10 @@ class Supervisor:
             if queue.full():
                 queue.get_nowait()  # a slow reader gets the newest snapshot, not a backlog
             queue.put_nowait(status)
+
+
+def _outcome(exc: DriverError) -> Outcome:
+    return Outcome.TIMED_OUT if isinstance(exc, DeviceTimeout) else Outcome.FAILED
 
 
 def _reason(exc: DriverError) -> str:

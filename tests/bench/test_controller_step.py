@@ -1,21 +1,24 @@
-"""How long one controller step takes, for 6, 240 and 1,000 chargers in a 3-level circuit tree.
+"""How long one control round takes, for 6, 240 and 1,000 chargers in a 3-level circuit tree.
 
 ``python -m pytest tests/bench/test_controller_step.py --benchmark-enable -q`` prints pytest-benchmark's table:
-one ``Controller.step`` with every car charging (ingestion, learning, bookings, allocation, hysteresis and
-sequencing) against, as the baseline measured in the same run, the allocation alone on the same site. Normal runs
-execute each case once as a correctness check. Timings are printed, never asserted.
+one ``ControlRound.run`` with every car charging (ingestion, learning, bookings, allocation, hysteresis,
+sequencing, outcomes and the invariant check; writes complete at once) against, as the baseline measured in the
+same run, the allocation alone on the same site. Normal runs execute each case once as a correctness check.
+Timings are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from drivers.model import ChargerReading, Iec61851State
 from gateway.core.allocation import Request, allocate
-from gateway.core.control import ChargerSpec, Controller, Limits, Observation
+from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand
+from gateway.core.round import ControlRound, Outcome, run_now
 from gateway.site.config import ControlConfig
 
 
@@ -34,24 +37,35 @@ def site(n: int) -> tuple[list[ChargerSpec], Limits]:
     return specs, Limits(node_limits_a=node_limits)
 
 
+class Accepts:
+    async def write_setpoints(self, commands: Sequence[SetpointCommand]) -> Sequence[Outcome]:
+        return [Outcome.DONE] * len(commands)
+
+    async def program_failsafe(self, charger_id: str, current_a: float) -> Outcome:
+        return Outcome.DONE
+
+    def now(self) -> float:
+        return 0.0
+
+
 @pytest.mark.parametrize("n", [6, 240, 1000])
 def test_controller_step(benchmark: BenchmarkFixture, n: int) -> None:
     specs, limits = site(n)
     controller = Controller(specs, ControlConfig())
+    control = ControlRound(controller)
+    link = Accepts()
     reading = ChargerReading(state=Iec61851State.C, current_a=(10.0, 10.0, 10.0))
     observations = {s.id: Observation(reading) for s in specs}
     clock = itertools.count()
 
     def step() -> int:
-        now = float(next(clock))
-        commands = controller.step(now, observations, limits)
-        for command in commands:
-            controller.write_done(command.charger_id, command.current_a, True, now)
-        return len(commands)
+        plan = run_now(control.run(float(next(clock)), observations, limits, link))
+        return len(plan.decreases) + len(plan.increases)
 
     benchmark.group = f"controller, {n} chargers"
     benchmark.pedantic(step, rounds=30 if n > 100 else 300, warmup_rounds=2)
     assert all(v.setpoint_a is not None for v in controller.views(float(next(clock))))
+    assert control.violation_rounds == 0
 
 
 @pytest.mark.parametrize("n", [6, 240, 1000])

@@ -98,7 +98,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 async def test_the_bms_reads_the_live_site_and_its_limit_reaches_the_charger(rig: Rig) -> None:
-    assert (await rig.inputs(0, 2)) == [1, 2]
+    assert (await rig.inputs(0, 2)) == [2, 2]
     await rig.until(lambda: rig.sim[0].pilot_a > 10)  # the car charges at its 16 A breaker limit
 
     rr = await rig.client.write_register(0, 100, device_id=UNIT)  # network limit 10.0 A
@@ -114,6 +114,7 @@ async def test_the_bms_reads_the_live_site_and_its_limit_reaches_the_charger(rig
     await rig.until(limited)
     await rig.until(lambda: rig.sim[0].pilot_a <= 10)
     assert rig.supervisor.settings.config.network_limit_a == 10.0
+    assert (await rig.inputs(16, 2)) == [0, 0]  # invariant_violations: the gateway never broke the invariant
 
 
 async def test_the_supervisors_own_rules_refuse_through_the_face(rig: Rig) -> None:

@@ -28,7 +28,7 @@ from gateway.runtime.read_model import SiteStatus
 UNIT = 1
 
 # BASE_STATUS as the register map says it must read (worked out by hand from tests/bms_support.py).
-SITE_INPUTS = [1, 2, 1, 1, 245, 101, 202, 303, 120, 130, 140, 1, 57_920, 4, 1, 400]
+SITE_INPUTS = [2, 2, 1, 1, 245, 101, 202, 303, 120, 130, 140, 1, 57_920, 4, 1, 400, 1, 4_464, 25]
 CHARGER_0 = [3, 1, 160, 159, 158, 157, 0, 11_000, 1, 4_464, 95, 0, 320, 0, 0xFFFF, 0xFFFF, 0, 0, 0, 0]
 CHARGER_1 = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 65_534, 160, 1, 76, 19_264, 0, 0, 0, 0]
 SETTINGS = [250, 1, 0, 60, 0]
@@ -59,7 +59,7 @@ def settings_of(s: SiteStatus) -> tuple[object, ...]:
 
 async def test_every_register_reads_as_the_map_says() -> None:
     async with running_server(FakeGateway(), bms_config()) as server, client_of(server) as client:
-        rr = await client.read_input_registers(0, count=16, device_id=UNIT)
+        rr = await client.read_input_registers(0, count=len(SITE_INPUTS), device_id=UNIT)
         assert rr.registers == SITE_INPUTS
         rr = await client.read_input_registers(1000, count=40, device_id=UNIT)
         assert rr.registers == CHARGER_0 + CHARGER_1
@@ -76,12 +76,12 @@ async def test_reads_follow_the_latest_snapshot() -> None:
     gateway = FakeGateway()
     async with running_server(gateway, bms_config()) as server, client_of(server) as client:
         gateway.snapshot = replace(BASE_STATUS, effective_limit_a=(0.0, 0.0, 0.0), units=BASE_STATUS.units[:1])
-        assert (await client.read_input_registers(0, count=5, device_id=UNIT)).registers == [1, 1, 1, 1, 0]
+        assert (await client.read_input_registers(0, count=5, device_id=UNIT)).registers == [2, 1, 1, 1, 0]
         rr = await client.read_input_registers(1020, count=1, device_id=UNIT)
         assert rr.isError() and rr.exception_code == 2
 
 
-@pytest.mark.parametrize(("address", "count"), [(16, 1), (15, 2), (999, 1), (1040, 1), (1039, 2), (20_999, 1)])
+@pytest.mark.parametrize(("address", "count"), [(19, 1), (18, 2), (999, 1), (1040, 1), (1039, 2), (20_999, 1)])
 async def test_reading_an_undefined_input_register_is_exception_2(address: int, count: int) -> None:
     async with running_server(FakeGateway(), bms_config()) as server, client_of(server) as client:
         rr = await client.read_input_registers(address, count=count, device_id=UNIT)
@@ -233,7 +233,7 @@ async def test_read_only_mode_refuses_every_write_and_serves_reads() -> None:
                    await client.write_register(4, 1, device_id=UNIT)):
             assert rr.isError() and rr.exception_code == 1
         assert gateway.applied == []
-        assert (await client.read_input_registers(0, count=16, device_id=UNIT)).registers == SITE_INPUTS
+        assert (await client.read_input_registers(0, count=len(SITE_INPUTS), device_id=UNIT)).registers == SITE_INPUTS
 
 
 @pytest.mark.parametrize("unit", [0, 2, 7, 247, 255])
@@ -241,7 +241,7 @@ async def test_other_unit_ids_get_exception_10_and_change_nothing(unit: int) -> 
     gateway = FakeGateway()
     async with running_server(gateway, bms_config()) as server, client_of(server) as client:
         for rr in (await client.read_holding_registers(0, count=5, device_id=unit),
-                   await client.read_input_registers(0, count=16, device_id=unit),
+                   await client.read_input_registers(0, count=len(SITE_INPUTS), device_id=unit),
                    await client.write_register(0, 180, device_id=unit),
                    await client.write_registers(0, [180, 1], device_id=unit)):
             assert rr.isError() and rr.exception_code == 10
@@ -251,7 +251,7 @@ async def test_other_unit_ids_get_exception_10_and_change_nothing(unit: int) -> 
 
 async def test_a_configured_unit_id_is_the_one_that_answers() -> None:
     async with running_server(FakeGateway(), bms_config(unit_id=17)) as server, client_of(server) as client:
-        assert (await client.read_input_registers(0, count=16, device_id=17)).registers == SITE_INPUTS
+        assert (await client.read_input_registers(0, count=len(SITE_INPUTS), device_id=17)).registers == SITE_INPUTS
         rr = await client.read_input_registers(0, count=1, device_id=1)
         assert rr.isError() and rr.exception_code == 10
 
@@ -279,7 +279,7 @@ async def test_garbage_and_stalled_clients_do_not_disturb_another_client() -> No
         try:
             async with client_of(server) as client:
                 for _ in range(20):
-                    rr = await client.read_input_registers(0, count=16, device_id=UNIT)
+                    rr = await client.read_input_registers(0, count=len(SITE_INPUTS), device_id=UNIT)
                     assert rr.registers == SITE_INPUTS
                 assert not (await client.write_register(0, 200, device_id=UNIT)).isError()
             async with client_of(server) as late:  # and new connections are still accepted
@@ -299,7 +299,7 @@ async def test_many_clients_at_once_each_get_their_own_answers() -> None:
         async def session(k: int) -> None:
             async with client_of(server) as client:
                 for _ in range(10):
-                    site = await client.read_input_registers(0, count=16, device_id=UNIT)
+                    site = await client.read_input_registers(0, count=len(SITE_INPUTS), device_id=UNIT)
                     block = await client.read_input_registers(1000 + 20 * (k % 2), count=20, device_id=UNIT)
                     assert site.registers == SITE_INPUTS
                     assert block.registers == (CHARGER_0 if k % 2 == 0 else CHARGER_1)

@@ -130,18 +130,26 @@ async def test_garbage_yields_invalid_points_never_numbers(rig: Rig) -> None:
         "not available" in rig.driver.last_invalid["current_l1"]
 
 
-async def test_an_unchanged_setpoint_is_not_rewritten_until_the_refresh_is_due() -> None:
+async def test_every_setpoint_is_written_even_if_unchanged(rig: Rig) -> None:
+    """The controller re-sends a setpoint when the read-back differs; the driver must not swallow it."""
+    await rig.driver.write_setpoint(16)
+    rig.sim.setpoint_a = 32  # changed behind the gateway's back (a display, a reboot to defaults)
+    rig.clock.advance(1)
+    assert (await rig.driver.read()).setpoint_a == 32
+    await rig.driver.write_setpoint(16)
+    assert rig.sim.setpoint_a == 16 and rig.sim.writes[-1] == ("setpoint", 16.0)
+
+
+async def test_the_setpoint_is_refreshed_by_keep_alive_when_the_profile_asks() -> None:
     profile = variant(quirks={"setpoint_refresh_s": 60})
     async with Rig(profile) as r:
         await r.driver.write_setpoint(16)
-        count = r.transactions()
-        await r.driver.write_setpoint(16.05)  # the same after rounding down to 0.1 A
         r.clock.advance(30)
-        await r.driver.write_setpoint(16)
-        assert r.transactions() == count
+        await r.driver.keep_alive()
+        assert r.sim.writes.count(("setpoint", 16.0)) == 1
         r.clock.advance(31)
-        await r.driver.write_setpoint(16)
-        assert r.transactions() == count + 1 and r.sim.writes[-1] == ("setpoint", 16.0)
+        await r.driver.keep_alive()
+        assert r.sim.writes.count(("setpoint", 16.0)) == 2
 
 
 async def test_pause_by_disable_writes_the_setpoint_before_enabling() -> None:
@@ -158,6 +166,10 @@ async def test_pause_by_disable_writes_the_setpoint_before_enabling() -> None:
         r.sim.writes.clear()
         await r.driver.write_setpoint(8)
         assert r.sim.writes[0] == ("setpoint", 8.0) and r.sim.pilot_a == 8
+        r.sim.enabled = False  # disabled behind the gateway's back: the next write enables it again
+        r.sim.writes.clear()
+        await r.driver.write_setpoint(8)
+        assert r.sim.writes == [("setpoint", 8.0), ("enable", 1), ("setpoint", 8.0)] and r.sim.pilot_a == 8
         with pytest.raises(ValueError):
             await r.driver.write_setpoint(-1)
 

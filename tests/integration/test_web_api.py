@@ -55,6 +55,7 @@ async def test_status_units_limit_and_profiles_are_readable_without_a_password(r
     assert status["limit"] == {"effective_limit_a": [32, 32, 32], "source": "network", "installation_limit_a": 100,
                                "network_limit_a": 32, "bms_watchdog_s": 0, "bms_fallback_limit_a": 0}
     assert [u["id"] for u in status["units"]] == ["cp1", "cp2"]
+    assert status["invariant_violations"] == 0 and status["booked_excess_a"] == 0
     await until(lambda: all(u.link.success_rate == 1 for u in rig.supervisor.status().units))
     unit = (await rig.client.get("/api/units/cp2")).json()
     assert unit["state"] == "A" and unit["state_text"] == "no car" and unit["availability"] == "disabled"

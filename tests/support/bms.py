@@ -45,7 +45,7 @@ BASE_STATUS = SiteStatus(
     time_s=1_700_000_000.0, enabled=True, installation_limit_a=40.0, network_limit_a=25.0,
     effective_limit_a=(25.0, 24.5, 26.0), limit_source=LimitSource.OCPP, measured_a=(10.1, 20.2, 30.3),
     allocated_a=(12.0, 13.0, 14.0), power_w=123_456.0, units=(UNIT_A, UNIT_B), health=GatewayHealth.DEGRADED,
-    bms_watchdog_s=0.0, bms_fallback_limit_a=6.0)
+    bms_watchdog_s=0.0, bms_fallback_limit_a=6.0, invariant_violations=70_000, booked_excess_a=2.5)
 
 
 @dataclass

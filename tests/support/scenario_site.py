@@ -1,4 +1,5 @@
-"""Runs a golden scenario file against the controller, one virtual second at a time.
+"""Runs a golden scenario file through the gateway's control round (``gateway.core.round``), one virtual second at a
+time: the same round the supervisor runs, over a link to simulated devices instead of Modbus.
 
 Each charger is a tiny simulated device (setpoint, fail-safe current, communication watchdog) with the shared
 vehicle model behind it, so the scenarios exercise the same lag and ramp-down that real cars have. On every tick the
@@ -9,12 +10,14 @@ vehicles' response time (``GRACE_S``) to be met, since no car can stop drawing f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.model import ChargerReading, Iec61851State
 from drivers.sim.vehicle import Vehicle, VehicleSpec
-from gateway.core.control import ChargerSpec, Controller, Limits, Observation
+from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand
+from gateway.core.round import ControlRound, Outcome, run_now
 from gateway.site.config import ControlConfig
 
 GRACE_S = 5.0
@@ -25,6 +28,7 @@ PHASES = {"L1": 0, "L2": 1, "L3": 2}
 @dataclass
 class SimCharger:
     spec: ChargerSpec
+    comm_timeout_s: float = 30.0
     online: bool = True
     setpoint_a: float = 0.0
     failsafe_a: float = 0.0
@@ -35,7 +39,7 @@ class SimCharger:
     def offered_a(self, now: float) -> float:
         """After its watchdog expires a device offers its fail-safe current; when it hears the gateway again it
         resumes its last setpoint at once (the harsher of the two behaviours real devices show)."""
-        if not self.online and self.spec.has_failsafe and now - self.last_contact_s > self.spec.comm_timeout_s:
+        if not self.online and self.spec.has_failsafe and now - self.last_contact_s > self.comm_timeout_s:
             return self.failsafe_a
         return self.setpoint_a
 
@@ -90,16 +94,52 @@ def build(site: dict[str, Any]) -> tuple[dict[str, ChargerSpec], dict[str, tuple
         specs[cid] = ChargerSpec(
             id=cid, nodes=path(c.get("circuit", "site")), site_phases=site_phases,
             max_current_a=float(c.get("max_a", 32)), has_failsafe=c.get("failsafe", True),
-            comm_timeout_s=float(c.get("comm_timeout_s", 30)), priority=int(c.get("priority", 0)),
+            priority=int(c.get("priority", 0)),
             weight=float(c.get("weight", 1.0)))
     settings = ControlConfig(**site.get("settings", {}))
     return specs, node_limits, settings
 
 
+class _Link:
+    """``gateway.core.round.Link`` to the simulated devices; every write completes at once."""
+
+    def __init__(self, chargers: dict[str, SimCharger], result: ScenarioRun) -> None:
+        self.chargers = chargers
+        self.result = result
+        self.at = 0.0
+
+    async def write_setpoints(self, commands: Sequence[SetpointCommand]) -> Sequence[Outcome]:
+        return [self._write(c) for c in commands]
+
+    def _write(self, command: SetpointCommand) -> Outcome:
+        charger = self.chargers[command.charger_id]
+        spec = charger.spec
+        if 0 < command.current_a < spec.min_current_a or command.current_a > spec.max_current_a + 1e-9:
+            self.result.violations.append(Violation(self.at, f"{command.charger_id} commanded {command.current_a} A"))
+        if not charger.online:
+            return Outcome.TIMED_OUT
+        charger.setpoint_a = command.current_a
+        if charger.vehicle is not None:
+            charger.vehicle.offer(command.current_a, self.at)
+        return Outcome.DONE
+
+    async def program_failsafe(self, charger_id: str, current_a: float) -> Outcome:
+        charger = self.chargers[charger_id]
+        if not charger.online:
+            return Outcome.TIMED_OUT
+        charger.failsafe_a = current_a
+        charger.last_contact_s = self.at
+        return Outcome.DONE
+
+    def now(self) -> float:
+        return self.at
+
+
 def run(scenario: dict[str, Any]) -> ScenarioRun:
     specs, node_limits, settings = build(scenario["site"])
-    controller = Controller(list(specs.values()), settings)
-    chargers = {cid: SimCharger(spec) for cid, spec in specs.items()}
+    control = ControlRound(Controller(list(specs.values()), settings))
+    chargers = {cid: SimCharger(spec, float(scenario["site"]["chargers"][cid].get("comm_timeout_s", 30)))
+                for cid, spec in specs.items()}
     enabled = bool(scenario["site"].get("enabled", True))
     unit_caps: dict[str, float] = {}
     events = sorted(scenario.get("events", []), key=lambda e: e["at"])
@@ -107,23 +147,14 @@ def run(scenario: dict[str, Any]) -> ScenarioRun:
     end = int(scenario.get("run_until", max([e["at"] for e in events + expects] + [0]) + 1))
     history: list[tuple[float, dict[str, tuple[float, float, float]]]] = []
     result = ScenarioRun()
-    programmed: dict[str, float] = {}
+    link = _Link(chargers, result)
 
     for tick in range(end + 1):
-        now = float(tick)
+        now = link.at = float(tick)
         for event in [e for e in events if e["at"] == tick]:
             enabled = _apply_event(event, chargers, node_limits, unit_caps, enabled, now)
         history.append((now, dict(node_limits)))
         limits = Limits(node_limits_a=dict(node_limits), enabled=enabled, unit_caps_a=dict(unit_caps))
-
-        for cid, amps in controller.failsafe_currents(limits).items():
-            charger = chargers[cid]
-            if programmed.get(cid) != amps:
-                if charger.online:
-                    charger.failsafe_a = amps
-                    charger.last_contact_s = now
-                    programmed[cid] = amps
-                controller.failsafe_done(cid, amps, charger.online)
 
         observations = {}
         for cid, charger in chargers.items():
@@ -135,24 +166,20 @@ def run(scenario: dict[str, Any]) -> ScenarioRun:
                 observations[cid] = Observation(_reading(charger, now))
             else:
                 observations[cid] = Observation(None, "timeout")
-        commands = controller.step(now, observations, limits)
-        for command in commands:
-            charger = chargers[command.charger_id]
-            if charger.online:
-                charger.setpoint_a = command.current_a
-                if charger.vehicle is not None:
-                    charger.vehicle.offer(command.current_a, now)
-            controller.write_done(command.charger_id, command.current_a, charger.online, now)
-            spec = specs[command.charger_id]
-            if 0 < command.current_a < spec.min_current_a or command.current_a > spec.max_current_a + 1e-9:
-                result.violations.append(Violation(now, f"{command.charger_id} commanded {command.current_a} A"))
+        broken = control.violation_rounds
+        run_now(control.run(now, observations, limits, link))
+        if control.violation_rounds != broken:
+            result.violations.append(Violation(now, "the round's commands broke the booking invariant"))
+        for cid, obs in observations.items():
+            if obs.reading is not None:
+                run_now(control.program_failsafe(cid, link))
         result.served |= {cid for cid, c in chargers.items() if c.setpoint_a > 0 and c.vehicle is not None}
         result.timeline.append(f"t={tick:>5}: " + " ".join(
             f"{cid}={c.setpoint_a:g}{'' if c.online else '(off)'}/{max(c.site_currents()):.1f}A"
             for cid, c in chargers.items()))
         _check_physical(now, chargers, specs, history, result)
         for expect in [e for e in expects if e["at"] == tick]:
-            _check_expect(expect, chargers, controller, now, result)
+            _check_expect(expect, chargers, control.controller, now, result)
     return result
 
 

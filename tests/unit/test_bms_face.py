@@ -146,7 +146,7 @@ def test_charger_registers_exist_only_for_configured_chargers() -> None:
     assert face.read(Table.HOLDING, 100, 2) == [200, 160]
     assert face.read(Table.HOLDING, 100, 3) == Refusal(ExceptionCode.ILLEGAL_ADDRESS, "HR102 is not defined")
     assert isinstance(face.read(Table.INPUT, 1040, 1), Refusal)
-    assert isinstance(face.read(Table.INPUT, 16, 1), Refusal)
+    assert isinstance(face.read(Table.INPUT, 19, 1), Refusal)
     assert face.read(Table.INPUT, 1036, 4) == [0, 0, 0, 0]  # reserved offsets 16..19 of charger 1
 
 

@@ -33,7 +33,7 @@ from gateway.runtime.commands import (
 )
 from gateway.runtime.read_model import SiteStatus, UnitStatus
 
-MAP_VERSION = 1
+MAP_VERSION = 2
 """IR0. Raised whenever a register is added; existing registers never change meaning."""
 
 UNIT_LIMIT_BASE = 100
@@ -247,7 +247,7 @@ SITE_VALUES: tuple[SiteValue, ...] = (
     SiteValue(8, "allocated_current_l1", AMPS, DECI, lambda s: s.allocated_a[0], "≥ 0",
               "Sum of the chargers' booked setpoints, site phase L1."),
     SiteValue(9, "allocated_current_l2", AMPS, DECI, lambda s: s.allocated_a[1], "≥ 0",
-              "Measured total current of the chargers, site phase L2."),
+              "Sum of the chargers' booked setpoints, site phase L2."),
     SiteValue(10, "allocated_current_l3", AMPS, DECI, lambda s: s.allocated_a[2], "≥ 0",
               "Sum of the chargers' booked setpoints, site phase L3."),
     SiteValue(11, "active_power", "W", 1.0, lambda s: s.power_w, "≥ 0", "Total active power of the chargers.",
@@ -259,6 +259,12 @@ SITE_VALUES: tuple[SiteValue, ...] = (
               "0 ok, 1 degraded (a charger unavailable), 2 fault."),
     SiteValue(15, "installation_limit", AMPS, DECI, lambda s: s.installation_limit_a, "≥ 0",
               "Installation limit per phase: the most HR0 and HR3 accept."),
+    SiteValue(16, "invariant_violations", "", 1.0, lambda s: s.invariant_violations, "≥ 0",
+              "Control rounds since start whose own commands broke the safety invariant (bookings within every "
+              "node limit on every phase). Anything above 0 is a defect of the gateway: report it.", words=2),
+    SiteValue(18, "booked_excess", AMPS, DECI, lambda s: s.booked_excess_a, "≥ 0",
+              "Worst amount by which the chargers' bookings exceed a node limit on a phase now: for a few seconds "
+              "after a limit is lowered, or while an unreachable charger may draw more than the limit leaves."),
 )
 
 UNIT_VALUES: tuple[UnitValue, ...] = (

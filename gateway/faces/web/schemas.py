@@ -116,6 +116,10 @@ class StatusOut(BaseModel):
     allocated_a: Phases
     drawn_a: Phases = Field(description="measured current of the units that answer plus the booked current of "
                                         "those that do not (a silent unit's car may still charge)")
+    invariant_violations: int = Field(
+        description="control rounds since start whose own commands broke the safety invariant; above 0 is a defect")
+    booked_excess_a: float = Field(
+        description="worst amount by which bookings exceed a node limit on a phase now (briefly after a limit drop)")
     power_w: float
     online: int
     charging: int
@@ -224,6 +228,7 @@ def status_out(status: SiteStatus, name: str) -> StatusOut:
                      health=_HEALTH[status.health], limit=limit_out(status),
                      measured_a=_amps(status.measured_a), allocated_a=_amps(status.allocated_a),
                      drawn_a=_amps(status.drawn_a), power_w=status.power_w,
+                     invariant_violations=status.invariant_violations, booked_excess_a=status.booked_excess_a,
                      online=status.online, charging=status.charging, units=[unit_out(u) for u in status.units])
 
 

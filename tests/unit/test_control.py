@@ -1,0 +1,83 @@
+"""Single findings about the controller, each pinned by the smallest example that shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from drivers.model import ChargerReading, Iec61851State
+from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, _floor_to
+from gateway.core.round import ControlRound, Outcome, run_now
+from gateway.site.config import ControlConfig
+
+SPEC = ChargerSpec(id="cp", nodes=("site",), site_phases=(0, 1, 2), max_current_a=32.0)
+
+
+def reading(amps: float, setpoint: float) -> Observation:
+    return Observation(ChargerReading(state=Iec61851State.C, current_a=(amps, amps, amps), setpoint_a=setpoint))
+
+
+def limits(amps: float) -> Limits:
+    return Limits(node_limits_a={"site": (amps, amps, amps)})
+
+
+class Accepts:
+    """A link to a device that takes every write at once, at ``at``."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    async def write_setpoints(self, commands: Sequence[SetpointCommand]) -> Sequence[Outcome]:
+        return [Outcome.DONE] * len(commands)
+
+    async def program_failsafe(self, charger_id: str, current_a: float) -> Outcome:
+        return Outcome.DONE
+
+    def now(self) -> float:
+        return self.at
+
+
+def run_step(controller: Controller, now: float, obs: Observation, limit: float) -> list[float]:
+    plan = run_now(ControlRound(controller).run(now, {"cp": obs}, limits(limit), Accepts(now)))
+    return [c.current_a for c in plan.decreases + plan.increases]
+
+
+def booked(controller: Controller) -> float:
+    return max(controller.views(0.0)[0].booked_a)
+
+
+def test_floor_to_never_rounds_up() -> None:
+    assert _floor_to(15.9999995, 1.0, 6.0) == 15.0  # was 16: rounded up within 1e-6
+    assert _floor_to(6.0 - 5e-7, 1.0, 6.0) == 0.0  # below the minimum is 0, not 6
+    assert _floor_to(48 - 16.1 - 15.9, 1.0, 6.0) == 16.0  # float noise of an exact multiple still counts
+    assert _floor_to(1.6, 0.1, 0.0) == 1.6
+    assert _floor_to(7.99, 0.1, 6.0) == 7.9
+
+
+def test_a_decrease_acknowledged_just_before_a_short_outage_stays_booked_when_it_answers_again() -> None:
+    controller = Controller([SPEC], ControlConfig(vehicle_response_s=5.0))
+    assert run_step(controller, 0.0, reading(0.0, 0.0), 32) == [32.0]
+    for t in range(1, 10):
+        run_step(controller, float(t), reading(10.0, 32.0), 32)  # a car still ramping up towards 32 A
+    assert run_step(controller, 10.0, reading(10.0, 32.0), 16) == [16.0]
+    run_step(controller, 11.0, Observation(None, "timeout"), 16)
+    run_step(controller, 12.0, reading(10.0, 16.0), 16)  # back, 2 s after the decrease was acknowledged
+    assert booked(controller) == 32.0  # its car may still reach the old 32 A: not yet free for others
+    run_step(controller, 16.0, reading(10.0, 16.0), 16)
+    assert booked(controller) == 16.0  # the vehicle response time has passed
+
+
+def test_an_unreachable_charger_stays_booked_at_its_last_setpoint_or_failsafe_however_long_it_is_away() -> None:
+    """The decision of ARCHITECTURE.md: its own communication timeout plays no part (some devices resume their
+    last setpoint the instant they hear the gateway again), so the controller needs no timeout per charger."""
+    controller = Controller([SPEC], ControlConfig())
+    run_step(controller, 0.0, reading(0.0, 0.0), 32)
+    for t in range(1, 10):
+        run_step(controller, float(t), reading(20.0, 20.0), 20)
+    assert booked(controller) == 20.0
+    controller.failsafe_done("cp", 8.0, True)
+    for t in (10.0, 11.0, 1000.0, 100000.0):
+        run_step(controller, t, Observation(None, "timeout"), 20)
+        assert booked(controller) == 20.0
+    controller.failsafe_done("cp", 24.0, True)
+    run_step(controller, 100001.0, Observation(None, "timeout"), 20)
+    assert booked(controller) == 24.0
