@@ -186,18 +186,21 @@ async def test_a_unit_that_stops_answering_is_shown_unknown_and_counted_booked(t
             await until(lambda: rig.supervisor.status().units[0].current_a[0] > 5, timeout_s=10)
             rig.line.server.set_fault(1, Fault(FaultKind.SILENT))
             await until(lambda: not rig.supervisor.status().units[0].answering, timeout_s=10)
-            booked = max(rig.supervisor.status().units[0].booked_a)
-            text = await asyncio.to_thread(wait, driver, lambda d: "not answering" in card_text(d, "cp1")
-                                           and card_text(d, "cp1"), "cp1 shown as not answering")
+            def booked() -> float:
+                return max(rig.supervisor.status().units[0].booked_a)
+
+            def shown(d: Driver) -> str | bool:
+                text = card_text(d, "cp1")
+                return "not answering" in text and f"counted at {booked():.1f} A" in text and text
+
+            text = await asyncio.to_thread(wait, driver, shown, "cp1 shown as not answering, at its booked current")
             assert "0.0 A" not in text, f"a silent unit is not drawing 0.0 A: {text}"
-            assert f"counted at {booked:.1f} A" in text, text
-            drawn = await asyncio.to_thread(lambda: driver.find_element(By.ID, "drawn-value").text)
-            assert float(drawn.split()[0]) >= booked - 0.05, f"drawn now {drawn} leaves out cp1's {booked} A"
+            await asyncio.to_thread(wait, driver, lambda d: float(d.find_element(By.ID, "drawn-value").text.split()[0])
+                                    >= booked() - 0.05, "drawn now counting cp1 at its booked current")
             note = await asyncio.to_thread(lambda: driver.find_element(By.ID, "drawn-note").text)
             assert "1 not answering" in note
-            chart_top = await asyncio.to_thread(driver.execute_script,
-                                                "return Math.max(...app.history.at(-1).m)")
-            assert chart_top >= booked - 0.05, "the chart counts the silent unit too"
+            await asyncio.to_thread(wait, driver, lambda d: d.execute_script("return Math.max(...app.history.at(-1).m)")
+                                    >= booked() - 0.05, "the chart counting the silent unit too")
         finally:
             await asyncio.to_thread(driver.quit)
 
