@@ -67,7 +67,7 @@ Probe = Callable[[ChargerConfig], Awaitable[ProbeReport]]
 
 
 _ADVICE: tuple[tuple[type[DriverError], str, str], ...] = (
-    (DeviceTimeout, "transport", "no answer: check the address, unit id, wiring and line settings"),
+    (DeviceTimeout, "transport", "no answer: check the address, port and unit id, and that the device is powered"),
     (ConnectionLost, "transport", "no connection: check the address and port, and that the device is powered"),
     (GatewayPathError, "transport.unit", "the serial device server answered but the unit behind it did not: check "
                                     "the unit id and the RS-485 side"),
@@ -111,7 +111,7 @@ class FollowerProbe:
         except TimeoutError:
             raise ProbeFailed(f"{where}: no complete answer within {self.max_probe_s:g} s", "transport") from None
         except DriverError as exc:
-            raise _failure(where, exc) from None
+            raise _failure(where, exc, transport.type != "tcp") from None
         finally:
             if shared is None:
                 await bus.close()
@@ -136,8 +136,19 @@ async def _identity(driver: ModbusCharger) -> ChargerIdentity | None:
         return None
 
 
-def _failure(where: str, exc: DriverError) -> ProbeFailed:
+_PLAIN_TCP_ADVICE: dict[type[DriverError], str] = {
+    GatewayPathError: "the device answered, but not for this unit id: check the unit id",
+}
+_SERIAL_ADVICE: dict[type[DriverError], str] = {
+    DeviceTimeout: "no answer: check the unit id, the RS-485 wiring (A/B, termination) and the line settings",
+}
+"""A device on an RS-485 line: the wire, baud rate and parity are suspects; a plain Modbus TCP device has none of
+them, and an "answered, but not for this unit" from it is no serial device server's doing."""
+
+
+def _failure(where: str, exc: DriverError, serial: bool) -> ProbeFailed:
     for kind, field, advice in _ADVICE:
         if isinstance(exc, kind):
+            advice = (_SERIAL_ADVICE if serial else _PLAIN_TCP_ADVICE).get(kind, advice)
             return ProbeFailed(f"{where}: {advice} ({exc})", field)
     return ProbeFailed(f"{where}: {exc}", "transport")

@@ -80,6 +80,13 @@ class UnitStatus:
     error_code: int = 0
     id_tag: str | None = None
     """The idTag of the session the charger itself runs (OCPP followers); None for chargers that know none."""
+    booked_a: SitePhases = (0.0, 0.0, 0.0)
+    """What the controller counts for it per site phase: max(what it may draw, what it draws). For a unit that
+    does not answer this is all that is known: its car may still charge at up to it."""
+
+    @property
+    def answering(self) -> bool:
+        return self.availability is not Availability.UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,20 @@ class SiteStatus:
     """The worst amount, in A, by which bookings exceed a node's limit on a phase now: for a few seconds after a
     limit is lowered (cars are booked at their old current until they have come down), or while a charger that
     cannot be reached may draw more than the new limit leaves. 0 in steady operation."""
+
+    @property
+    def drawn_a(self) -> SitePhases:
+        """Per phase: measured current of the units that answer plus the booked current of those that do not.
+
+        A unit that stops answering measures nothing, yet its car may still draw what it was allowed; the
+        controller keeps it booked, and whoever shows "drawn now" must count it the same way.
+        """
+        totals = [0.0, 0.0, 0.0]
+        for unit in self.units:
+            amps = unit.current_a if unit.answering else unit.booked_a
+            for p in range(3):
+                totals[p] += amps[p]
+        return (totals[0], totals[1], totals[2])
 
     @property
     def online(self) -> int:

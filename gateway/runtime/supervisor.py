@@ -632,6 +632,7 @@ class Supervisor:
                 limit_a=min(caps.get(cid, ratings.limit_a), ratings.limit_a), max_current_a=ratings.nameplate_a,
                 waiting=bool(view and view.waiting), error_code=(reading.error_code or 0) if reading else 0,
                 id_tag=reading.id_tag if reading is not None else None,
+                booked_a=view.booked_a if view else (0.0, 0.0, 0.0),
                 link=LinkQuality(success_rate=unit.link.quality, latency_ms=unit.link.latency_ms,
                                  last_seen_s=unit.link.last_seen_wall)))
         site = limits.node_limits_a.get(SITE_NODE, (0.0, 0.0, 0.0))

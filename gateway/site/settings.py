@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,15 @@ from gateway.runtime.commands import (
     SetNetworkLimit,
     SetUnitLimit,
 )
-from gateway.site.config import ChargerConfig, NameplateLookup, SiteConfig, check_site, nameplate_a, unit_limit_a
+from gateway.site.config import (
+    ChargerConfig,
+    ConfigIssue,
+    NameplateLookup,
+    SiteConfig,
+    check_site,
+    nameplate_a,
+    unit_limit_a,
+)
 from gateway.site.store import JsonStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -142,7 +151,7 @@ class SiteSettings:
         config = self.config
         match command:
             case SetNetworkLimit(limit_a=limit):
-                _check_amps(limit, "limit_a", config.installation_limit_a, "the installation limit")
+                _check_amps(limit, "the network limit", config.installation_limit_a, "the installation limit")
                 config = self._with(config, network_limit_a=limit)
                 overlay.values["network_limit_a"] = {"value": limit, "file": self._base.network_limit_a}
                 text = f"network limit {limit:g} A"
@@ -152,7 +161,7 @@ class SiteSettings:
                 text = "power sharing " + ("enabled" if enabled else "disabled")
             case SetUnitLimit(charger_id=cid, limit_a=limit):
                 charger = self.charger(cid)
-                _check_amps(limit, "limit_a", self.unit_max_a(charger), f"{cid}'s maximum")
+                _check_amps(limit, f"the limit of {cid}", self.unit_max_a(charger), "its maximum")
                 overlay.unit_limits_a[cid] = limit
                 text = f"unit {cid} limit {limit:g} A"
             case SetBmsWatchdog(timeout_s=timeout):
@@ -161,7 +170,7 @@ class SiteSettings:
                 overlay.bms_watchdog_s = timeout
                 text = f"BMS watchdog {timeout:g} s" if timeout else "BMS watchdog off"
             case SetBmsFallbackLimit(limit_a=limit):
-                _check_amps(limit, "limit_a", config.installation_limit_a, "the installation limit")
+                _check_amps(limit, "the BMS fallback limit", config.installation_limit_a, "the installation limit")
                 overlay.bms_fallback_limit_a = limit
                 text = f"BMS fallback limit {limit:g} A"
             case BmsHeartbeat():
@@ -184,7 +193,7 @@ class SiteSettings:
                 text = f"follower {cid} removed"
         errors, _ = check_site(config, self._nameplate_of)
         if errors:
-            raise CommandRejected("; ".join(str(e) for e in errors), field=errors[0].path)
+            raise CommandRejected("; ".join(_readable(e, config) for e in errors), field=errors[0].path)
         if deferred:
             self._unsaved = True
         else:
@@ -259,6 +268,32 @@ class SiteSettings:
         self.config = config
 
 
-def _check_amps(value: float, name: str, most: float, what: str) -> None:
+_LABELS = {"network_limit_a": "network limit", "installation_limit_a": "installation limit",
+           "breaker_limit_a": "breaker limit", "phase_rotation": "phase rotation", "circuit": "circuit",
+           "connector_id": "connector", "profile": "profile", "id": "name", "parent": "parent circuit",
+           "fallback_limit_a": "fallback limit", "margin_a": "margin", "failsafe_current_key": "fail-safe"}
+
+
+def _readable(issue: ConfigIssue, config: SiteConfig) -> str:
+    """A rule's finding as an installer reads it on the page or in the BMS log: "bay-3, breaker limit: ..." rather
+    than the site file's path "chargers[2].breaker_limit_a" (the path stays the refusal's ``field``)."""
+    match = re.fullmatch(r"(chargers|circuits)\[(\d+)\](?:\.(\w+))?|(meter)\.(\w+)|(\w+)", issue.path)
+    if match is None:
+        return str(issue)
+    items, index, key, meter, meter_key, top = match.groups()
+    if items is not None:
+        entries = config.chargers if items == "chargers" else config.circuits
+        who = entries[int(index)].id if int(index) < len(entries) else f"{items}[{index}]"
+        where = f"{who}, {_LABELS.get(key, key)}" if key else who
+    elif meter is not None:
+        where = f"site meter, {_LABELS.get(meter_key, meter_key)}"
+    else:
+        where = _LABELS.get(top, top)
+    return f"{where[0].upper()}{where[1:]}: {issue.message}"
+
+
+def _check_amps(value: float, label: str, most: float, what: str) -> None:
+    """``label`` is what an installer calls the setting ("the network limit"); the field at fault is ``limit_a``."""
     if not math.isfinite(value) or value < 0 or value > most + 1e-9:
-        raise CommandRejected(f"{name} must be between 0 and {what} ({most:g} A); got {value:g}", field=name)
+        raise CommandRejected(f"{label[0].upper()}{label[1:]} must be between 0 A and {what} ({most:g} A); "
+                              f"{value:g} A is not", field="limit_a")

@@ -6,8 +6,10 @@ and a refusal changes nothing, neither in the gateway's status nor in the persis
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from support.web import WebRig, car, free_port, until, web_rig
+from support.web import REGISTRY, WebRig, car, free_port, until, web_rig
 
 from drivers.sim.faults import Fault, FaultKind
 from gateway.faces.web.auth import PASSWORD_FILE
+from gateway.site.config import load_site, parse_site
+from gateway.site.export import export_site
 
 
 @pytest.fixture
@@ -176,7 +180,12 @@ async def test_a_wrong_password_is_refused_and_delays_the_next_attempt(rig: WebR
     rig.auth_clock.advance(1.0)
     await refused(rig, await rig.client.post("/api/session", json={"password": "wrong again"}), None, status=401)
     rig.auth_clock.advance(1.0)
-    assert (await rig.client.post("/api/session", json={"password": "x" * 9})).status_code == 429, "2 s after two"
+    refusal = await rig.client.post("/api/session", json={"password": "x" * 9})
+    assert refusal.status_code == 429, "2 s after two"
+    rig.auth_clock.advance(0.7)
+    late = (await refused(rig, await rig.client.post("/api/session", json={"password": "x" * 9}), None, 429))
+    assert "try again in 1 second" in late["detail"], "0.3 s left is said as 1 second, never as 0 s"
+    rig.auth_clock.advance(0.3)
     rig.auth_clock.advance(1.0)
     ok = await rig.client.post("/api/session", json={"password": "correct horse battery"})
     assert ok.status_code == 200 and ok.json()["token"]
@@ -266,6 +275,79 @@ async def test_a_refused_network_limit_changes_nothing(rig: WebRig, auth: dict[s
     assert rig.supervisor.status().network_limit_a == 32 and settings_file(rig) == before
 
 
+@pytest.mark.parametrize("value", ["", None, "abc", "40", True])
+async def test_an_empty_or_non_numeric_limit_is_refused_in_plain_words(rig: WebRig, auth: dict[str, str],
+                                                                        value: Any) -> None:
+    """An emptied field must never become 0 A (every car stops); the refusal is written for the installer."""
+    before = settings_file(rig)
+    for path in ("/api/network-limit", "/api/units/cp1/limit"):
+        body = await refused(rig, await rig.client.put(path, json={"limit_a": value}, headers=auth), "limit_a")
+        assert body["detail"] == "The limit must be a number", body
+    missing = await refused(rig, await rig.client.put("/api/network-limit", json={}, headers=auth), "limit_a")
+    assert missing["detail"] == "The limit is missing"
+    status = rig.supervisor.status()
+    assert status.network_limit_a == 32 and status.units[0].limit_a == 32 and settings_file(rig) == before
+
+
+async def test_zero_amps_needs_an_explicit_confirmation(rig: WebRig, auth: dict[str, str]) -> None:
+    before = settings_file(rig)
+    unconfirmed = await rig.client.put("/api/network-limit", json={"limit_a": 0}, headers=auth)
+    assert "0 A stops every car" in (await refused(rig, unconfirmed, "confirm_zero"))["detail"]
+    unit = await rig.client.put("/api/units/cp1/limit", json={"limit_a": 0.0}, headers=auth)
+    assert "0 A stops charging at cp1" in (await refused(rig, unit, "confirm_zero"))["detail"]
+    assert rig.supervisor.status().network_limit_a == 32 and settings_file(rig) == before
+
+    confirmed = await rig.client.put("/api/units/cp1/limit", json={"limit_a": 0, "confirm_zero": True}, headers=auth)
+    assert confirmed.status_code == 200, confirmed.text
+    confirmed = await rig.client.put("/api/network-limit", json={"limit_a": 0, "confirm_zero": True}, headers=auth)
+    assert confirmed.status_code == 200 and confirmed.json()["effective_limit_a"] == [0, 0, 0]
+    status = rig.supervisor.status()
+    assert status.network_limit_a == 0 and status.units[0].limit_a == 0
+
+
+async def test_a_refusal_names_the_setting_not_the_api_field(rig: WebRig, auth: dict[str, str]) -> None:
+    above = await rig.client.put("/api/network-limit", json={"limit_a": 150}, headers=auth)
+    detail = (await refused(rig, above, "limit_a"))["detail"]
+    assert detail == "The network limit must be between 0 A and the installation limit (100 A); 150 A is not"
+    rule = await rig.client.put("/api/network-limit", json={"limit_a": 80}, headers=auth)
+    detail = (await refused(rig, rule, "limit_a"))["detail"]
+    assert detail.startswith("Network limit: 80 A is above the sum of the chargers' limits"), detail
+    unit = await rig.client.put("/api/units/cp1/limit", json={"limit_a": 40}, headers=auth)
+    assert (await refused(rig, unit, "limit_a"))["detail"].startswith("The limit of cp1 must be between 0 A and")
+    follower = rig.follower("bay-3", 3, breaker_limit_a=40)
+    breaker = (await refused(rig, await rig.client.post("/api/followers", json=follower, headers=auth),
+                             "breaker_limit_a"))["detail"]
+    port = rig.follower("bay-3", 3)
+    port["transport"]["port"] = "web"
+    typo = (await refused(rig, await rig.client.post("/api/followers", json=port, headers=auth),
+                          "transport.port"))["detail"]
+    for text in (detail, breaker, typo):
+        assert "_a" not in text and "chargers[" not in text and "Input should" not in text, text
+    assert typo == "The port must be a whole number"
+
+
+async def test_a_unit_that_stops_answering_is_counted_at_its_booked_current(rig: WebRig,
+                                                                            auth: dict[str, str]) -> None:
+    """Its car may still charge: the page must not show 0 A for it nor leave it out of "drawn now"."""
+    assert rig.line.server is not None
+    assert (await rig.client.put("/api/enabled", json={"enabled": True}, headers=auth)).status_code == 200
+    rig.chargers[0].plug(car("a"))
+    await until(lambda: rig.supervisor.status().units[0].current_a[0] > 5, timeout_s=10)
+    rig.line.server.set_fault(1, Fault(FaultKind.SILENT))
+    await until(lambda: not rig.supervisor.status().units[0].answering, timeout_s=10)
+    status = (await rig.client.get("/api/status")).json()
+    unit = status["units"][0]
+    assert unit["answering"] is False and unit["state_text"] == "not answering"
+    assert min(unit["booked_a"]) > 5, unit
+    assert status["drawn_a"][0] >= unit["booked_a"][0] > status["measured_a"][0] - 1e-9
+    for _ in range(50):  # the chart's history takes a point a second
+        if (await rig.client.get("/api/history")).json()[-1]["drawn_a"][0] >= unit["booked_a"][0] - 1e-9:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the chart's history never counted the silent unit")
+
+
 async def test_a_unit_limit_is_set_and_refused_above_its_nameplate(rig: WebRig, auth: dict[str, str]) -> None:
     ok = await rig.client.put("/api/units/cp1/limit", json={"limit_a": 10}, headers=auth)
     assert ok.status_code == 200
@@ -330,14 +412,20 @@ async def test_a_follower_is_added_after_a_live_probe(rig: WebRig, auth: dict[st
 
 
 async def test_a_follower_that_does_not_answer_is_refused(rig: WebRig, auth: dict[str, str]) -> None:
+    assert rig.line.server is not None
     before = settings_file(rig)
     body = rig.follower("ghost", 1)
     body["transport"]["port"] = free_port()
     response = await rig.client.post("/api/followers", json=body, headers=auth)
     detail = (await refused(rig, response, "transport"))["detail"]
     assert "no connection" in detail and "127.0.0.1" in detail
-    silent = await rig.client.post("/api/followers", json=rig.follower("ghost", 9), headers=auth)
-    assert "unit behind it did not" in (await refused(rig, silent, "transport.unit"))["detail"]
+    absent = await rig.client.post("/api/followers", json=rig.follower("ghost", 9), headers=auth)
+    detail = (await refused(rig, absent, "transport.unit"))["detail"]
+    assert "not for this unit id" in detail and "RS-485" not in detail, "a plain Modbus TCP device has no RS-485"
+    rig.line.server.set_fault(3, Fault(FaultKind.SILENT))
+    silent = await rig.client.post("/api/followers", json=rig.follower("quiet", 3), headers=auth)
+    detail = (await refused(rig, silent, "transport"))["detail"]
+    assert "no answer" in detail and "RS-485" not in detail and "wiring" not in detail and "line settings" not in detail
     assert len(rig.supervisor.status().units) == 2 and settings_file(rig) == before
 
 
@@ -382,3 +470,32 @@ async def test_a_follower_is_removed(rig: WebRig, auth: dict[str, str]) -> None:
     await refused(rig, await rig.client.delete("/api/followers/cp2", headers=auth), "charger_id")
     assert settings_file(rig) == before
     assert [f["id"] for f in (await rig.client.get("/api/followers")).json()] == ["cp1"]
+
+
+async def test_the_running_site_is_exported_as_a_site_file_check_config_accepts(rig: WebRig, auth: dict[str, str],
+                                                                                tmp_path: Path) -> None:
+    """Followers added on the page live in the state directory; the export makes them a site file again."""
+    added = await rig.client.post("/api/followers", json=rig.follower("bay-3", 3, breaker_limit_a=16), headers=auth)
+    assert added.status_code == 201, added.text
+    await rig.client.put("/api/network-limit", json={"limit_a": 40}, headers=auth)
+    response = await rig.client.get("/api/site.yaml")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/yaml")
+    path = tmp_path / "exported.yaml"
+    path.write_text(response.text)
+    config, _ = load_site(path, REGISTRY.nameplate_a)
+    assert [c.id for c in config.chargers] == ["cp1", "cp2", "bay-3"]
+    assert config.network_limit_a == 40 and config.chargers[2].breaker_limit_a == 16
+    assert config.name == "car park B"
+    check = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway.cli.main", "check-config", str(path),
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(check.communicate(), 60)
+    assert check.returncode == 0, output.decode()
+
+
+def test_the_export_never_writes_the_ocpp_authorization_key() -> None:
+    document = {"installation_limit_a": 32, "network_limit_a": 32,
+                "ocpp": {"url": "wss://csms.example/ocpp", "charge_point_id": "cp1", "security_profile": 2,
+                         "password": "s3cret-authorization-key"}}
+    config, _ = parse_site(document, "site.yaml", REGISTRY.nameplate_a)
+    text = export_site(config)
+    assert "s3cret-authorization-key" not in text and "password_file" in text

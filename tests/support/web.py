@@ -88,9 +88,60 @@ async def web_rig(state: Path, *, configured: int = 2, units: int = 4, web: dict
     line = site.add_line(TcpListen("127.0.0.1", 0))
     chargers = site.add_chargers(line, REGISTRY.charger("powershare-sim"), range(1, units + 1))
     await site.start()
-    assert line.server is not None
-    port = line.server.port
-    config, _ = parse_site(site_file(port, configured, web=web), "site.yaml", REGISTRY.nameplate_a)
+    try:
+        assert line.server is not None
+        port = line.server.port
+        async with _gateway(site, line, chargers, site_file(port, configured, web=web), state, port,
+                            probe, server_options) as rig:
+            yield rig
+    finally:
+        await site.stop()
+
+
+@contextlib.asynccontextmanager
+async def fleet_rig(state: Path, chargers: int, *, per_line: int = 50, per_circuit: int = 50,
+                    charging_every: int = 2) -> AsyncIterator[WebRig]:
+    """A large site for the page: ``chargers`` simulated units, ``per_line`` on each TCP endpoint (a Modbus unit
+    id stops at 247), ``per_circuit`` on each distribution board, a car charging at every ``charging_every``-th;
+    sharing on, the production tick (1 s)."""
+    site = SimulatedSite(ScaledClock(1.0))
+    profile = REGISTRY.charger("powershare-sim")
+    lines, sims = [], []
+    for first in range(0, chargers, per_line):
+        line = site.add_line(TcpListen("127.0.0.1", 0))
+        units = range(1, min(per_line, chargers - first) + 1)
+        cars = {u: car(f"car{first + u}") for u in units if (first + u) % charging_every == 0}
+        sims += site.add_chargers(line, profile, units, cars)
+        lines.append(line)
+    await site.start()
+    try:
+        circuits = (chargers + per_circuit - 1) // per_circuit
+        entries = []
+        for n in range(chargers):
+            server = lines[n // per_line].server
+            assert server is not None
+            entries.append({"id": f"cp{n + 1:03d}", "profile": "powershare-sim",
+                            "circuit": f"board-{n // per_circuit + 1}",
+                            "transport": {"type": "tcp", "host": "127.0.0.1", "port": server.port,
+                                          "unit": n % per_line + 1, "timeout_s": 0.5}})
+        document = {"name": f"car park with {chargers} chargers", "installation_limit_a": 400,
+                    "network_limit_a": min(400, 32 * chargers),
+                    "enabled": True, "control": {"tick_s": 1.0},
+                    "circuits": [{"id": f"board-{i + 1}", "limit_a": 125} for i in range(circuits)],
+                    "chargers": entries, "web": {"host": "127.0.0.1", "port": 0}}
+        assert lines[0].server is not None
+        async with _gateway(site, lines[0], sims, document, state, lines[0].server.port, None, None) as rig:
+            yield rig
+    finally:
+        await site.stop()
+
+
+@contextlib.asynccontextmanager
+async def _gateway(site: SimulatedSite, line: SimLine, chargers: list[SimCharger], document: dict[str, Any],
+                   state: Path, port: int, probe: Callable[[Probe, int], Probe] | None,
+                   server_options: dict[str, Any] | None) -> AsyncIterator[WebRig]:
+    """The real supervisor, Modbus drivers and web server over a running simulated site."""
+    config, _ = parse_site(document, "site.yaml", REGISTRY.nameplate_a)
     settings = SiteSettings(config, REGISTRY.nameplate_a, JsonStore(state / "settings.json"))
     pool = BusPool()
     wiring = ModbusWiring(REGISTRY, settings, pool)
@@ -101,7 +152,7 @@ async def web_rig(state: Path, *, configured: int = 2, units: int = 4, web: dict
                            profiles=REGISTRY, clock=auth_clock, **(server_options or {}))
     await supervisor.start()
     try:
-        await supervisor.wait_ready(5)
+        await supervisor.wait_ready(10)
         await web_server.start()
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_server.port}", timeout=10) as client:
@@ -111,7 +162,6 @@ async def web_rig(state: Path, *, configured: int = 2, units: int = 4, web: dict
     finally:
         await supervisor.stop()
         await pool.close()
-        await site.stop()
 
 
 def free_port() -> int:

@@ -31,6 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from drivers.profile import ProfileRegistry
 from gateway.faces.web.auth import AuthError, Guard, Session
 from gateway.faces.web.live import Broadcast, History
+from gateway.faces.web.messages import readable
 from gateway.faces.web.schemas import (
     AddedOut,
     AuthOut,
@@ -67,7 +68,8 @@ from gateway.runtime.commands import (
     SetUnitLimit,
 )
 from gateway.runtime.follower_probe import Probe, ProbeFailed
-from gateway.site.config import ChargerConfig
+from gateway.site.config import ChargerConfig, SiteConfig
+from gateway.site.export import export_site
 from gateway.site.store import StoreError
 from gateway.site.validation import profile_issues
 
@@ -102,6 +104,8 @@ class ApiContext:
     profiles: ProfileRegistry
     probe: Probe
     followers: Callable[[], Sequence[ChargerConfig]]
+    site: Callable[[], SiteConfig]
+    """The site as it runs now (the site file with the page's changes)."""
     site_name: str
     read_access: Literal["open", "password"]
     secure_cookie: bool
@@ -194,8 +198,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         fields = [_field(e.get("loc", ())) for e in errors]
-        detail = "; ".join(f"{f}: {e.get('msg')}" if f else str(e.get("msg")) for f, e in zip(fields, errors,
-                                                                                               strict=True))
+        detail = "; ".join(readable(f, e) for f, e in zip(fields, errors, strict=True))
         return JSONResponse({"detail": detail or "invalid request", "field": fields[0] if fields else None},
                             status_code=422)
 
@@ -308,6 +311,15 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def followers() -> list[ChargerConfig]:
         return list(ctx.followers())
 
+    @app.get("/api/site.yaml", tags=["commissioning"], dependencies=read_deps, response_class=Response,
+             responses={**read_errors, 200: {"content": {"application/yaml": {}},
+                                             "description": "a site file (the OCPP AuthorizationKey left out)"}},
+             summary="The site as it runs now, with the page's changes, as a site file for check-config")
+    async def site_yaml() -> Response:
+        return Response(export_site(ctx.site()), media_type="application/yaml; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="site.yaml"',
+                                 "Cache-Control": "no-store"})
+
     @app.get("/api/stream", tags=["status"], dependencies=read_deps, responses={
         **read_errors, 200: {"content": {"text/event-stream": {}}, "description":
                               "server-sent events: `status` (as GET /api/status) after every control step, "
@@ -341,13 +353,15 @@ def build_app(ctx: ApiContext) -> FastAPI:
         return await apply(RemoveFollower(follower_id), request)
 
     @app.put("/api/network-limit", tags=["commissioning"], responses=_WRITE_ERRORS,
-             summary="Step 2: set the network limit (per phase)")
+             summary="Step 2: set the network limit (per phase; 0 A needs confirm_zero)")
     async def set_network_limit(body: LimitIn, session: Write, request: Request) -> LimitOut:
+        _zero_confirmed(body, "every car on the site")
         return await apply(SetNetworkLimit(body.limit_a), request)
 
     @app.put("/api/units/{unit_id}/limit", tags=["commissioning"], responses=_WRITE_ERRORS,
-             summary="Step 2: set one unit's limit (0 keeps it at 0 A)")
+             summary="Step 2: set one unit's limit (0 A keeps it at 0 A, with confirm_zero)")
     async def set_unit_limit(unit_id: str, body: LimitIn, session: Write, request: Request) -> LimitOut:
+        _zero_confirmed(body, f"charging at {unit_id}")
         return await apply(SetUnitLimit(unit_id, body.limit_a), request)
 
     @app.put("/api/units/{unit_id}/session-need", tags=["sessions"], responses=_WRITE_ERRORS,
@@ -370,6 +384,14 @@ async def _stored(operation: Any) -> Session:
     except StoreError as exc:
         raise CommandRejected(f"the password could not be saved: {exc}", field="password") from exc
     return session
+
+
+def _zero_confirmed(body: LimitIn, what: str) -> None:
+    """0 A is a legitimate choice (stop charging on purpose) but also what an empty field used to send: it is
+    taken only when the request says it means it."""
+    if body.limit_a == 0 and not body.confirm_zero:
+        raise CommandRejected(f"0 A stops {what}; confirm that this is meant (confirm_zero: true) to set it",
+                              field="confirm_zero")
 
 
 def _request_field(command: Command, field: str | None) -> str | None:

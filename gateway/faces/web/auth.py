@@ -28,6 +28,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -321,11 +322,11 @@ class Guard:
     def _admit(self, client: str) -> None:
         wait = self.throttle.wait_s(client)
         if wait > 0:
-            raise AuthError(429, f"too many wrong attempts: try again in {wait:.0f} s", retry_after_s=wait)
+            raise AuthError(429, f"too many wrong attempts: try again in {_seconds(wait)}", retry_after_s=wait)
 
     def _refuse(self, client: str, message: str) -> None:
         delay = self.throttle.failed(client)
-        raise AuthError(401, f"{message}; the next attempt is possible in {delay:.0f} s", retry_after_s=delay)
+        raise AuthError(401, f"{message}; the next attempt is possible in {_seconds(delay)}", retry_after_s=delay)
 
     def authenticate(self, token: str | None, csrf_token: str | None, *, by_cookie: bool, write: bool) -> Session:
         """The session behind a request, or ``AuthError``: 401 without one, 403 for a cookie write without CSRF."""
@@ -335,6 +336,12 @@ class Guard:
         if write and by_cookie and not (csrf_token and hmac.compare_digest(csrf_token, session.csrf_token)):
             raise AuthError(403, "missing or wrong X-CSRF-Token header (reload the page)")
         return session
+
+
+def _seconds(wait_s: float) -> str:
+    """Rounded up, so a refusal never says "0 s" while it still refuses."""
+    whole = max(1, math.ceil(wait_s))
+    return "1 second" if whole == 1 else f"{whole} seconds"
 
 
 def _normalise_code(code: str) -> str:

@@ -31,7 +31,7 @@ class History:
         if self._points and status.time_s - self._points[-1].time_s < HISTORY_SPACING_S:
             return
         self._points.append(HistoryPoint(time_s=status.time_s, measured_a=list(status.measured_a),
-                                         limit_a=list(status.effective_limit_a)))
+                                         drawn_a=list(status.drawn_a), limit_a=list(status.effective_limit_a)))
 
     def points(self) -> list[HistoryPoint]:
         return list(self._points)

@@ -38,7 +38,9 @@ class Body(BaseModel):
 
 # -- requests ----------------------------------------------------------------------------------------------------
 class LimitIn(Body):
-    limit_a: float = Field(allow_inf_nan=False, description="amperes per phase")
+    limit_a: float = Field(strict=True, allow_inf_nan=False, description="amperes per phase (a JSON number)")
+    confirm_zero: bool = Field(default=False, description="must be true to set 0 A, which stops charging: an "
+                                                          "empty or mistyped field must never do that by accident")
 
 
 class SessionNeedIn(Body):
@@ -95,6 +97,9 @@ class UnitOut(BaseModel):
     waiting: bool
     error_code: int
     link: LinkOut
+    answering: bool = Field(description="false: the unit does not answer, current_a is unknown (shown as 0) and "
+                                        "booked_a is what the controller counts for it")
+    booked_a: Phases = Field(description="what the controller counts for this unit per site phase")
 
 
 class LimitOut(BaseModel):
@@ -114,6 +119,8 @@ class StatusOut(BaseModel):
     limit: LimitOut
     measured_a: Phases
     allocated_a: Phases
+    drawn_a: Phases = Field(description="measured current of the units that answer plus the booked current of "
+                                        "those that do not (a silent unit's car may still charge)")
     invariant_violations: int = Field(
         description="control rounds since start whose own commands broke the safety invariant; above 0 is a defect")
     booked_excess_a: float = Field(
@@ -134,6 +141,7 @@ class EventOut(BaseModel):
 class HistoryPoint(BaseModel):
     time_s: float
     measured_a: Phases
+    drawn_a: Phases = Field(description="as StatusOut.drawn_a: silent units counted at their booked current")
     limit_a: Phases
 
 
@@ -156,6 +164,7 @@ class IdentityOut(BaseModel):
 
 class ProbeOut(BaseModel):
     state: Iec61851State | None
+    state_text: str
     current_a: list[float | None] = Field(min_length=3, max_length=3, description="on the charger's own L1..L3")
     setpoint_a: float | None
     latency_ms: float | None
@@ -188,16 +197,29 @@ _HEALTH: dict[GatewayHealth, Literal["ok", "degraded", "fault"]] = {
     GatewayHealth.OK: "ok", GatewayHealth.DEGRADED: "degraded", GatewayHealth.FAULT: "fault"}
 
 
+def _amps(values: tuple[float, ...]) -> list[float]:
+    """To the hundredth of an ampere, as every meter reads: 13.333333333333334 costs 18 bytes a value, and a
+    status of 250 units goes out every second to every open page."""
+    return [round(v, 2) for v in values]
+
+
+def state_text(state: Iec61851State | None) -> str:
+    return STATE_TEXT[state] if state is not None else "unknown"
+
+
 def unit_out(unit: UnitStatus) -> UnitOut:
     link = unit.link
     return UnitOut(
         id=unit.id, index=unit.index, state=unit.state,
-        state_text=STATE_TEXT[unit.state] if unit.state is not None else "unknown",
+        state_text=state_text(unit.state) if unit.answering else "not answering",
         availability=_AVAILABILITY[unit.availability], unavailable_reason=unit.unavailable_reason,
-        setpoint_a=unit.setpoint_a, current_a=list(unit.current_a), power_w=unit.power_w,
-        session_energy_wh=unit.session_energy_wh, energy_wh=unit.energy_wh, limit_a=unit.limit_a,
+        setpoint_a=round(unit.setpoint_a, 2), current_a=_amps(unit.current_a), power_w=round(unit.power_w, 1),
+        session_energy_wh=round(unit.session_energy_wh, 1), energy_wh=unit.energy_wh, limit_a=unit.limit_a,
         max_current_a=unit.max_current_a, waiting=unit.waiting, error_code=unit.error_code,
-        link=LinkOut(success_rate=link.success_rate, latency_ms=link.latency_ms, last_seen_s=link.last_seen_s))
+        answering=unit.answering, booked_a=_amps(unit.booked_a),
+        link=LinkOut(success_rate=round(link.success_rate, 3),
+                     latency_ms=round(link.latency_ms, 1) if link.latency_ms is not None else None,
+                     last_seen_s=link.last_seen_s))
 
 
 def limit_out(status: SiteStatus) -> LimitOut:
@@ -209,7 +231,8 @@ def limit_out(status: SiteStatus) -> LimitOut:
 def status_out(status: SiteStatus, name: str) -> StatusOut:
     return StatusOut(name=name, time_s=status.time_s, enabled=status.enabled,
                      health=_HEALTH[status.health], limit=limit_out(status),
-                     measured_a=list(status.measured_a), allocated_a=list(status.allocated_a), power_w=status.power_w,
+                     measured_a=_amps(status.measured_a), allocated_a=_amps(status.allocated_a),
+                     drawn_a=_amps(status.drawn_a), power_w=status.power_w,
                      invariant_violations=status.invariant_violations, booked_excess_a=status.booked_excess_a,
                      online=status.online, charging=status.charging, units=[unit_out(u) for u in status.units])
 
@@ -226,7 +249,8 @@ def profile_out(profile: ChargerProfile) -> ProfileOut:
 
 def probe_out(report: ProbeReport) -> ProbeOut:
     identity = report.identity
-    return ProbeOut(state=report.reading.state, current_a=list(report.reading.current_a),
+    return ProbeOut(state=report.reading.state, state_text=state_text(report.reading.state),
+                    current_a=list(report.reading.current_a),
                     setpoint_a=report.reading.setpoint_a, latency_ms=report.latency_ms,
                     identity=IdentityOut(serial=identity.serial, firmware=identity.firmware, model=identity.model)
                     if identity is not None else None)

@@ -88,6 +88,7 @@ class WebServer:
         followers = followers or _followers_of(control, config)
         self._context = ApiContext(
             control=control, guard=self.guard, profiles=profiles, probe=probe, followers=followers,
+            site=_site_of(control, config),
             site_name=config.name, read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
             history=self._history, broadcast=self._broadcast,
             metrics=registry_for(GatewayCollector(control, followers, metrics_sources)))
@@ -201,6 +202,14 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _followers(settings: SiteSettings) -> Callable[[], Sequence[ChargerConfig]]:
     return lambda: settings.config.chargers
+
+
+def _site_of(control: GatewayControl, config: SiteConfig) -> Callable[[], SiteConfig]:
+    """The supervisor's live settings where it has them; otherwise the site file."""
+    settings = getattr(control, "settings", None)
+    if isinstance(settings, SiteSettings):
+        return lambda: settings.config
+    return lambda: config
 
 
 def _followers_of(control: GatewayControl, config: SiteConfig) -> Callable[[], Sequence[ChargerConfig]]:

@@ -10,15 +10,31 @@ const CHART_WINDOW_S = 300;
 const CHART_MIN_WINDOW_S = 60;
 const STATE_CLASS = { A: "idle", B: "connected", C: "charging", D: "charging", E: "unavailable", F: "unavailable" };
 
+const LIST_FROM_UNITS = 13;
+/* From this many units on, the compact list is the default (one line per unit instead of a card). */
+
 const app = {
   auth: null,
   status: null,
   profiles: [],
   followers: [],
+  circuitOf: new Map(),
   history: [],
   stream: null,
   followerIds: "",
+  view: "overview",
+  filter: "all",
+  search: "",
+  mode: localStorage.getItem("powershare.mode") || "",
+  shown: new Map(),  /* unit id -> { key, el }: what is on screen, so a status redraws only what changed */
+  perf: { updates: [], firstStatusMs: null },
 };
+
+const SOURCE_TEXT = {
+  installation: "the installation limit", network: "the network limit", ocpp: "the central system (OCPP)",
+  bms_fallback: "the BMS fallback (no word from the BMS)", site_meter: "the site meter",
+};
+const sourceText = (source) => SOURCE_TEXT[source] || source;
 
 /* -- small helpers ------------------------------------------------------------------------------------------ */
 const $ = (id) => document.getElementById(id);
@@ -142,9 +158,14 @@ async function loadAll() {
   const [profiles, followers, history] = await Promise.all(
     [api("GET", "/api/profiles"), api("GET", "/api/followers"), api("GET", "/api/history")]);
   if (profiles.ok) { app.profiles = profiles.data; renderProfiles(); }
-  if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+  if (followers.ok) {
+    app.followers = followers.data;
+    app.followerIds = app.followers.map((f) => f.id).join(",");  /* the first status need not fetch them again */
+    app.circuitOf = new Map(app.followers.map((f) => [f.id, f.circuit || "site"]));
+    renderFollowers();
+  }
   if (history.ok) {
-    app.history = history.data.map((p) => ({ t: p.time_s, m: p.measured_a, l: p.limit_a }));
+    app.history = history.data.map((p) => ({ t: p.time_s, m: p.drawn_a, l: p.limit_a }));
     drawChart();
   }
   startStream();
@@ -156,8 +177,29 @@ function startStream() {
   app.stream = stream;
   stream.addEventListener("open", () => setConnection("live", "live"));
   stream.addEventListener("error", () => setConnection("wait", "reconnecting…"));
-  stream.addEventListener("status", (event) => onStatus(JSON.parse(event.data)));
-  stream.addEventListener("events", (event) => renderEvents(JSON.parse(event.data)));
+  stream.addEventListener("status", (event) => {
+    /* Only the newest status is drawn, once per frame: a slow phone skips snapshots instead of falling behind
+     * (a backlog of unparsed messages would freeze the page). */
+    const waiting = app.pendingStatus !== undefined;
+    app.pendingStatus = event.data;
+    if (!waiting) requestAnimationFrame(drawPendingStatus);
+  });
+  stream.addEventListener("events", (event) => { app.events = JSON.parse(event.data); if (app.view === "events") renderEvents(app.events); });
+}
+
+function drawPendingStatus() {
+  const data = app.pendingStatus;
+  app.pendingStatus = undefined;
+  const started = performance.now();
+  onStatus(JSON.parse(data));
+  const ms = performance.now() - started;
+  /* what one status costs this browser (parse and DOM update) and the wire: read by the benchmark */
+  app.perf.updates.push({ ms, bytes: data.length });
+  if (app.perf.updates.length > 200) app.perf.updates.shift();
+  if (app.perf.firstStatusMs === null) {
+    app.perf.firstStatusMs = performance.now();
+    performance.mark("powershare-first-status");
+  }
 }
 
 function setConnection(kind, text) {
@@ -166,20 +208,43 @@ function setConnection(kind, text) {
   pill.textContent = text;
 }
 
-async function onStatus(status) {
+function onStatus(status) {
   app.status = status;
   const last = app.history[app.history.length - 1];
   if (!last || status.time_s - last.t >= 1) {
-    app.history.push({ t: status.time_s, m: status.measured_a, l: status.limit.effective_limit_a });
+    app.history.push({ t: status.time_s, m: status.drawn_a, l: status.limit.effective_limit_a });
     while (app.history.length && app.history[0].t < status.time_s - 600) app.history.shift();
   }
   render(status);
   const ids = status.units.map((u) => u.id).join(",");
   if (ids !== app.followerIds) {
     app.followerIds = ids;
-    const followers = await api("GET", "/api/followers");
-    if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+    loadFollowers();
   }
+}
+
+async function loadFollowers() {
+  const followers = await api("GET", "/api/followers");
+  if (!followers.ok) return;
+  app.followers = followers.data;
+  app.circuitOf = new Map(app.followers.map((f) => [f.id, f.circuit || "site"]));
+  renderFollowers();
+  if (app.status) renderUnits(app.status);
+}
+
+/* -- views: #/ overview, #/commission, #/events (hash routing, so Back works and a view can be bookmarked) -- */
+const VIEWS = { "": "overview", "commission": "commission", "events": "events" };
+
+function route() {
+  const name = VIEWS[location.hash.replace(/^#\/?/, "")] || "overview";
+  app.view = name;
+  for (const view of Object.values(VIEWS)) {
+    $(`view-${view}`).hidden = view !== name;
+    $(`tab-${view}`).setAttribute("aria-current", view === name ? "page" : "false");
+  }
+  if (app.status) render(app.status);
+  if (name === "events" && app.events) renderEvents(app.events);
+  if (name === "overview") drawChart();
 }
 
 /* -- rendering: site -------------------------------------------------------------------------------------- */
@@ -193,31 +258,46 @@ function render(status) {
 
   const inForce = Math.min(...limit.effective_limit_a);
   $("limit-value").textContent = amps(inForce, 0);
-  $("limit-note").textContent = `set by ${limit.source.replace("_", " ")}` +
+  $("limit-note").textContent = `set by ${sourceText(limit.source)}` +
     (limit.source === "network" ? "" : ` · network ${round(limit.network_limit_a)} A`);
 
-  const busiest = Math.max(...status.measured_a);
+  const busiest = Math.max(...status.drawn_a);
+  const silent = status.units.filter((u) => !u.answering).length;
   $("drawn-value").textContent = amps(busiest);
-  $("drawn-note").textContent = `${(status.power_w / 1000).toFixed(1)} kW in total`;
+  $("drawn-note").textContent = silent
+    ? `incl. ${silent} not answering, counted at their booked current`
+    : `${(status.power_w / 1000).toFixed(1)} kW in total`;
 
   const total = status.units.length;
   const down = status.units.filter((u) => u.availability === "unavailable").length;
   $("units-value").textContent = `${total - down}/${total}`;
-  $("units-note").textContent = down ? `${down} unavailable` : (total ? "all answering" : "none yet");
+  $("units-note").textContent = down ? `${down} not answering` : (total ? "all answering" : "none yet");
   $("tile-units").className = `tile ${down ? "bad" : (total ? "good" : "")}`;
 
-  renderUnits(status);
-  renderLimits(status);
+  if (app.view === "overview") renderUnits(status);
+  if (app.view === "commission") renderLimits(status);
   renderEnable(status);
-  $("chart-now").textContent = `now L1 ${amps(status.measured_a[0])} · L2 ${amps(status.measured_a[1])} · ` +
-    `L3 ${amps(status.measured_a[2])} · limit ${amps(inForce, 0)}`;
-  drawChart();
+  $("chart-now").textContent = `now L1 ${amps(status.drawn_a[0])} · L2 ${amps(status.drawn_a[1])} · ` +
+    `L3 ${amps(status.drawn_a[2])} · limit ${amps(inForce, 0)}` +
+    (silent ? ` · ${silent} not answering: counted at their booked current` : "");
+  if (app.view === "overview") drawChart();
 }
 
 function unitKind(unit) {
   if (unit.availability === "unavailable") return "unavailable";
   if (unit.availability === "disabled" && unit.state !== "C" && unit.state !== "D") return "disabled";
   return STATE_CLASS[unit.state] || "idle";
+}
+
+/* The gateway's short reasons ("timeout", "exception 4") in an installer's words. */
+function reasonText(reason) {
+  if (!reason) return "no reason given";
+  if (reason === "timeout") return "no answer in time (timeout)";
+  if (reason.startsWith("connection")) return `${reason}: check the device's power and network`;
+  const exception = /^exception (\d+)$/.exec(reason);
+  if (exception) return `the device refused the request (Modbus exception ${exception[1]})`;
+  if (reason.startsWith("invalid readings")) return `it answers with values that make no sense (${reason.slice(18) || "?"})`;
+  return reason;
 }
 
 function signalClass(rate) {
@@ -230,14 +310,16 @@ function signalClass(rate) {
 
 function unitCard(unit) {
   const kind = unitKind(unit);
-  const badgeText = unit.availability === "unavailable" ? "unavailable"
+  const badgeText = unit.availability === "unavailable" ? "not answering"
     : (kind === "disabled" ? `disabled · ${unit.state_text}` : unit.state_text);
   const scale = Math.max(unit.limit_a, unit.max_current_a, 1);
+  const known = unit.answering;
   const phases = ["L1", "L2", "L3"].map((name, i) => {
-    const fill = h("div", { class: `fill l${i + 1}` });
-    fill.style.width = `${Math.min(100, (unit.current_a[i] / scale) * 100)}%`;
+    const shown = known ? unit.current_a[i] : unit.booked_a[i];
+    const fill = h("div", { class: `fill l${i + 1}${known ? "" : " booked"}` });
+    fill.style.width = `${Math.min(100, (shown / scale) * 100)}%`;
     return h("div", { class: "phase" }, h("span", {}, name), h("div", { class: "track" }, fill),
-      h("span", { class: "val" }, amps(unit.current_a[i])));
+      h("span", { class: "val" }, known ? amps(shown) : (shown > 0 ? `≤ ${amps(shown)}` : "–")));
   });
   const link = unit.link;
   const signal = h("div", { class: "signal", title: "link quality: share of recent exchanges that succeeded" },
@@ -247,31 +329,136 @@ function unitCard(unit) {
   return h("article", { class: `unit ${kind}`, "data-unit": unit.id, "data-setpoint": unit.setpoint_a },
     h("div", { class: "unit-head" }, h("span", { class: "unit-id" }, unit.id),
       h("span", { class: `badge ${kind}` }, badgeText)),
-    h("div", { class: "setpoint" }, h("b", { class: "setpoint-value" }, round(unit.setpoint_a)), h("span", {}, "A setpoint")),
+    known
+      ? h("div", { class: "setpoint" }, h("b", { class: "setpoint-value" }, round(unit.setpoint_a)), h("span", {}, "A setpoint"))
+      : h("div", { class: "setpoint unknown" }, h("b", { class: "setpoint-value" }, "?"),
+        h("span", {}, `current unknown: counted at ${amps(Math.max(...unit.booked_a))} (booked)`)),
     h("div", { class: "phases" }, phases),
-    unit.availability === "unavailable" ? h("div", { class: "reason" }, `Unavailable: ${unit.unavailable_reason || "unknown"}`) : null,
+    unit.availability === "unavailable" ? h("div", { class: "reason" }, `Not answering: ${reasonText(unit.unavailable_reason)}`) : null,
     unit.waiting ? h("div", { class: "waiting" }, unit.unavailable_reason ? `Waiting: ${unit.unavailable_reason}` : "Car waiting for current") : null,
     h("div", { class: "unit-meta" }, `limit ${round(unit.limit_a)} A of ${round(unit.max_current_a)} A${energy}`),
     signal);
 }
 
+function unitFilter(unit) {
+  if (!unit.answering) return "unavailable";
+  if (unit.waiting) return "waiting";
+  if (unit.state === "C" || unit.state === "D") return "charging";
+  return "other";
+}
+
+function listMode(status) {
+  if (app.mode) return app.mode === "list";
+  return status.units.length >= LIST_FROM_UNITS;
+}
+
+/* One line per unit: name, state, setpoint and current on its busiest phase; the details stay on the card. */
+function unitRow(unit) {
+  const row = h("div", { class: "unit row", "data-unit": unit.id, role: "listitem" },
+    h("span", { class: "unit-id" }, unit.id), h("span", { class: "badge" }),
+    h("span", { class: "row-set" }, h("b", { class: "setpoint-value" }), " A"), h("span", { class: "row-now" }));
+  updateRow(row, unit);
+  return row;
+}
+
+/* A row is kept and only its texts change: rebuilding hundreds of rows a second is what a phone cannot afford. */
+function updateRow(row, unit) {
+  const kind = unitKind(unit);
+  const known = unit.answering;
+  const now = known ? Math.max(...unit.current_a) : Math.max(...unit.booked_a);
+  const state = unit.availability === "unavailable" ? "not answering" : (unit.waiting ? "waiting" : unit.state_text);
+  const [, badge, set, current] = row.children;
+  const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  if (row.className !== `unit row ${kind}`) row.className = `unit row ${kind}`;
+  if (badge.className !== `badge ${kind}`) badge.className = `badge ${kind}`;
+  put(badge, state);
+  put(set.firstChild, known ? round(unit.setpoint_a) : "?");
+  put(current, known ? `${amps(now)} now` : `≤ ${amps(now)} booked`);
+  row.dataset.setpoint = unit.setpoint_a;
+}
+
+function unitKey(unit, list) {
+  /* what the element shows, so an unchanged unit keeps its element */
+  return `${list ? "r" : "c"}|${unit.state}|${unit.availability}|${unit.answering}|${unit.waiting}|${round(unit.setpoint_a)}|` +
+    `${unit.current_a.map(round)}|${unit.booked_a.map(round)}|${round(unit.limit_a)}|${unit.unavailable_reason}|` +
+    `${Math.round(unit.session_energy_wh / 10)}|${Math.round(unit.link.success_rate * 100)}|${Math.round(unit.link.latency_ms || 0)}`;
+}
+
 function renderUnits(status) {
   const box = $("units");
+  const counts = { all: status.units.length, charging: 0, waiting: 0, unavailable: 0, other: 0 };
+  for (const unit of status.units) counts[unitFilter(unit)] += 1;
+  for (const name of ["all", "charging", "waiting", "unavailable"]) $(`count-${name}`).textContent = counts[name];
+  const list = listMode(status);
+  $("mode-list").setAttribute("aria-pressed", String(list));
+  $("mode-cards").setAttribute("aria-pressed", String(!list));
   if (!status.units.length) {
     if (!box.querySelector(".empty")) {
       box.replaceChildren(h("p", { class: "empty" }, "No followers yet: add them in step 1 of ",
-        h("a", { href: "#commission" }, "Power Sharing"), "."));
+        h("a", { href: "#/commission" }, "Power Sharing"), "."));
     }
     return;
   }
-  const cards = status.units.map((unit) => {
-    const card = unitCard(unit);
-    const old = box.querySelector(`.unit[data-unit="${CSS.escape(unit.id)}"]`);
-    return old && old.outerHTML === card.outerHTML ? old : card;  // redraw only what changed on screen
-  });
-  if (cards.length !== box.children.length || cards.some((card, i) => box.children[i] !== card)) {
-    box.replaceChildren(...cards);
+  const needle = app.search.trim().toLowerCase();
+  const groups = new Map();
+  const seen = new Set();
+  for (const unit of status.units) {
+    const circuit = app.circuitOf.get(unit.id) || "site";
+    if (app.filter !== "all" && unitFilter(unit) !== app.filter) continue;
+    if (needle && !unit.id.toLowerCase().includes(needle) && !circuit.toLowerCase().includes(needle)) continue;
+    seen.add(unit.id);
+    const key = unitKey(unit, list);
+    let shown = app.shown.get(unit.id);
+    if (shown && shown.key !== key && list && shown.list) {
+      updateRow(shown.el, unit);
+      shown.key = key;
+    } else if (!shown || shown.key !== key) {
+      shown = { key, list, el: list ? unitRow(unit) : unitCard(unit) };
+      app.shown.set(unit.id, shown);
+    }
+    if (!groups.has(circuit)) groups.set(circuit, { els: [], units: [] });
+    groups.get(circuit).els.push(shown.el);
+    groups.get(circuit).units.push(unit);
   }
+  for (const id of [...app.shown.keys()]) if (!seen.has(id)) app.shown.delete(id);
+  const sections = [];
+  const oldSections = new Map([...box.querySelectorAll(":scope > .group")].map((el) => [el.dataset.circuit, el]));
+  const several = groups.size > 1 || (groups.size === 1 && !groups.has("site"));
+  for (const [circuit, group] of groups) {
+    let section = oldSections.get(circuit);
+    if (!section) {
+      section = h("section", { class: "group", "data-circuit": circuit },
+        h("h3", { class: "group-head" }, h("span", { class: "group-name" }), h("small", { class: "group-note" })),
+        h("div", { class: "group-body", role: "list" }));
+    }
+    section.querySelector(".group-head").hidden = !several;
+    section.querySelector(".group-name").textContent = circuit === "site" ? "On the supply" : `Circuit ${circuit}`;
+    const charging = group.units.filter((u) => unitFilter(u) === "charging").length;
+    const drawn = [0, 1, 2].map((p) => group.units.reduce((sum, u) => sum + (u.answering ? u.current_a[p] : u.booked_a[p]), 0));
+    section.querySelector(".group-note").textContent = `${group.units.length} shown · ${charging} charging · ${amps(Math.max(...drawn))}`;
+    const body = section.querySelector(".group-body");
+    body.className = `group-body ${list ? "rows" : "units"}`;
+    if (group.els.length !== body.children.length || group.els.some((el, i) => body.children[i] !== el)) {
+      body.replaceChildren(...group.els);
+    }
+    sections.push(section);
+  }
+  if (!sections.length) sections.push(h("p", { class: "empty" }, "No charger matches: clear the search or choose All."));
+  if (sections.length !== box.children.length || sections.some((el, i) => box.children[i] !== el)) {
+    box.replaceChildren(...sections);
+  }
+}
+
+function setFilter(name) {
+  app.filter = name;
+  document.querySelectorAll("[data-filter]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.filter === name)));
+  if (app.status) renderUnits(app.status);
+}
+
+function setMode(mode) {
+  app.mode = mode;
+  localStorage.setItem("powershare.mode", mode);
+  if (app.status) renderUnits(app.status);
 }
 
 /* -- rendering: chart ------------------------------------------------------------------------------------- */
@@ -414,7 +601,7 @@ function renderLimits(status) {
   input.max = limit.installation_limit_a;
   if (document.activeElement !== input && !input.dataset.dirty) input.value = round(limit.network_limit_a);
   $("network-hint").textContent = `Installation limit ${round(limit.installation_limit_a)} A per phase. ` +
-    `In force now: ${round(Math.min(...limit.effective_limit_a))} A, set by ${limit.source.replace("_", " ")}.`;
+    `In force now: ${round(Math.min(...limit.effective_limit_a))} A, set by ${sourceText(limit.source)}.`;
 
   const box = $("unit-limits");
   const rows = new Map([...box.children].map((row) => [row.dataset.unit, row]));
@@ -507,12 +694,11 @@ async function addFollower(event) {
     return;
   }
   const probe = result.data.probe;
-  const who = probe.identity && probe.identity.serial ? ` (serial ${probe.identity.serial})` : "";
-  setMessage("add-msg", "ok", `${body.id} answered${who}: ${probe.state || "?"}, ` +
-    `${probe.latency_ms !== null ? Math.round(probe.latency_ms) + " ms" : "ok"}. Added.`);
+  const who = probe.identity && probe.identity.serial ? `, serial ${probe.identity.serial}` : "";
+  const speed = probe.latency_ms !== null ? ` in ${Math.max(1, Math.round(probe.latency_ms))} ms` : "";
+  setMessage("add-msg", "ok", `${body.id} answered${speed}${who}: ${probe.state_text}. Added.`);
   form.elements.id.value = "";
-  const followers = await api("GET", "/api/followers");
-  if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+  await loadFollowers();
 }
 
 async function removeFollower(id, button) {
@@ -524,28 +710,74 @@ async function removeFollower(id, button) {
   }
   const result = await api("DELETE", `/api/followers/${encodeURIComponent(id)}`);
   setMessage("add-msg", result.ok ? "ok" : "err", result.ok ? `${id} removed.` : result.data.detail);
-  const followers = await api("GET", "/api/followers");
-  if (followers.ok) { app.followers = followers.data; renderFollowers(); }
+  await loadFollowers();
+}
+
+/* A limit as typed: a number of amperes, or a message saying what is wrong. An empty field is never 0 A. */
+function readAmps(field) {
+  const text = field.value.trim();
+  if (field.validity && field.validity.badInput) return { error: "Enter the limit as a number of amperes, e.g. 32." };
+  if (text === "") return { error: "Enter the limit in amperes: the field is empty." };
+  const value = Number(text);
+  if (!Number.isFinite(value)) return { error: "Enter the limit as a number of amperes, e.g. 32." };
+  if (value < 0) return { error: "The limit cannot be below 0 A." };
+  return { value };
+}
+
+/* Check, confirm 0 A (it stops charging), send; the answer or the refusal shows in the step's message. */
+async function sendLimit(field, path, zeroWhat, done) {
+  const typed = readAmps(field);
+  if (typed.error) {
+    field.setAttribute("aria-invalid", "true");
+    setMessage("network-msg", "err", typed.error);
+    field.focus();
+    return;
+  }
+  const body = { limit_a: typed.value };
+  if (typed.value === 0) {
+    const sure = await askConfirm("Set 0 A?", `0 A stops ${zeroWhat}. Cars stay stopped until the limit is raised again.`,
+      "Stop charging: 0 A");
+    if (!sure) { setMessage("network-msg", "", ""); return; }
+    body.confirm_zero = true;
+  }
+  const result = await api("PUT", path, body);
+  field.toggleAttribute("aria-invalid", !result.ok);
+  if (result.ok) delete field.dataset.dirty;
+  setMessage("network-msg", result.ok ? "ok" : "err", result.ok ? done(typed.value) : result.data.detail);
 }
 
 async function setNetworkLimit(event) {
   event.preventDefault();
-  const input = $("network-limit");
-  const result = await api("PUT", "/api/network-limit", { limit_a: Number(input.value) });
-  input.toggleAttribute("aria-invalid", !result.ok);
-  if (result.ok) delete input.dataset.dirty;
-  setMessage("network-msg", result.ok ? "ok" : "err", result.ok ? `Network limit set to ${round(Number(input.value))} A.` : result.data.detail);
+  await sendLimit($("network-limit"), "/api/network-limit", "every car on the site",
+    (value) => `Network limit set to ${round(value)} A.`);
 }
 
 async function setUnitLimit(id, field) {
-  const result = await api("PUT", `/api/units/${encodeURIComponent(id)}/limit`, { limit_a: Number(field.value) });
-  field.toggleAttribute("aria-invalid", !result.ok);
-  if (result.ok) delete field.dataset.dirty;
-  setMessage("network-msg", result.ok ? "ok" : "err", result.ok ? `${id}: limit ${round(Number(field.value))} A.` : result.data.detail);
+  await sendLimit(field, `/api/units/${encodeURIComponent(id)}/limit`, `charging at ${id}`,
+    (value) => `${id}: limit ${round(value)} A.`);
+}
+
+/* A modal yes/no, for the choices that stop cars: resolves true only on the explicit confirming button. */
+function askConfirm(title, text, yes) {
+  const dialog = $("confirm-dialog");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yes;
+  return new Promise((resolve) => {
+    const finish = () => { dialog.removeEventListener("close", finish); resolve(dialog.returnValue === "yes"); };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", finish);
+    dialog.showModal();
+    $("confirm-no").focus();
+  });
 }
 
 async function toggleEnabled() {
   const enable = $("enable-button").dataset.enabled !== "1";
+  if (!enable && !await askConfirm("Disable power sharing?",
+    "Every car on the site stops charging until power sharing is enabled again.", "Disable: stop every car")) {
+    return;
+  }
   const result = await api("PUT", "/api/enabled", { enabled: enable });
   setMessage("enable-msg", result.ok ? "ok" : "err",
     result.ok ? (enable ? "Power sharing enabled." : "Power sharing disabled: every unit goes to 0 A.") : result.data.detail);
@@ -565,6 +797,15 @@ function start() {
   keepWhileEditing($("network-limit"));
   $("enable-button").addEventListener("click", toggleEnabled);
   window.addEventListener("resize", drawChart);
+  window.addEventListener("hashchange", route);
+  document.querySelectorAll("[data-filter]").forEach((b) => b.addEventListener("click", () => setFilter(b.dataset.filter)));
+  $("mode-list").addEventListener("click", () => setMode("list"));
+  $("mode-cards").addEventListener("click", () => setMode("cards"));
+  $("unit-search").addEventListener("input", (event) => {
+    app.search = event.target.value;
+    if (app.status) renderUnits(app.status);
+  });
+  route();
   onPhasesChange();
   onTypeChange();
   loadAuth().then(loadAll);
