@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.errors import InputError
 from gateway.faces.bms.face import BmsFace
 from gateway.faces.bms.register_map import HEARTBEAT, NETWORK_LIMIT, SHARING_ENABLED, encode
 from gateway.faces.mqtt.topics import Topics
@@ -44,7 +45,7 @@ class Result:
         return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
-class CommandError(ValueError):
+class CommandError(InputError):
     """A payload that cannot be a command; the message says what was expected."""
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from gateway.errors import StartError
 from gateway.faces.bms.face import BmsFace
 from gateway.faces.mqtt.commands import MqttCommands, Result
 from gateway.faces.mqtt.discovery import Discovery
@@ -51,7 +52,7 @@ of discovery configs, which paho's default of 20 would send one round trip per 2
 STOP_TIMEOUT_S = 5.0
 
 
-class MqttSetupError(RuntimeError):
+class MqttSetupError(StartError):
     """The password or a TLS file cannot be loaded; the message names the file or variable, never the secret."""
 
 
