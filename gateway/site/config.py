@@ -48,7 +48,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-Amps = Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
+MAX_AMPS = 10_000.0
+"""The largest current any limit of the site file may name, per phase."""
+Amps = Annotated[float, Field(ge=0, le=MAX_AMPS, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 UnitId = Annotated[int, Field(ge=1, le=247)]
 TcpUnitId = Annotated[int, Field(ge=0, le=255)]

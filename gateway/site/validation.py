@@ -10,12 +10,16 @@ installer fixes the file in one pass.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from drivers.ocpp.endpoint import server_tls
 from drivers.profile import ProfileRegistry
-from gateway.site.config import ConfigError, ConfigIssue, OcppTransport, SiteConfig, load_site, read_yaml
+from gateway.site.config import ConfigError, ConfigIssue, OcppTransport, SiteConfig, parse_site, read_yaml
+from gateway.site.overlay import Overlay, compose
+from gateway.site.settings import SETTINGS_FILE, SiteRules
+from gateway.site.store import JsonStore, StoreError
 
 MIN_PASSWORD_CHARS = 16
 """The security white paper asks for an AuthorizationKey of at least 16 bytes."""
@@ -103,17 +107,99 @@ def load_checked_site(path: Path, registry: ProfileRegistry) -> tuple[SiteConfig
 
     Returns the site and its notes; raises ``ConfigError`` listing every problem found.
     """
-    data = read_yaml(path)
+    return checked_site(read_yaml(path), str(path), registry, path.parent)
+
+
+def checked_site(data: Any, source: str, registry: ProfileRegistry, base_dir: Path) -> tuple[SiteConfig, list[str]]:
+    """Every rule of the site file for ``data`` in its shape (read from ``source``; relative paths start at
+    ``base_dir``): the schema and ``check_site``, then the rules that need the profiles and the files it names."""
     extra = profile_issues(data, registry)
     try:
-        site, notes = load_site(path, registry.nameplate_a)
+        site, notes = parse_site(data, source, registry.nameplate_a)
     except ConfigError as exc:
-        raise ConfigError(str(path), [*exc.issues, *extra]) from None
-    files, file_notes = file_issues(site, path.parent)
+        raise ConfigError(source, [*exc.issues, *extra]) from None
+    files, file_notes = file_issues(site, base_dir)
     extra += files
     if extra:
-        raise ConfigError(str(path), extra)
+        raise ConfigError(source, extra)
     return site, [*notes, *profile_notes(site, registry), *file_notes]
+
+
+def site_rules(registry: ProfileRegistry, base_dir: Path) -> SiteRules:
+    """``checked_site`` for the runtime settings (``gateway.site.settings``): a change made at run time meets the
+    very rules the site file meets."""
+    return lambda data: checked_site(data, "settings", registry, base_dir)[0]
+
+
+@dataclass(frozen=True)
+class RunningSite:
+    """The site as ``powershare run`` would start it: the site file and the settings changed at run time."""
+
+    site: SiteConfig
+    notes: list[str]
+    """The rules' notes, as ``check-config`` prints them."""
+    state: list[str]
+    """What the state directory changes, one line each (empty: the file alone)."""
+    warnings: list[str]
+    """What of the state directory the gateway would not use, and why."""
+    set_aside: str | None = None
+    """Why the settings would be set aside at start (the site file then runs alone); None if they are used."""
+
+
+def load_running_site(path: Path, registry: ProfileRegistry, state_dir: Path) -> RunningSite:
+    """The site file laid under the settings in ``state_dir`` (``gateway.site.overlay.compose``, as the gateway
+    does at start), checked by every rule; reads the state directory only. ``ConfigError`` if the site file alone
+    breaks a rule (the gateway would not start)."""
+    site, notes = load_checked_site(path, registry)
+    store = JsonStore(state_dir / SETTINGS_FILE)
+    try:
+        document = store.peek()
+        overlay = Overlay.from_json(document) if document is not None else Overlay()
+    except (ValueError, TypeError, StoreError) as exc:
+        why = f"{store.path} is unreadable ({exc}): the gateway sets it aside and starts from the site file alone"
+        return RunningSite(site, notes, [], [why], why)
+    composed = compose(site, overlay)
+    try:
+        running, running_notes = checked_site(composed.data, f"{path} with {store.path}", registry, path.parent)
+    except ConfigError as exc:
+        why = (f"the settings in {store.path} do not fit the site file any more; the gateway sets them aside and "
+               f"starts from the site file alone:\n{exc}")
+        return RunningSite(site, notes, [], [*composed.notes, why], why)
+    return RunningSite(running, running_notes, describe(site, running, composed.overlay), list(composed.notes))
+
+
+def describe(file: SiteConfig, running: SiteConfig, overlay: Overlay) -> list[str]:
+    """What the settings change of the site file, one line each, in the site file's words."""
+    lines = []
+    for key in ("installation_limit_a", "network_limit_a", "enabled"):
+        if getattr(file, key) != getattr(running, key):
+            lines.append(f"{key}: {getattr(running, key)!r} (the file says {getattr(file, key)!r})")
+    before = {c.id: c for c in file.circuits}
+    after = {c.id: c for c in running.circuits}
+    lines += [f"circuit {c.id} added: limit {c.limit_a:g} A, below {c.parent}" for c in running.circuits
+              if c.id not in before]
+    lines += [f"circuit {c}: limit {after[c].limit_a:g} A, below {after[c].parent}" for c in after
+              if c in before and after[c] != before[c]]
+    lines += [f"circuit {c} removed" for c in before if c not in after]
+    chargers = {c.id: c for c in file.chargers}
+    for charger in running.chargers:
+        old = chargers.get(charger.id)
+        if old is None:
+            lines.append(f"follower {charger.id} added ({charger.profile or charger.transport.type})")
+        elif old != charger:
+            lines.append(f"{charger.id} wiring: breaker {charger.breaker_limit_a or 'nameplate'}, "
+                         f"{charger.phases} phase(s) {charger.phase_rotation}, circuit {charger.circuit}")
+    kept = {c.id for c in running.chargers}
+    lines += [f"follower {c} removed" for c in chargers if c not in kept]
+    for key in ("meter", "bms", "ocpp"):
+        if getattr(file, key) != getattr(running, key):
+            lines.append(f"{key}: " + ("removed" if getattr(running, key) is None else "set at run time"))
+    lines += [f"unit {cid} limit {limit:g} A (runtime, not a site-file setting)"
+              for cid, limit in sorted(overlay.unit_limits_a.items())]
+    if overlay.bms_watchdog_s:
+        lines.append(f"BMS watchdog {overlay.bms_watchdog_s:g} s, fallback limit {overlay.bms_fallback_limit_a:g} A "
+                     "(runtime, not a site-file setting)")
+    return lines
 
 
 def read_password(path: Path) -> str:

@@ -19,6 +19,13 @@ LABELS = {
     "phases": "the phases wired", "phase_rotation": "the phase rotation", "circuit": "the circuit",
     "password": "the password", "new_password": "the new password", "current_password": "the current password",
     "setup_code": "the setup code",
+    "parent": "the parent circuit", "fallback_limit_a": "the fallback limit", "margin_a": "the margin",
+    "stale_after_s": "the time until the meter counts as silent", "host": "the listen address", "port": "the port",
+    "unit_id": "the unit id", "allow_write_from": "the addresses allowed to write", "read_only": "read only",
+    "timeout_s": "the watchdog", "url": "the central system's address", "charge_point_id": "the charge point id",
+    "security_profile": "the security profile", "password_file": "the key file", "password_env": "the key variable",
+    "ca_file": "the CA certificates file", "client_cert": "the client certificate", "client_key": "the client key",
+    "rtu.device": "the serial device", "rtu.baudrate": "the baud rate",
 }
 
 _BY_TYPE = {
@@ -54,6 +61,10 @@ def label(field: str | None) -> str:
 
 def readable(field: str | None, error: Mapping[str, Any]) -> str:
     """One validation error in plain words; pydantic's own text where no plainer one is known."""
+    if error.get("type") == "value_error":  # a rule of the site file's schema: its own words, without pydantic's
+        reason = str(error.get("msg")).removeprefix("Value error, ")
+        text = f"{label(field)}: {reason}" if field else reason
+        return text[0].upper() + text[1:]
     template = _BY_TYPE.get(str(error.get("type")))
     context = {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, (str, int, float))}
     what = label(field)
