@@ -1,8 +1,14 @@
-"""``powershare check-config FILE``: validate a site file before it goes near a live installation.
+"""``powershare check-config FILE [--state-dir DIR]``: validate a site file before it goes near a live installation.
 
 It applies every rule the gateway applies at start-up (``gateway.site.validation.load_checked_site``: the site
 file's schema, then the rules that need the device profiles and the files it names) and prints every problem at
 once, or "ok" with a summary of what the gateway will control.
+
+With ``--state-dir`` it checks the site as ``powershare run`` would start it: the site file with the settings
+changed at run time in that directory (followers added on the page, circuits, wiring, meter, BMS, central system;
+``gateway.site.validation.load_running_site``), and lists those changes. It only reads the directory. Settings the
+gateway would not use (the site file was edited so that they no longer fit) are a warning, not an error: ``run``
+starts then too, from the site file alone; exit 1 means exactly "``run`` refuses to start".
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from gateway.site.config import (
     SiteConfig,
     unit_limit_a,
 )
-from gateway.site.validation import load_checked_site
+from gateway.site.validation import load_checked_site, load_running_site
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +38,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("file", type=Path, help="the site file (YAML)")
     parser.add_argument("--profiles", metavar="DIR", type=Path, action="append", default=[],
                         help="also load site-specific profiles from DIR (repeatable)")
+    parser.add_argument("--state-dir", metavar="DIR", type=Path,
+                        help="check the site as the gateway runs it: with the settings changed at run time in DIR "
+                             "(the gateway's state directory; only read)")
     parser.set_defaults(func=run)
 
 
@@ -43,12 +52,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        site, notes = load_checked_site(path, registry)
+        if args.state_dir is None:
+            site, notes = load_checked_site(path, registry)
+        else:
+            running = load_running_site(path, registry, args.state_dir)
+            site, notes = running.site, running.notes
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"ok: {path}")
+    if args.state_dir is None:
+        print(f"ok: {path}")
+        print(summary(site, registry, notes))
+        return 0
+    print(f"ok: {path} with the settings in {args.state_dir}")
     print(summary(site, registry, notes))
+    print(f"changed at run time ({len(running.state)}):" if running.state else "changed at run time: nothing")
+    for line in running.state:
+        print(f"  - {line}")
+    for warning in running.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -345,7 +345,8 @@ class SiteSettings:
         try:
             config = _checked(self._own_rules, running)
         except CommandRejected as exc:
-            raise CommandRejected(f"Until the gateway restarts: {exc}", field=exc.field) from None
+            raise CommandRejected(f"Restart the gateway first (what it runs until then would break a rule): {exc}",
+                                  field=exc.field) from None
         return saved, config
 
     @property
