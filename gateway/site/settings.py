@@ -465,12 +465,12 @@ def _readable(issue: ConfigIssue, data: dict[str, Any]) -> str:
     if match is None:
         return str(issue)
     items, index, key, section, section_key, top = match.groups()
-    if items is not None:
+    if items is not None:  # a unit or circuit by its name, as written ("bay-3, breaker limit")
         entries = data.get(items)
         entry = entries[int(index)] if isinstance(entries, list) and int(index) < len(entries) else None
         who = str(entry.get("id")) if isinstance(entry, dict) and entry.get("id") else f"{items}[{index}]"
-        where = f"{who}, {_LABELS.get(key, key)}" if key else who
-    elif section is not None:
+        return f"{who}, {_LABELS.get(key, key)}: {message}" if key else f"{who}: {message}"
+    if section is not None:
         where = _SECTIONS[section] + (f", {_LABELS.get(section_key, section_key)}" if section_key else "")
     else:
         where = _LABELS.get(top, top)

@@ -7,6 +7,7 @@ it); the ``detail`` text names the setting the way the page labels it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,9 +54,18 @@ _BY_TYPE = {
 }
 
 
+_PATTERNS = {
+    "url": "{label} must start with ws:// or wss:// and hold no spaces",
+    "charge_point_id": "{label} may hold only letters, digits and * - _ = + | @ . (up to 48)",
+    "password_env": "{label} must be an environment variable's name (letters, digits and '_')",
+}
+"""What a value must look like where the site file's pattern is not a plain name's."""
+
+
 def label(field: str | None) -> str:
     if not field:
         return "the request"
+    field = re.sub(r"\.\d+$", "", field)  # an entry of a list: the list's label
     return LABELS.get(field, field.rsplit(".", 1)[-1].replace("_", " "))
 
 
@@ -66,6 +76,8 @@ def readable(field: str | None, error: Mapping[str, Any]) -> str:
         text = f"{label(field)}: {reason}" if field else reason
         return text[0].upper() + text[1:]
     template = _BY_TYPE.get(str(error.get("type")))
+    if error.get("type") == "string_pattern_mismatch" and field in _PATTERNS:
+        template = _PATTERNS[field]
     context = {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, (str, int, float))}
     what = label(field)
     try:
