@@ -133,9 +133,11 @@ def compose(base: SiteConfig, overlay: Overlay) -> Composed:
     chargers = [{**c, **wiring.get(c["id"], {})} for c in file.get("chargers", ())
                 if c["id"] not in overlay.followers_removed]
     kept.followers_added = []
+    in_file = {c["id"]: c for c in file.get("chargers", ())}
     for added in overlay.followers_added:
         if added.get("id") in base_ids:
-            notes.append(f"follower {added.get('id')} is now in the site file; the file's entry is used")
+            if in_file[added["id"]] != added:
+                notes.append(f"follower {added.get('id')} is now in the site file; the file's entry is used")
         else:
             chargers.append(added)
             kept.followers_added.append(added)
