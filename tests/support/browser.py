@@ -40,6 +40,20 @@ Driver = Any  # selenium's WebDriver; selenium is an optional (test) dependency
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
 
+TOUCH_TARGETS_JS = """
+const small = [];
+for (const el of document.querySelectorAll('button, input, select, summary, .foot a, a.btn')) {
+  const box = el.getBoundingClientRect();
+  if (!box.width || !box.height || el.closest('[hidden]') || getComputedStyle(el).visibility === 'hidden') continue;
+  if (el.closest('dialog:not([open])')) continue;
+  if (box.height < 47.5 || box.width < 47.5)
+    small.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} "${(el.textContent || el.name).trim()}" ` +
+               `${box.width.toFixed(1)}x${box.height.toFixed(1)}`);
+}
+return small;
+"""
+"""Every visible button, field and link smaller than a 48 px touch target, described (the page's rule)."""
+
 
 def open_browser(profile_dir: Path) -> Driver:
     assert CHROMIUM is not None and CHROMEDRIVER is not None
