@@ -62,6 +62,7 @@ from gateway.site.config import (
     ConfigIssue,
     NameplateLookup,
     SiteConfig,
+    check_site,
     nameplate_a,
     parse_site,
     unit_limit_a,
@@ -243,7 +244,9 @@ class SiteSettings:
                 overlay.set("ocpp", section, file["ocpp"])
                 text = "central system " + (f"{ocpp.url} as {ocpp.charge_point_id}" if ocpp else "removed")
         config, saved = self.config, self.saved
-        if overlay.values != self._overlay.values or overlay.followers_added != self._overlay.followers_added \
+        if isinstance(command, SetNetworkLimit | SetEnabled):
+            saved, config = self._with_value(command)
+        elif overlay.values != self._overlay.values or overlay.followers_added != self._overlay.followers_added \
                 or overlay.followers_removed != self._overlay.followers_removed:
             rules = self._rules if isinstance(command, _SHAPE_COMMANDS) else self._own_rules
             saved, config = self._validated(compose(self._base, overlay), rules, started)
@@ -347,6 +350,22 @@ class SiteSettings:
         except CommandRejected as exc:
             raise CommandRejected(f"Restart the gateway first (what it runs until then would break a rule): {exc}",
                                   field=exc.field) from None
+        return saved, config
+
+    def _with_value(self, command: SetNetworkLimit | SetEnabled) -> tuple[SiteConfig, SiteConfig]:
+        """(saved, in force) with a new network limit or on/off: the one value changes in both, and the site's
+        cross-field rules (``check_site``) are run on each. The BMS writes the network limit every few seconds,
+        inside its Modbus request: this skips laying the whole overlay over the site file again (the value's own
+        range was checked above; nothing else changed)."""
+        value = command.limit_a if isinstance(command, SetNetworkLimit) else command.enabled
+        key = "network_limit_a" if isinstance(command, SetNetworkLimit) else "enabled"
+        saved = self.saved.model_copy(update={key: value})
+        config = saved if self.config is self.saved else self.config.model_copy(update={key: value})
+        for site in (saved,) if config is saved else (saved, config):
+            errors, _ = check_site(site, self._nameplate_of)
+            if errors:
+                data = site.model_dump(mode="json")
+                raise CommandRejected("; ".join(_readable(e, data) for e in errors), field=errors[0].path)
         return saved, config
 
     @property
