@@ -370,7 +370,8 @@ class SiteSettings:
 
     @property
     def _key_file(self) -> Path | None:
-        return self._store.path.parent / KEY_FILE if self._store is not None else None
+        """Absolute: the section names it, and the OCPP client and an exported site file read it from anywhere."""
+        return self._store.path.parent.absolute() / KEY_FILE if self._store is not None else None
 
     def _persist(self, overlay: Overlay, key: str | None = None) -> None:
         """Write the overlay (and a new AuthorizationKey first); on failure nothing is changed on disk."""

@@ -221,3 +221,14 @@ def test_compose_is_the_same_in_memory_and_after_a_reload(tmp_path: Path) -> Non
     assert compose(config, Overlay.from_json(document)).data["circuits"] == \
         s.saved.model_dump(mode="json")["circuits"]
     assert settings(tmp_path).config == s.config
+
+
+def test_the_key_file_is_named_by_an_absolute_path_whatever_the_state_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--state-dir state`` is relative to where the gateway started; the OCPP client reads the key file relative to
+    its own working directory and an exported site file is read from anywhere."""
+    monkeypatch.chdir(tmp_path)
+    config, _ = parse_site(site(), "site.yaml", NAMEPLATES.__getitem__)
+    s = SiteSettings(config, NAMEPLATES.__getitem__, JsonStore(Path("state") / "settings.json"))
+    s.apply(SetOcppUpstream(upstream(security_profile=1, password=KEY)))
+    assert s.saved.ocpp is not None and s.saved.ocpp.password_file == tmp_path / "state" / KEY_FILE
