@@ -48,11 +48,9 @@ MAX_WATCHDOG_S = 65535.0
 class BmsLimit:
     """The BMS's network limit and watchdog; ``store`` None keeps them in memory only."""
 
-    def __init__(self, settings: SiteSettings, store: JsonStore | None, clock: Callable[[], float], *,
-                 save_interval_s: float = PERSIST_INTERVAL_S) -> None:
+    def __init__(self, settings: SiteSettings, store: JsonStore | None, clock: Callable[[], float]) -> None:
         self._settings = settings
         self._store = store
-        self._interval_s = save_interval_s
         self.limit_a: float | None = None
         """The network limit the BMS wrote; None: it holds none, the installer's applies."""
         self._file_network_a = settings.config.network_limit_a
@@ -134,7 +132,7 @@ class BmsLimit:
 
     def save_due(self, now: float) -> bool:
         """Whether to save now: a limit at most once per interval, anything else at once."""
-        if not self.unsaved or not (self._urgent or now - self._saved_at_s >= self._interval_s):
+        if not self.unsaved or not (self._urgent or now - self._saved_at_s >= PERSIST_INTERVAL_S):
             return False
         self._saved_at_s = now
         self._urgent = False
