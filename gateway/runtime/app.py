@@ -32,6 +32,8 @@ from gateway.site.store import JsonStore
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "settings.json"
+BMS_LIMIT_FILE = "bms-limit.json"
+"""The BMS's network limit and watchdog (``gateway.runtime.bms_limit``), saved coalesced."""
 TRANSACTION_IDS_FILE = "ocpp-followers.json"
 """The counter of transaction ids issued to OCPP followers (unique across restarts)."""
 
@@ -72,7 +74,8 @@ class GatewayApp:
         ids = PersistentIds(JsonStore(state_dir / TRANSACTION_IDS_FILE)) if state_dir is not None else None
         wiring = SiteWiring(registry, settings, pool, base_dir if base_dir is not None else Path.cwd(), ids=ids)
         meter = wiring.modbus.make_meter(site.meter) if site.meter is not None else None
-        supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter)
+        supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter,
+                                bms_store=JsonStore(state_dir / BMS_LIMIT_FILE) if state_dir is not None else None)
         app = cls(registry, settings, pool, supervisor, wiring)
         if site.bms is not None and site.bms.enabled:
             app.bms = BmsServer(supervisor, site.bms)

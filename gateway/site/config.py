@@ -548,6 +548,32 @@ def unit_limit_a(charger: ChargerConfig, nameplate_a: float) -> float:
     return charger.breaker_limit_a if charger.breaker_limit_a is not None else nameplate_a
 
 
+def chargers_most_a(site: SiteConfig, nameplate_of: NameplateLookup) -> float:
+    """What the chargers could draw together on the busiest site phase, each at its breaker limit (never above its
+    nameplate). Needs every charger's profile to be known (``check_site`` has said so)."""
+    per_phase = [0.0, 0.0, 0.0]
+    for ch in site.chargers:
+        nameplate = nameplate_a(ch, nameplate_of)
+        for p in ch.site_phases if site.supply.phases == 3 else (0,):
+            per_phase[p] += min(unit_limit_a(ch, nameplate), nameplate)
+    return max(per_phase)
+
+
+def network_limit_issue(limit_a: float, installation_limit_a: float,
+                        chargers_most: float | None) -> ConfigIssue | None:
+    """The rule for a network limit, wherever it comes from (the site file, the page, the BMS): at most the
+    installation limit, and at most what the chargers could draw together (``chargers_most_a``; None: not checked,
+    as for a site without chargers)."""
+    if limit_a > installation_limit_a:
+        return ConfigIssue("network_limit_a", f"{limit_a:g} A is above the installation limit "
+                                              f"{installation_limit_a:g} A")
+    if chargers_most is not None and limit_a > chargers_most:
+        return ConfigIssue("network_limit_a", f"{limit_a:g} A is above the sum of the chargers' limits on the "
+                                              f"busiest phase ({chargers_most:g} A); lower it to at most "
+                                              f"{chargers_most:g} A")
+    return None
+
+
 def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[ConfigIssue], list[str]]:
     """The cross-field rules. Returns (errors, notes); notes are advice that does not stop the site."""
     errors: list[ConfigIssue] = []
@@ -570,11 +596,6 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
             seen.add(node)
             node = parents[node]
 
-    if site.network_limit_a > site.installation_limit_a:
-        errors.append(ConfigIssue("network_limit_a", f"{site.network_limit_a:g} A is above the installation "
-                                  f"limit {site.installation_limit_a:g} A"))
-
-    per_phase_max = [0.0, 0.0, 0.0]
     charger_ids: set[str] = set()
     for i, ch in enumerate(site.chargers):
         where = f"chargers[{i}]"
@@ -601,22 +622,17 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
             elif ch.breaker_limit_a < MIN_CHARGE_CURRENT_A:
                 errors.append(ConfigIssue(f"{where}.breaker_limit_a", "below 6 A no vehicle can charge "
                                           "(IEC 61851); remove the unit instead"))
-        unit_max = min(unit_limit_a(ch, nameplate), nameplate)
-        phases = ch.site_phases if site.supply.phases == 3 else (0,)
-        for p in phases:
-            per_phase_max[p] += unit_max
 
     errors += _ocpp_issues(site)
     errors += _schedule_issues(site, charger_ids)
     if site.meter is not None:
         errors += _meter_issues(site.meter, circuit_ids)
 
+    most = chargers_most_a(site, nameplate_of) if site.chargers and not errors else None
+    issue = network_limit_issue(site.network_limit_a, site.installation_limit_a, most)
+    if issue is not None:
+        errors.append(issue)
     if site.chargers and not errors:
-        most = max(per_phase_max)
-        if site.network_limit_a > most:
-            errors.append(ConfigIssue("network_limit_a", f"{site.network_limit_a:g} A is above the sum of the "
-                                      f"chargers' limits on the busiest phase ({most:g} A); lower it to at most "
-                                      f"{most:g} A"))
         busiest = max(sum(1 for ch in site.chargers if p in ch.site_phases) for p in range(site.supply.phases))
         if site.network_limit_a < MIN_CHARGE_CURRENT_A * busiest:
             notes.append(f"network limit {site.network_limit_a:g} A is below 6 A x {busiest} chargers on one "

@@ -1,16 +1,20 @@
 """Commissioning settings: the site file plus what the installer, the BMS or the web page changed at runtime.
 
-Runtime changes (network limit, enabled flag, unit limits, followers added or removed, BMS watchdog and fallback)
-are validated by the very rules of the site file (``gateway.site.config.check_site``), persisted atomically before
-they take effect, and survive restarts and crashes. A command that breaks a rule, or that cannot be persisted, is
-refused with ``CommandRejected`` and changes nothing.
+Runtime changes (network limit, enabled flag, unit limits, followers added or removed) are validated by the very
+rules of the site file (``gateway.site.config``), persisted atomically before they take effect, and survive restarts
+and crashes. A command that breaks a rule, or that cannot be persisted, is refused with ``CommandRejected`` and
+changes nothing. A change that alters the site configuration is checked by ``check_site`` as a whole; one that
+does not (a unit limit) only by its own rule.
 
-Limits a BMS writes every few seconds are the exception to "persisted before they take effect": with
+The network limit the BMS writes, and its watchdog, are not settings of this module: they belong to the BMS's own
+limit source (``gateway.runtime.bms_limit``), which checks them with ``check_network_limit`` and ``check_amps``.
+
+Unit limits a BMS writes every few seconds are the exception to "persisted before they take effect": with
 ``deferred=True`` a command takes effect at once and is only marked unsaved; ``flush`` writes what is unsaved, and
 the supervisor calls it at most once per ``PERSIST_INTERVAL_S`` and at stop. A flash card then sees one write per
-interval, not two fsyncs per BMS write. What a crash loses: the last BMS limit of that interval, which falls back to
-the value persisted before. That is safe: the BMS rewrites its limit on its next cycle, and while it does not the
-BMS watchdog and its fallback limit govern.
+interval, not two fsyncs per BMS write. What a crash loses: the last BMS unit limit of that interval, which falls
+back to the value persisted before. That is safe: the BMS rewrites its limits on its next cycle, and while it does
+not the BMS watchdog and its fallback limit govern.
 
 If the installer later edits the site file, the file wins for exactly the keys it changed: every persisted value
 remembers the file's value at the time it was set, and a different file value now means a deliberate edit. That is
@@ -29,12 +33,8 @@ from pydantic import ValidationError
 
 from gateway.runtime.commands import (
     AddFollower,
-    BmsHeartbeat,
-    Command,
     CommandRejected,
     RemoveFollower,
-    SetBmsFallbackLimit,
-    SetBmsWatchdog,
     SetEnabled,
     SetNetworkLimit,
     SetUnitLimit,
@@ -44,8 +44,10 @@ from gateway.site.config import (
     ConfigIssue,
     NameplateLookup,
     SiteConfig,
+    chargers_most_a,
     check_site,
     nameplate_a,
+    network_limit_issue,
     unit_limit_a,
 )
 from gateway.site.store import JsonStore, StoreError
@@ -54,9 +56,11 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 PERSIST_INTERVAL_S = 10.0
-"""Deferred (BMS) settings are written at most this often."""
-MAX_WATCHDOG_S = 65535.0
+"""Deferred (BMS) settings, and the BMS's network limit, are written at most this often."""
 _FILE_BACKED = ("network_limit_a", "enabled")
+
+SettingCommand = SetNetworkLimit | SetEnabled | SetUnitLimit | AddFollower | RemoveFollower
+"""The commands that change these settings (the BMS's limit and watchdog have their own source)."""
 
 
 @dataclass
@@ -69,7 +73,10 @@ class Overlay:
     followers_added: list[dict[str, Any]] = field(default_factory=list)
     followers_removed: list[str] = field(default_factory=list)
     bms_watchdog_s: float = 0.0
+    """Kept here by versions up to 0.2 (now in the BMS limit source's own file): read so that the source can carry
+    it over once, written back unchanged so that nothing is lost before it has."""
     bms_fallback_limit_a: float = 0.0
+    """Like ``bms_watchdog_s``."""
 
     def to_json(self) -> dict[str, Any]:
         return {"version": FORMAT_VERSION, "values": self.values, "unit_limits_a": self.unit_limits_a,
@@ -97,6 +104,8 @@ class SiteSettings:
         self._overlay = Overlay()
         self._unsaved = False
         self.config = base
+        self._most: tuple[SiteConfig, float | None] | None = None
+        """``chargers_most_a`` of a configuration, kept until the configuration changes."""
         if store is not None:
             self._restore(store)
 
@@ -106,12 +115,20 @@ class SiteSettings:
         return dict(self._overlay.unit_limits_a)
 
     @property
-    def bms_watchdog_s(self) -> float:
-        return self._overlay.bms_watchdog_s
+    def legacy_bms_watchdog(self) -> tuple[float, float]:
+        """(watchdog s, fallback A) as versions up to 0.2 persisted them here; (0, 0) if they did not."""
+        return self._overlay.bms_watchdog_s, self._overlay.bms_fallback_limit_a
 
-    @property
-    def bms_fallback_limit_a(self) -> float:
-        return self._overlay.bms_fallback_limit_a
+    def check_network_limit(self, limit_a: float) -> None:
+        """The network limit's own rules (``gateway.site.config.network_limit_issue``), without revalidating the
+        site: what the BMS's limit source checks on every write. Raises ``CommandRejected``."""
+        config = self.config
+        check_amps(limit_a, "the network limit", config.installation_limit_a, "the installation limit")
+        if self._most is None or self._most[0] is not config:
+            self._most = (config, chargers_most_a(config, self._nameplate_of) if config.chargers else None)
+        issue = network_limit_issue(limit_a, config.installation_limit_a, self._most[1])
+        if issue is not None:
+            raise CommandRejected(_readable(issue, config), field=issue.path)
 
     def unit_max_a(self, charger: ChargerConfig) -> float:
         """The most a unit may be given: its breaker limit, never above its nameplate."""
@@ -141,7 +158,7 @@ class SiteSettings:
             return
         self._unsaved = False
 
-    def apply(self, command: Command, *, deferred: bool = False) -> str:
+    def apply(self, command: SettingCommand, *, deferred: bool = False) -> str:
         """Validate and persist ``command``; returns a one-line description for the log.
 
         Raises ``CommandRejected`` (nothing changed) if a rule refuses it or it cannot be persisted. ``deferred``:
@@ -151,7 +168,7 @@ class SiteSettings:
         config = self.config
         match command:
             case SetNetworkLimit(limit_a=limit):
-                _check_amps(limit, "the network limit", config.installation_limit_a, "the installation limit")
+                check_amps(limit, "the network limit", config.installation_limit_a, "the installation limit")
                 config = self._with(config, network_limit_a=limit)
                 overlay.values["network_limit_a"] = {"value": limit, "file": self._base.network_limit_a}
                 text = f"network limit {limit:g} A"
@@ -161,20 +178,9 @@ class SiteSettings:
                 text = "power sharing " + ("enabled" if enabled else "disabled")
             case SetUnitLimit(charger_id=cid, limit_a=limit):
                 charger = self.charger(cid)
-                _check_amps(limit, f"the limit of {cid}", self.unit_max_a(charger), "its maximum")
+                check_amps(limit, f"the limit of {cid}", self.unit_max_a(charger), "its maximum")
                 overlay.unit_limits_a[cid] = limit
                 text = f"unit {cid} limit {limit:g} A"
-            case SetBmsWatchdog(timeout_s=timeout):
-                if not (math.isfinite(timeout) and 0 <= timeout <= MAX_WATCHDOG_S):
-                    raise CommandRejected(f"watchdog must be 0 (off) to {MAX_WATCHDOG_S:g} s", field="timeout_s")
-                overlay.bms_watchdog_s = timeout
-                text = f"BMS watchdog {timeout:g} s" if timeout else "BMS watchdog off"
-            case SetBmsFallbackLimit(limit_a=limit):
-                _check_amps(limit, "the BMS fallback limit", config.installation_limit_a, "the installation limit")
-                overlay.bms_fallback_limit_a = limit
-                text = f"BMS fallback limit {limit:g} A"
-            case BmsHeartbeat():
-                return "BMS heartbeat"
             case AddFollower(charger=charger):
                 if any(c.id == charger.id for c in config.chargers):
                     raise CommandRejected(f"a charger {charger.id!r} is already on this site", field="id")
@@ -191,9 +197,10 @@ class SiteSettings:
                     overlay.followers_removed.append(cid)
                 overlay.unit_limits_a.pop(cid, None)
                 text = f"follower {cid} removed"
-        errors, _ = check_site(config, self._nameplate_of)
-        if errors:
-            raise CommandRejected("; ".join(_readable(e, config) for e in errors), field=errors[0].path)
+        if config is not self.config:  # a unit limit leaves the site as it was: its own rule was enough
+            errors, _ = check_site(config, self._nameplate_of)
+            if errors:
+                raise CommandRejected("; ".join(_readable(e, config) for e in errors), field=errors[0].path)
         if deferred:
             self._unsaved = True
         else:
@@ -292,7 +299,7 @@ def _readable(issue: ConfigIssue, config: SiteConfig) -> str:
     return f"{where[0].upper()}{where[1:]}: {issue.message}"
 
 
-def _check_amps(value: float, label: str, most: float, what: str) -> None:
+def check_amps(value: float, label: str, most: float, what: str) -> None:
     """``label`` is what an installer calls the setting ("the network limit"); the field at fault is ``limit_a``."""
     if not math.isfinite(value) or value < 0 or value > most + 1e-9:
         raise CommandRejected(f"{label[0].upper()}{label[1:]} must be between 0 A and {what} ({most:g} A); "
