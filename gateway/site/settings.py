@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.i18n.text import capitalized, joined, msgid, tr
 from gateway.runtime.commands import (
     AddFollower,
     BmsHeartbeat,
@@ -48,6 +49,7 @@ from gateway.site.config import (
     nameplate_a,
     unit_limit_a,
 )
+from gateway.site.input_problems import problem
 from gateway.site.store import JsonStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ class SiteSettings:
         for charger in self.config.chargers:
             if charger.id == charger_id:
                 return charger
-        raise CommandRejected(f"no charger {charger_id!r} on this site", field="charger_id")
+        raise CommandRejected(tr("settings.charger.unknown", charger=charger_id), field="charger_id")
 
     # -- changing ----------------------------------------------------------------------------------------------
     @property
@@ -151,7 +153,8 @@ class SiteSettings:
         config = self.config
         match command:
             case SetNetworkLimit(limit_a=limit):
-                _check_amps(limit, "the network limit", config.installation_limit_a, "the installation limit")
+                _check_amps(limit, tr("settings.limit.network"), config.installation_limit_a,
+                            tr("settings.most.installation_limit"))
                 config = self._with(config, network_limit_a=limit)
                 overlay.values["network_limit_a"] = {"value": limit, "file": self._base.network_limit_a}
                 text = f"network limit {limit:g} A"
@@ -161,23 +164,25 @@ class SiteSettings:
                 text = "power sharing " + ("enabled" if enabled else "disabled")
             case SetUnitLimit(charger_id=cid, limit_a=limit):
                 charger = self.charger(cid)
-                _check_amps(limit, f"the limit of {cid}", self.unit_max_a(charger), "its maximum")
+                _check_amps(limit, tr("settings.limit.unit", charger=cid), self.unit_max_a(charger),
+                            tr("settings.most.unit_maximum"))
                 overlay.unit_limits_a[cid] = limit
                 text = f"unit {cid} limit {limit:g} A"
             case SetBmsWatchdog(timeout_s=timeout):
                 if not (math.isfinite(timeout) and 0 <= timeout <= MAX_WATCHDOG_S):
-                    raise CommandRejected(f"watchdog must be 0 (off) to {MAX_WATCHDOG_S:g} s", field="timeout_s")
+                    raise CommandRejected(tr("settings.watchdog_range", most=MAX_WATCHDOG_S), field="timeout_s")
                 overlay.bms_watchdog_s = timeout
                 text = f"BMS watchdog {timeout:g} s" if timeout else "BMS watchdog off"
             case SetBmsFallbackLimit(limit_a=limit):
-                _check_amps(limit, "the BMS fallback limit", config.installation_limit_a, "the installation limit")
+                _check_amps(limit, tr("settings.limit.bms_fallback"), config.installation_limit_a,
+                            tr("settings.most.installation_limit"))
                 overlay.bms_fallback_limit_a = limit
                 text = f"BMS fallback limit {limit:g} A"
             case BmsHeartbeat():
                 return "BMS heartbeat"
             case AddFollower(charger=charger):
                 if any(c.id == charger.id for c in config.chargers):
-                    raise CommandRejected(f"a charger {charger.id!r} is already on this site", field="id")
+                    raise CommandRejected(tr("settings.charger.exists", charger=charger.id), field="id")
                 config = self._with(config, chargers=[*config.chargers, charger])
                 overlay.followers_added = [c for c in overlay.followers_added if c.get("id") != charger.id]
                 overlay.followers_added.append(charger.model_dump(mode="json"))
@@ -193,7 +198,7 @@ class SiteSettings:
                 text = f"follower {cid} removed"
         errors, _ = check_site(config, self._nameplate_of)
         if errors:
-            raise CommandRejected("; ".join(_readable(e, config) for e in errors), field=errors[0].path)
+            raise CommandRejected(joined(_readable(e, config) for e in errors), field=errors[0].path)
         if deferred:
             self._unsaved = True
         else:
@@ -212,7 +217,7 @@ class SiteSettings:
             return SiteConfig.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise CommandRejected(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+            raise CommandRejected(joined([".".join(str(p) for p in first["loc"]), problem(first)], ": ")) from None
 
     def _persist(self, overlay: Overlay) -> None:
         if self._store is None:
@@ -220,7 +225,7 @@ class SiteSettings:
         try:
             self._store.save(overlay.to_json())
         except StoreError as exc:
-            raise CommandRejected(f"the setting could not be saved ({exc}); nothing was changed") from exc
+            raise CommandRejected(tr("settings.not_saved", error=str(exc))) from exc
 
     def _restore(self, store: JsonStore) -> None:
         document = store.load()
@@ -268,10 +273,19 @@ class SiteSettings:
         self.config = config
 
 
-_LABELS = {"network_limit_a": "network limit", "installation_limit_a": "installation limit",
-           "breaker_limit_a": "breaker limit", "phase_rotation": "phase rotation", "circuit": "circuit",
-           "connector_id": "connector", "profile": "profile", "id": "name", "parent": "parent circuit",
-           "fallback_limit_a": "fallback limit", "margin_a": "margin", "failsafe_current_key": "fail-safe"}
+_LABELS = {"network_limit_a": msgid("settings.key.network_limit_a"),
+           "installation_limit_a": msgid("settings.key.installation_limit_a"),
+           "breaker_limit_a": msgid("settings.key.breaker_limit_a"),
+           "phase_rotation": msgid("settings.key.phase_rotation"), "circuit": msgid("settings.key.circuit"),
+           "connector_id": msgid("settings.key.connector_id"), "profile": msgid("settings.key.profile"),
+           "id": msgid("settings.key.id"), "parent": msgid("settings.key.parent"),
+           "fallback_limit_a": msgid("settings.key.fallback_limit_a"), "margin_a": msgid("settings.key.margin_a"),
+           "failsafe_current_key": msgid("settings.key.failsafe_current_key")}
+"""A site file key -> what an installer calls it; other keys are shown as the file spells them."""
+
+
+def _label(key: str) -> str:
+    return tr(_LABELS[key]) if key in _LABELS else key
 
 
 def _readable(issue: ConfigIssue, config: SiteConfig) -> str:
@@ -279,21 +293,23 @@ def _readable(issue: ConfigIssue, config: SiteConfig) -> str:
     than the site file's path "chargers[2].breaker_limit_a" (the path stays the refusal's ``field``)."""
     match = re.fullmatch(r"(chargers|circuits)\[(\d+)\](?:\.(\w+))?|(meter)\.(\w+)|(\w+)", issue.path)
     if match is None:
-        return str(issue)
+        return joined([issue.path, issue.message], ": ") if issue.path else issue.message
     items, index, key, meter, meter_key, top = match.groups()
+    where: str
     if items is not None:
         entries = config.chargers if items == "chargers" else config.circuits
         who = entries[int(index)].id if int(index) < len(entries) else f"{items}[{index}]"
-        where = f"{who}, {_LABELS.get(key, key)}" if key else who
+        where = tr("settings.where.entry", entry=who, key=_label(key)) if key else who
     elif meter is not None:
-        where = f"site meter, {_LABELS.get(meter_key, meter_key)}"
+        where = tr("settings.where.meter", key=_label(meter_key))
     else:
-        where = _LABELS.get(top, top)
-    return f"{where[0].upper()}{where[1:]}: {issue.message}"
+        where = capitalized(_label(top))
+    return joined([where, issue.message], ": ")
 
 
 def _check_amps(value: float, label: str, most: float, what: str) -> None:
-    """``label`` is what an installer calls the setting ("the network limit"); the field at fault is ``limit_a``."""
+    """``label`` is what an installer calls the setting ("the network limit"), ``what`` its upper bound ("the
+    installation limit"); the field at fault is ``limit_a``."""
     if not math.isfinite(value) or value < 0 or value > most + 1e-9:
-        raise CommandRejected(f"{label[0].upper()}{label[1:]} must be between 0 A and {what} ({most:g} A); "
-                              f"{value:g} A is not", field="limit_a")
+        raise CommandRejected(tr("settings.limit.out_of_range", limit=capitalized(label), most_name=what, most=most,
+                                 value=value), field="limit_a")
