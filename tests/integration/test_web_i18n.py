@@ -107,3 +107,12 @@ async def test_the_languages_and_the_pages_texts(rig: WebRig) -> None:
     assert set(german["messages"]) == {i for i in SHIPPED.messages("en") if i.startswith("page.")}
     unknown = await rig.client.get("/api/i18n/xx", headers=GERMAN)
     assert refusal(unknown, 404, "lang", "de") == "keine Texte in der Sprache 'xx'"
+
+
+async def test_the_page_loads_its_texts_before_its_script_and_has_a_language_switch(rig: WebRig) -> None:
+    page = (await rig.client.get("/")).text
+    assert page.index('<script src="/static/i18n.js" defer>') < page.index('<script src="/static/app.js" defer>')
+    assert page.count('id="lang-switch"') == 1 and 'data-i18n="page.header.language"' in page
+    script = await rig.client.get("/static/i18n.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "/api/i18n" in script.text
