@@ -58,12 +58,12 @@ def accepted_language(header: str | None, available: Sequence[str] | None = None
     for position, item in enumerate(header.split(",")[:32]):
         tag, _, params = item.strip().partition(";")
         quality = 1.0
-        match = re.search(r"\bq\s*=\s*([0-9.]+)", params)
+        match = re.search(r"\bq\s*=\s*([^;\s]*)", params)
         if match is not None:
             try:
                 quality = float(match.group(1))
             except ValueError:
-                continue
+                continue  # a q-value that is not a number: the entry is ignored
         if quality <= 0 or tag in ("", "*"):
             continue
         code = language_of(tag, available)

@@ -10,8 +10,9 @@ Numbers in parameters are written with the language's decimal separator ("16,5 A
 (``{limit:g}``) is the same in every language. Rendering never raises: a template a translation got wrong, or an
 id a catalog lacks, falls back to English.
 
-Message ids are literal strings at the call (``tr("id", ...)``) or marked with ``msgid("id")`` where a table picks
-them, so a test can find every id the code uses and check it against the catalogs (tests/unit/test_i18n_catalogs.py).
+Message ids are literal strings at the call (``tr("id", ...)``, or ``say("id", ...)`` with ``say = speaker(lang)``
+where text is printed at once) or marked with ``msgid("id")`` where a table picks them, so a test can find every id
+the code uses and check it against the catalogs (tests/unit/test_i18n_catalogs.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.i18n.catalog import DEFAULT_LANGUAGE, SHIPPED, Catalogs
 
@@ -99,6 +100,19 @@ def tr(message_id: str, /, **params: object) -> Message:
     return Message(message_id, params)
 
 
+class Say(Protocol):
+    def __call__(self, message_id: str, /, **params: object) -> str: ...
+
+
+def speaker(lang: str) -> Say:
+    """``say = speaker("de")``: ``say("id", name=value)`` is the message rendered in German (for code that prints)."""
+
+    def say(message_id: str, /, **params: object) -> str:
+        return Message(message_id, params).render(lang)
+
+    return say
+
+
 def msgid(message_id: str) -> str:
     """Marks a literal as a message id that a table holds and code picks at run time (``tr(TABLE[key])``)."""
     return message_id
@@ -110,6 +124,11 @@ def joined(parts: Iterable[str], separator: str = "; ") -> Joined:
 
 def capitalized(text: str) -> Capitalized:
     return Capitalized(text)
+
+
+def fixed(value: float, digits: int, lang: str, catalogs: Catalogs = SHIPPED) -> str:
+    """``value`` with ``digits`` decimals and the language's decimal separator ("16,5"), for a report's columns."""
+    return f"{value:.{digits}f}".replace(".", catalogs.decimal_separator(lang))
 
 
 def localized(value: object, lang: str, catalogs: Catalogs = SHIPPED) -> str:

@@ -1,10 +1,11 @@
 """The message catalogs can never break a message: every language has exactly English's ids, with the same
 placeholders, every template renders, and every id the code, the page's script or its HTML uses exists.
 
-Ids are found where the code names them: the first argument of ``tr("...")`` and ``msgid("...")`` in the gateway's
-Python sources (a ``tr`` call's keywords must also be its template's placeholders), ``t("...")`` in the page's
-scripts, and ``data-i18n`` attributes in its HTML. Every id outside ``page.*`` must be used somewhere; the page's
-texts are in the catalogs ahead of the page's conversion, so they are exempt until then.
+Ids are found where the code names them: the first argument of ``tr("...")``, ``say("...")`` and ``msgid("...")``
+in the gateway's Python sources (the keywords of a ``tr`` or ``say`` call must also be its template's
+placeholders), ``t("...")`` in the page's scripts, and ``data-i18n`` attributes in its HTML. Every id outside
+``page.*`` must be used somewhere; the page's texts are in the catalogs ahead of the page's conversion, so they are
+exempt until then.
 """
 
 from __future__ import annotations
@@ -79,18 +80,21 @@ def python_uses() -> tuple[dict[str, list[str]], list[str]]:
     wrong: list[str] = []
     for path in sorted(SOURCES.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("tr", "msgid") and node.args):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = node.func.id if isinstance(node.func, ast.Name) else \
+                node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if name not in ("tr", "say", "msgid"):
                 continue
             first = node.args[0]
             if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
                 continue  # an id a table holds: the table marks it with msgid
             where = f"{path.relative_to(SOURCES.parent)}:{node.lineno}"
             found.setdefault(first.value, []).append(where)
-            if node.func.id == "tr" and first.value in ENGLISH and all(k.arg for k in node.keywords):
+            if name != "msgid" and first.value in ENGLISH and all(k.arg for k in node.keywords):
                 given = {k.arg for k in node.keywords}
                 if given != set(placeholders(ENGLISH[first.value])):
-                    wrong.append(f"{where}: {first.value} given {sorted(given)}")  # type: ignore[type-var]
+                    wrong.append(f"{where}: {first.value} given {sorted(k for k in given if k)}")
     return found, wrong
 
 
