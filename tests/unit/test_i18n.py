@@ -80,8 +80,8 @@ def test_texts_inside_a_text_render_in_the_same_language() -> None:
                  value=40.5)
     both = joined([refusal, "bay-2: device text"])
     assert both == "The limit of bay-1 must be between 0 A and its maximum (32 A); 40.5 A is not; bay-2: device text"
-    assert both.render("de") == ("Die Stromgrenze von bay-1 muss zwischen 0 A und seinem Höchstwert (32 A) liegen; "
-                                 "40,5 A geht nicht; bay-2: device text")
+    assert both.render("de") == ("Die Stromgrenze von bay-1 muss zwischen 0 A und dem Höchstwert des Ladepunkts "
+                                 "(32 A) liegen; 40,5 A geht nicht; bay-2: device text")
     assert fixed(16.25, 1, "de") == "16,2" and fixed(16.25, 1, "en") == "16.2"
 
 
