@@ -108,7 +108,7 @@ def catalogs(tmp_path: Path, german: dict[str, str] | str) -> Catalogs:
 
 def test_a_missing_translation_is_english_and_logs_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     shelf = catalogs(tmp_path, {"a": "Grenze {limit:g} A", "format.decimal_separator": ","})
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="gateway.i18n"):
         assert Message("a", {"limit": 16.5}, shelf).render("de", shelf) == "Grenze 16,5 A"
         assert Message("b", {}, shelf).render("de", shelf) == "plain"
         assert Message("b", {}, shelf).render("fr", shelf) == "plain"
@@ -117,7 +117,7 @@ def test_a_missing_translation_is_english_and_logs_nothing(tmp_path: Path, caplo
 
 def test_a_broken_translation_is_english_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     shelf = catalogs(tmp_path, {"a": "Grenze {grenze} A", "b": "{"})
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="gateway.i18n"):
         for _ in range(3):
             assert Message("a", {"limit": 16}, shelf).render("de", shelf) == "limit 16 A"
             assert Message("b", {}, shelf).render("de", shelf) == "plain"
@@ -126,7 +126,7 @@ def test_a_broken_translation_is_english_with_one_warning(tmp_path: Path, caplog
 
 def test_an_unreadable_catalog(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     shelf = catalogs(tmp_path, "{not json")
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="gateway.i18n"):
         assert Message("a", {"limit": 16}, shelf).render("de", shelf) == "limit 16 A"
         assert Message("b", {}, shelf).render("de", shelf) == "plain"
     assert len(caplog.records) == 1 and "de" in caplog.records[0].getMessage()
