@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.core.limits import bms_fallback_in_force, bms_watchdog_deadline
+from gateway.i18n.text import tr
 from gateway.runtime.commands import CommandRejected
 from gateway.site.settings import PERSIST_INTERVAL_S, SiteSettings, check_amps
 from gateway.site.store import JsonStore, StoreError
@@ -96,7 +97,7 @@ class BmsLimit:
     def set_watchdog(self, timeout_s: float, now: float) -> str:
         """HR2; the watchdog counts from now (a BMS that turns it on is alive)."""
         if not (math.isfinite(timeout_s) and 0 <= timeout_s <= MAX_WATCHDOG_S):
-            raise CommandRejected(f"watchdog must be 0 (off) to {MAX_WATCHDOG_S:g} s", field="timeout_s")
+            raise CommandRejected(tr("settings.watchdog_range", most=MAX_WATCHDOG_S), field="timeout_s")
         self.watchdog_s = timeout_s
         self._heard_s = now
         self._changed(urgent=True)
@@ -104,8 +105,8 @@ class BmsLimit:
 
     def set_fallback(self, limit_a: float) -> str:
         """HR3: at most the installation limit."""
-        check_amps(limit_a, "the BMS fallback limit", self._settings.config.installation_limit_a,
-                   "the installation limit")
+        check_amps(limit_a, tr("settings.limit.bms_fallback"), self._settings.config.installation_limit_a,
+                   tr("settings.most.installation_limit"))
         self.fallback_a = limit_a
         self._changed(urgent=True)
         return f"BMS fallback limit {limit_a:g} A"

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.i18n.text import capitalized, joined, msgid, tr
 from gateway.runtime.commands import (
     AddFollower,
     CommandRejected,
@@ -50,6 +51,7 @@ from gateway.site.config import (
     network_limit_issue,
     unit_limit_a,
 )
+from gateway.site.input_problems import problem
 from gateway.site.store import JsonStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -123,7 +125,8 @@ class SiteSettings:
         """The network limit's own rules (``gateway.site.config.network_limit_issue``), without revalidating the
         site: what the BMS's limit source checks on every write. Raises ``CommandRejected``."""
         config = self.config
-        check_amps(limit_a, "the network limit", config.installation_limit_a, "the installation limit")
+        check_amps(limit_a, tr("settings.limit.network"), config.installation_limit_a,
+                   tr("settings.most.installation_limit"))
         if self._most is None or self._most[0] is not config:
             self._most = (config, chargers_most_a(config, self._nameplate_of) if config.chargers else None)
         issue = network_limit_issue(limit_a, config.installation_limit_a, self._most[1])
@@ -139,7 +142,7 @@ class SiteSettings:
         for charger in self.config.chargers:
             if charger.id == charger_id:
                 return charger
-        raise CommandRejected(f"no charger {charger_id!r} on this site", field="charger_id")
+        raise CommandRejected(tr("settings.charger.unknown", charger=charger_id), field="charger_id")
 
     # -- changing ----------------------------------------------------------------------------------------------
     @property
@@ -168,7 +171,8 @@ class SiteSettings:
         config = self.config
         match command:
             case SetNetworkLimit(limit_a=limit):
-                check_amps(limit, "the network limit", config.installation_limit_a, "the installation limit")
+                check_amps(limit, tr("settings.limit.network"), config.installation_limit_a,
+                           tr("settings.most.installation_limit"))
                 config = self._with(config, network_limit_a=limit)
                 overlay.values["network_limit_a"] = {"value": limit, "file": self._base.network_limit_a}
                 text = f"network limit {limit:g} A"
@@ -178,12 +182,13 @@ class SiteSettings:
                 text = "power sharing " + ("enabled" if enabled else "disabled")
             case SetUnitLimit(charger_id=cid, limit_a=limit):
                 charger = self.charger(cid)
-                check_amps(limit, f"the limit of {cid}", self.unit_max_a(charger), "its maximum")
+                check_amps(limit, tr("settings.limit.unit", charger=cid), self.unit_max_a(charger),
+                           tr("settings.most.unit_maximum"))
                 overlay.unit_limits_a[cid] = limit
                 text = f"unit {cid} limit {limit:g} A"
             case AddFollower(charger=charger):
                 if any(c.id == charger.id for c in config.chargers):
-                    raise CommandRejected(f"a charger {charger.id!r} is already on this site", field="id")
+                    raise CommandRejected(tr("settings.charger.exists", charger=charger.id), field="id")
                 config = self._with(config, chargers=[*config.chargers, charger])
                 overlay.followers_added = [c for c in overlay.followers_added if c.get("id") != charger.id]
                 overlay.followers_added.append(charger.model_dump(mode="json"))
@@ -200,7 +205,7 @@ class SiteSettings:
         if config is not self.config:  # a unit limit leaves the site as it was: its own rule was enough
             errors, _ = check_site(config, self._nameplate_of)
             if errors:
-                raise CommandRejected("; ".join(_readable(e, config) for e in errors), field=errors[0].path)
+                raise CommandRejected(joined(_readable(e, config) for e in errors), field=errors[0].path)
         if deferred:
             self._unsaved = True
         else:
@@ -219,7 +224,7 @@ class SiteSettings:
             return SiteConfig.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise CommandRejected(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+            raise CommandRejected(joined([".".join(str(p) for p in first["loc"]), problem(first)], ": ")) from None
 
     def _persist(self, overlay: Overlay) -> None:
         if self._store is None:
@@ -227,7 +232,7 @@ class SiteSettings:
         try:
             self._store.save(overlay.to_json())
         except StoreError as exc:
-            raise CommandRejected(f"the setting could not be saved ({exc}); nothing was changed") from exc
+            raise CommandRejected(tr("settings.not_saved", error=str(exc))) from exc
 
     def _restore(self, store: JsonStore) -> None:
         document = store.load()
@@ -275,10 +280,19 @@ class SiteSettings:
         self.config = config
 
 
-_LABELS = {"network_limit_a": "network limit", "installation_limit_a": "installation limit",
-           "breaker_limit_a": "breaker limit", "phase_rotation": "phase rotation", "circuit": "circuit",
-           "connector_id": "connector", "profile": "profile", "id": "name", "parent": "parent circuit",
-           "fallback_limit_a": "fallback limit", "margin_a": "margin", "failsafe_current_key": "fail-safe"}
+_LABELS = {"network_limit_a": msgid("settings.key.network_limit_a"),
+           "installation_limit_a": msgid("settings.key.installation_limit_a"),
+           "breaker_limit_a": msgid("settings.key.breaker_limit_a"),
+           "phase_rotation": msgid("settings.key.phase_rotation"), "circuit": msgid("settings.key.circuit"),
+           "connector_id": msgid("settings.key.connector_id"), "profile": msgid("settings.key.profile"),
+           "id": msgid("settings.key.id"), "parent": msgid("settings.key.parent"),
+           "fallback_limit_a": msgid("settings.key.fallback_limit_a"), "margin_a": msgid("settings.key.margin_a"),
+           "failsafe_current_key": msgid("settings.key.failsafe_current_key")}
+"""A site file key -> what an installer calls it; other keys are shown as the file spells them."""
+
+
+def _label(key: str) -> str:
+    return tr(_LABELS[key]) if key in _LABELS else key
 
 
 def _readable(issue: ConfigIssue, config: SiteConfig) -> str:
@@ -286,21 +300,23 @@ def _readable(issue: ConfigIssue, config: SiteConfig) -> str:
     than the site file's path "chargers[2].breaker_limit_a" (the path stays the refusal's ``field``)."""
     match = re.fullmatch(r"(chargers|circuits)\[(\d+)\](?:\.(\w+))?|(meter)\.(\w+)|(\w+)", issue.path)
     if match is None:
-        return str(issue)
+        return joined([issue.path, issue.message], ": ") if issue.path else issue.message
     items, index, key, meter, meter_key, top = match.groups()
+    where: str
     if items is not None:
         entries = config.chargers if items == "chargers" else config.circuits
         who = entries[int(index)].id if int(index) < len(entries) else f"{items}[{index}]"
-        where = f"{who}, {_LABELS.get(key, key)}" if key else who
+        where = tr("settings.where.entry", entry=who, key=_label(key)) if key else who
     elif meter is not None:
-        where = f"site meter, {_LABELS.get(meter_key, meter_key)}"
+        where = tr("settings.where.meter", key=_label(meter_key))
     else:
-        where = _LABELS.get(top, top)
-    return f"{where[0].upper()}{where[1:]}: {issue.message}"
+        where = capitalized(_label(top))
+    return joined([where, issue.message], ": ")
 
 
 def check_amps(value: float, label: str, most: float, what: str) -> None:
-    """``label`` is what an installer calls the setting ("the network limit"); the field at fault is ``limit_a``."""
+    """``label`` is what an installer calls the setting ("the network limit"), ``what`` its upper bound ("the
+    installation limit"); the field at fault is ``limit_a``."""
     if not math.isfinite(value) or value < 0 or value > most + 1e-9:
-        raise CommandRejected(f"{label[0].upper()}{label[1:]} must be between 0 A and {what} ({most:g} A); "
-                              f"{value:g} A is not", field="limit_a")
+        raise CommandRejected(tr("settings.limit.out_of_range", limit=capitalized(label), most_name=what, most=most,
+                                 value=value), field="limit_a")

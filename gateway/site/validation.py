@@ -15,6 +15,7 @@ from typing import Any
 
 from drivers.ocpp.endpoint import server_tls
 from drivers.profile import ProfileRegistry
+from gateway.i18n.text import text_of, tr
 from gateway.site.config import ConfigError, ConfigIssue, OcppTransport, SiteConfig, load_site, read_yaml
 
 MIN_PASSWORD_CHARS = 16
@@ -39,18 +40,18 @@ def profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIssue]:
         kind = transport.get("type") if isinstance(transport, dict) else None
         supported = [t.value for t in profile.transports]
         if isinstance(kind, str) and kind in ("tcp", "rtu", "rtu-over-tcp") and kind not in supported:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.type", f"profile {profile.name!r} supports "
-                                      f"{', '.join(supported)}, not {kind}"))
+            issues.append(ConfigIssue(f"chargers[{i}].transport.type", tr(
+                "site.profile.transport", profile=profile.name, supported=", ".join(supported), kind=kind)))
         if isinstance(transport, dict) and "unit" not in transport and profile.default_unit_id != 1:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.unit", f"profile {profile.name!r} answers on "
-                                      f"unit {profile.default_unit_id} by default; set unit explicitly"))
+            issues.append(ConfigIssue(f"chargers[{i}].transport.unit", tr(
+                "site.profile.default_unit", profile=profile.name, unit=profile.default_unit_id)))
         timeout = charger.get("comm_timeout_s", 30.0)
         if profile.points.failsafe_timeout is not None and isinstance(timeout, int | float):
             try:
                 profile.encode("failsafe_timeout", float(timeout))
             except ValueError as exc:
-                issues.append(ConfigIssue(f"chargers[{i}].comm_timeout_s", f"profile {profile.name!r} cannot be "
-                                          f"programmed with it: {exc}"))
+                issues.append(ConfigIssue(f"chargers[{i}].comm_timeout_s", tr(
+                    "site.profile.timeout_not_programmable", profile=profile.name, error=str(exc))))
     return issues
 
 
@@ -61,18 +62,17 @@ def _meter_profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIs
         return []
     name = meter["profile"]
     if name not in registry:
-        return [ConfigIssue("meter.profile", f"no profile named {name!r} (see `powershare profiles --kind meter`)")]
+        return [ConfigIssue("meter.profile", tr("site.meter.profile_unknown", profile=name))]
     try:
         profile = registry.meter(name)
     except KeyError:
-        return [ConfigIssue("meter.profile", f"{name!r} is a charger profile; the meter needs a meter profile "
-                            "(see `powershare profiles --kind meter`)")]
+        return [ConfigIssue("meter.profile", tr("site.meter.charger_profile", profile=name))]
     transport = meter.get("transport")
     kind = transport.get("type") if isinstance(transport, dict) else None
     supported = [t.value for t in profile.transports]
     if isinstance(kind, str) and kind in ("tcp", "rtu", "rtu-over-tcp") and kind not in supported:
-        return [ConfigIssue("meter.transport.type", f"profile {profile.name!r} supports {', '.join(supported)}, "
-                            f"not {kind}")]
+        return [ConfigIssue("meter.transport.type", tr("site.profile.transport", profile=profile.name,
+                                                       supported=", ".join(supported), kind=kind))]
     return []
 
 
@@ -82,19 +82,17 @@ def profile_notes(site: SiteConfig, registry: ProfileRegistry) -> list[str]:
     for charger in site.chargers:
         if isinstance(charger.transport, OcppTransport):
             if charger.transport.failsafe_current_key is None:
-                notes.append(f"{charger.id} (OCPP {charger.transport.charge_point_id}) has no fail-safe "
-                             "configuration key: while unreachable it is booked at its full limit")
+                notes.append(tr("site.note.ocpp_without_failsafe", charger=charger.id,
+                                station=charger.transport.charge_point_id))
             continue
         assert charger.profile is not None  # a validated Modbus charger has one
         profile = registry.charger(charger.profile)
         caps = profile.capabilities()
         if not caps.has_failsafe:
-            notes.append(f"{charger.id} ({profile.name}) has no programmable fail-safe: while unreachable it is "
-                         "booked at its full limit")
+            notes.append(tr("site.note.without_failsafe", charger=charger.id, profile=profile.name))
         fixed = profile.watchdog.fixed_timeout_s
         if fixed is not None:
-            notes.append(f"{charger.id} ({profile.name}) sets its communication timeout on the device "
-                         f"(default {fixed:g} s), not from comm_timeout_s")
+            notes.append(tr("site.note.fixed_timeout", charger=charger.id, profile=profile.name, timeout=fixed))
     return notes
 
 
@@ -120,7 +118,7 @@ def read_password(path: Path) -> str:
     """The AuthorizationKey in a file: its first line, without surrounding white space; ``OSError``/``ValueError``."""
     lines = path.read_text(encoding="utf-8").strip().splitlines()
     if not lines or not lines[0].strip():
-        raise ValueError(f"{path} is empty")
+        raise ValueError(tr("site.file.empty", path=str(path)))
     return lines[0].strip()
 
 
@@ -135,17 +133,18 @@ def file_issues(site: SiteConfig, base_dir: Path) -> tuple[list[ConfigIssue], li
         try:
             password = read_password(base_dir / transport.password_file)
         except (OSError, ValueError) as exc:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.password_file", f"cannot read: {exc}"))
+            issues.append(ConfigIssue(f"chargers[{i}].transport.password_file",
+                                      tr("site.file.unreadable", error=text_of(exc))))
             continue
         if len(password) < MIN_PASSWORD_CHARS:
-            notes.append(f"{charger.id}: its password is shorter than {MIN_PASSWORD_CHARS} characters (the OCPP "
-                         "security white paper asks for at least 16 bytes)")
+            notes.append(tr("site.note.short_password", charger=charger.id, chars=MIN_PASSWORD_CHARS))
     config = site.ocpp_endpoint
     if config is not None and config.tls_cert_file is not None and config.tls_key_file is not None:
         try:
             server_tls(base_dir / config.tls_cert_file, base_dir / config.tls_key_file)
         except (OSError, ValueError) as exc:
-            issues.append(ConfigIssue("ocpp_endpoint.tls_cert_file", f"cannot load the certificate and key: {exc}"))
+            issues.append(ConfigIssue("ocpp_endpoint.tls_cert_file", tr("site.ocpp_endpoint.tls_unusable",
+                                                                        error=str(exc))))
     elif any(isinstance(c.transport, OcppTransport) for c in site.chargers):
-        notes.append("the OCPP endpoint has no TLS (security profile 1): use it only on a trusted network")
+        notes.append(tr("site.note.ocpp_without_tls"))
     return issues, notes

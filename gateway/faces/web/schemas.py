@@ -188,6 +188,23 @@ class SessionOut(BaseModel):
     csrf_token: str
 
 
+class LanguageOut(BaseModel):
+    code: str = Field(description="a language code, as in GET /api/i18n/{lang}: en, de")
+    name: str = Field(description="the language's own name: English, Deutsch")
+
+
+class LanguagesOut(BaseModel):
+    lang: str = Field(description="the language this client gets: its powershare_lang cookie (set by the page's "
+                                  "language switch), else its Accept-Language, else en")
+    languages: list[LanguageOut]
+
+
+class CatalogOut(BaseModel):
+    lang: str
+    messages: dict[str, str] = Field(description="the page's texts by message id (page.*), with {placeholders}; "
+                                                 "English where a text is not translated")
+
+
 _AVAILABILITY: dict[Availability, Literal["available", "unavailable", "disabled"]] = {
     Availability.AVAILABLE: "available", Availability.UNAVAILABLE: "unavailable", Availability.DISABLED: "disabled"}
 _SOURCE: dict[LimitSource, Literal["installation", "network", "bms_fallback", "ocpp", "site_meter", "bms"]] = {
