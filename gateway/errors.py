@@ -21,6 +21,7 @@ itself raises, and a family says what the caller should do. Where an error used 
     │   ├── faces.web.server.WebStartError    address in use, unreadable certificate
     │   ├── faces.bms.server.BmsStartError    address in use, serial port missing
     │   ├── faces.ocpp.security.SecuritySetupError   password or certificate cannot be loaded
+    │   ├── i18n.catalog.CatalogError         the English message catalog cannot be read (a damaged package)
     │   └── sim.bench.optimum.SolverMissing   the benchmark's LP solver is not installed
     └── PeerError                         a device or central system failed us; try again later
         ├── runtime.follower_probe.ProbeFailed   a device probed from the web page did not answer sensibly

@@ -1,8 +1,9 @@
 """Shared test rules. Real sockets and serial lines are used throughout; see the individual fixtures.
 
-Every test is hermetic: it must not leave an asyncio task running or a socket open behind it. The autouse fixtures
-below fail a test that does (a leaked poller or connection would otherwise carry on into later tests and make them
-flaky in ways no one can trace back). Sockets are told apart from other file descriptors through /proc.
+Every test is hermetic: it reads English whatever the machine's locale, and it must not leave an asyncio task
+running or a socket open behind it. The autouse fixtures below fail a test that does (a leaked poller or connection
+would otherwise carry on into later tests and make them flaky in ways no one can trace back). Sockets are told apart
+from other file descriptors through /proc.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+os.environ["POWERSHARE_LANG"] = "en"
+"""The tests read English messages, whatever the machine's locale; a test of another language sets its own
+environment (the command line) or sends Accept-Language (the web). The browser rig sets its own Accept-Language."""
 
 SETTLE_ROUNDS = 50
 """Event-loop turns a finished test's tasks get to end (a cancelled task needs a few)."""

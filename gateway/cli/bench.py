@@ -12,15 +12,16 @@ import sys
 import time
 from typing import Any
 
+from gateway.i18n.text import tr
 from gateway.sim.bench.optimum import INSTALL_HINT, SolverMissing
 from gateway.sim.bench.scenarios import SCENARIOS, build
 from gateway.sim.bench.suite import OPTIMUM, POLICIES, energy_ratio, figures, powershare_ratios, run_policy
 from gateway.sim.virtual_site import RunResult
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any, lang: str) -> None:
     parser = subparsers.add_parser(
-        "bench", help="compare sharing policies on simulated sites (virtual time)",
+        "bench", help=tr("cli.bench.help").render(lang),
         description="Run every scenario with every policy in virtual time and print energy, over-limit "
                     "amp-seconds, completion times and peaks (see docs/benchmark.md).")
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="NAME",

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.i18n.text import tr
 from gateway.sim.csms import CentralSystem, ScriptStep, load_script
 from gateway.site.config import ConfigError
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any, lang: str) -> None:
     parser = subparsers.add_parser(
-        "csms", help="run a small OCPP 1.6J central system (tests, demos)",
+        "csms", help=tr("cli.csms.help").render(lang),
         description="A small OCPP 1.6J central system: accepts charge points at ws://HOST:PORT/<chargePointId>, "
                     "prints one line per message, answers correctly, and can send charging profiles and other "
                     "calls after each BootNotification.")

@@ -1,7 +1,8 @@
 """``powershare demo``: the README's first command. No arguments needed; see ``gateway.demo.site`` for what it runs.
 
 In a terminal it shows a live table; anywhere else (CI, a pipe) one compact line per second, so ``powershare demo
---duration 20 --summary-json out.json`` works with no terminal and no standard input.
+--duration 20 --summary-json out.json`` works with no terminal and no standard input. The live table, the messages
+and the closing verdict are in the command line's language; the compact lines stay English (``gateway.demo.view``).
 """
 
 from __future__ import annotations
@@ -29,43 +30,28 @@ from gateway.faces.mqtt.wiring import config_from_url, mqtt_face
 from gateway.faces.ocpp.face import ocpp_face
 from gateway.faces.web.face import web_face
 from gateway.faces.web.server import WebServer, WebStartError
+from gateway.i18n.text import Say, fixed, localized, speaker, text_of, tr
 from gateway.runtime.app import FaceFactory
 from gateway.site.config import ConfigError, OcppConfig, WebConfig
 from gateway.site.store import StoreError, write_atomically
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="the real gateway leading simulated chargers, live",
-        description="Start simulated chargers on loopback Modbus TCP, cars coming and going, the real gateway "
-                    "leading them and its BMS face; show the site live. A scripted BMS halves the limit for a "
-                    "while and one charger stops answering for a while.")
-    parser.add_argument("--chargers", type=int, default=6, metavar="N", help="simulated chargers (default 6)")
+def register(subparsers: Any, lang: str) -> None:
+    say = speaker(lang)
+    parser = subparsers.add_parser("demo", help=say("cli.demo.help"), description=say("cli.demo.description"))
+    parser.add_argument("--chargers", type=int, default=6, metavar="N", help=say("cli.demo.option.chargers"))
     parser.add_argument("--ocpp-chargers", type=int, default=0, metavar="N",
-                        help="also N simulated OCPP 1.6J chargers, connected to the gateway's own OCPP endpoint "
-                             "(a mixed fleet; default 0)")
-    parser.add_argument("--limit", type=float, default=48.0, metavar="A",
-                        help="network limit per phase in A (default 48)")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until "
-                                                                    "Ctrl-C)")
-    parser.add_argument("--speed", type=float, default=60.0, metavar="X",
-                        help="batteries fill X times faster than real time; the gateway and currents stay real "
-                             "(default 60)")
-    parser.add_argument("--seed", type=int, default=1, help="which cars come, in which order (default 1)")
-    parser.add_argument("--bms-port", type=int, default=5020, metavar="PORT",
-                        help="the BMS face on 127.0.0.1 (default 5020; 0 picks a free port)")
-    parser.add_argument("--web-port", type=int, default=8080, metavar="PORT",
-                        help="the installer's web page on 127.0.0.1 (default 8080; 0 picks a free port; -1: none)")
-    parser.add_argument("--summary-json", type=Path, metavar="FILE",
-                        help="write per-unit energy, peak current per phase and over-limit A·s to FILE")
-    parser.add_argument("--ocpp-url", metavar="URL",
-                        help="also connect the gateway to this OCPP 1.6J central system (ws:// or wss://, without "
-                             "the charge point id), e.g. one started with `powershare csms`")
-    parser.add_argument("--mqtt", metavar="URL",
-                        help="also publish to this MQTT broker and take commands from it, with Home Assistant "
-                             "discovery: mqtt://[user:password@]host[:port][/topic-prefix] (mqtts:// for TLS)")
-    parser.add_argument("--ocpp-id", default="powershare-demo", metavar="ID",
-                        help="the charge point id for --ocpp-url (default powershare-demo)")
+                        help=say("cli.demo.option.ocpp_chargers"))
+    parser.add_argument("--limit", type=float, default=48.0, metavar="A", help=say("cli.demo.option.limit"))
+    parser.add_argument("--duration", type=float, metavar="S", help=say("cli.demo.option.duration"))
+    parser.add_argument("--speed", type=float, default=60.0, metavar="X", help=say("cli.demo.option.speed"))
+    parser.add_argument("--seed", type=int, default=1, help=say("cli.demo.option.seed"))
+    parser.add_argument("--bms-port", type=int, default=5020, metavar="PORT", help=say("cli.demo.option.bms_port"))
+    parser.add_argument("--web-port", type=int, default=8080, metavar="PORT", help=say("cli.demo.option.web_port"))
+    parser.add_argument("--summary-json", type=Path, metavar="FILE", help=say("cli.demo.option.summary_json"))
+    parser.add_argument("--ocpp-url", metavar="URL", help=say("cli.demo.option.ocpp_url"))
+    parser.add_argument("--mqtt", metavar="URL", help=say("cli.demo.option.mqtt"))
+    parser.add_argument("--ocpp-id", default="powershare-demo", metavar="ID", help=say("cli.demo.option.ocpp_id"))
     parser.set_defaults(func=run)
 
 
@@ -92,45 +78,49 @@ def run(args: argparse.Namespace) -> int:
             ocpp = ocpp_options(args.ocpp_url, args.ocpp_id)
             faces = [ocpp_face(ocpp, Path(state))] if ocpp is not None else []
             if args.web_port >= 0:
-                faces.append(demo_web_face(args.web_port, Path(state)))
+                faces.append(demo_web_face(args.web_port, Path(state), args.lang))
             if args.mqtt is not None:
                 faces.append(mqtt_face(config_from_url(args.mqtt), Path.cwd()))
             demo = Demo(options, extra_faces=faces)
-        except (ValueError, ConfigError) as exc:
-            print(f"powershare demo: {exc}", file=sys.stderr)
+        except ConfigError as exc:
+            print(f"powershare demo: {exc.render(args.lang)}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"powershare demo: {localized(text_of(exc), args.lang)}", file=sys.stderr)
             return 2
         return _show(demo, args)
 
 
-def demo_web_face(port: int, state_dir: Path) -> FaceFactory:
+def demo_web_face(port: int, state_dir: Path, lang: str = "en") -> FaceFactory:
     """The installer's page on loopback with a password made up for this run and printed (the demo only: a real
     gateway has none until the installer sets one with the setup code)."""
     password = f"demo-{secrets.token_hex(4)}"
 
     def announce(server: WebServer) -> None:
-        print(f"installer web page: {server.url}  (installer password for this demo: {password})", flush=True)
+        print(tr("cli.demo.web_page", url=server.url, password=password).render(lang), flush=True)
 
     if not 0 <= port <= 65535:
-        raise ValueError("--web-port must be 0..65535, or -1 for no web page")
+        raise ValueError(tr("cli.demo.bad_web_port"))
     return web_face(state_dir, config=WebConfig(host="127.0.0.1", port=port), password=password, announce=announce)
 
 
 def _show(demo: Demo, args: argparse.Namespace) -> int:
     console = Console()
+    say = speaker(args.lang)
     try:
         if console.is_terminal:
             with Live(console=console, refresh_per_second=4, auto_refresh=True) as live:
-                summary = asyncio.run(_run(demo, lambda frame: live.update(render(frame)), 0.5))
+                summary = asyncio.run(_run(demo, lambda frame: live.update(render(frame, args.lang)), 0.5))
         else:
             printer = LinePrinter(lambda line: print(line, flush=True))
             summary = asyncio.run(_run(demo, printer, 1.0))
     except BmsStartError as exc:
-        print(f"powershare demo: {exc}; choose another port with --bms-port", file=sys.stderr)
+        print(say("cli.demo.port_taken", error=str(exc), option="--bms-port"), file=sys.stderr)
         return 1
     except WebStartError as exc:
-        print(f"powershare demo: {exc}; choose another port with --web-port", file=sys.stderr)
+        print(say("cli.demo.port_taken", error=str(exc), option="--web-port"), file=sys.stderr)
         return 1
-    print(_verdict(summary), flush=True)
+    print(_verdict(summary, say, args.lang), flush=True)
     if args.summary_json is not None:
         try:
             write_atomically(args.summary_json, json.dumps(summary, indent=2).encode("utf-8"))
@@ -153,13 +143,13 @@ async def _run(demo: Demo, show: Callable[[Frame], None], every_s: float) -> dic
             loop.remove_signal_handler(sig)
 
 
-def _verdict(summary: dict[str, Any]) -> str:
+def _verdict(summary: dict[str, Any], say: Say, lang: str) -> str:
     peak = summary["peak_a"]
     energy = sum(unit["energy_wh"] for unit in summary["units"].values())
-    ocpp = f" and {summary['ocpp_chargers']} OCPP chargers" if summary.get("ocpp_chargers") else ""
-    return (f"{summary['duration_s']:.0f} s, {summary['chargers']} chargers{ocpp}, {energy / 1000:.2f} kWh "
-            "delivered; "
-            f"peak {peak['L1']:.1f}/{peak['L2']:.1f}/{peak['L3']:.1f} A against a limit of {summary['limit_a']:g} A "
-            f"(lowest in force {summary['lowest_limit_a']:g} A); over the limit: "
-            f"{summary['over_limit_amp_seconds']:g} A·s")
+    fleet = say("cli.demo.fleet", chargers=summary["chargers"])
+    if summary.get("ocpp_chargers"):
+        fleet = say("cli.demo.mixed_fleet", chargers=summary["chargers"], ocpp=summary["ocpp_chargers"])
+    return say("cli.demo.verdict", seconds=round(summary["duration_s"]), fleet=fleet, kwh=fixed(energy / 1000, 2, lang),
+               peak="/".join(fixed(peak[p], 1, lang) for p in ("L1", "L2", "L3")), limit=summary["limit_a"],
+               lowest=summary["lowest_limit_a"], amp_seconds=summary["over_limit_amp_seconds"])
 

@@ -7,6 +7,10 @@ entry's priority, and carries no timestamp, since journald stamps every entry it
 with the time and level. ``--log-format json`` writes one object per line: time (ISO 8601, UTC), level, logger,
 message, and the traceback if any.
 
+Log messages are English: journald and log shippers are searched, and support reads them. The one exception is a
+person at a terminal (plain lines, not under journald): the few lines written for the operator as ``gateway.i18n``
+texts (``powershare run``'s start and stop lines) appear in the command line's language there.
+
 Secrets never reach a formatter: passwords are kept out of ``repr`` of the site sections, the OCPP client wraps
 its loggers in a redacting adapter, and the MQTT face hands its password to the client library only.
 """
@@ -20,6 +24,9 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal, TextIO
+
+from gateway.i18n.catalog import DEFAULT_LANGUAGE
+from gateway.i18n.text import Text
 
 LogFormat = Literal["plain", "json"]
 FORMATS: tuple[LogFormat, ...] = ("plain", "json")
@@ -56,6 +63,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class PlainFormatter(logging.Formatter):
+    """Time, level, logger and message; a message that is a ``gateway.i18n`` text in the operator's language."""
+
+    def __init__(self, lang: str = DEFAULT_LANGUAGE) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.lang = lang
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, Text) and not record.args:
+            record = logging.makeLogRecord({**record.__dict__, "msg": record.msg.render(self.lang)})
+        return super().format(record)
+
+
 def under_journald(stream: TextIO, environ: Mapping[str, str]) -> bool:
     """Whether ``stream`` is the journal stream systemd connected (``JOURNAL_STREAM`` is ``device:inode``)."""
     value = environ.get("JOURNAL_STREAM", "")
@@ -67,18 +87,19 @@ def under_journald(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return (info.st_dev, info.st_ino) == (device, inode)
 
 
-def formatter_for(fmt: LogFormat, stream: TextIO, environ: Mapping[str, str]) -> logging.Formatter:
+def formatter_for(fmt: LogFormat, stream: TextIO, environ: Mapping[str, str],
+                  lang: str = DEFAULT_LANGUAGE) -> logging.Formatter:
     if fmt == "json":
         return JsonFormatter()
     if under_journald(stream, environ):
         return JournalFormatter()
-    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return PlainFormatter(lang)
 
 
 def configure(fmt: LogFormat, verbose: bool, stream: TextIO | None = None,
-              environ: Mapping[str, str] | None = None) -> None:
+              environ: Mapping[str, str] | None = None, lang: str = DEFAULT_LANGUAGE) -> None:
     out = stream if stream is not None else sys.stderr
     handler = logging.StreamHandler(out)
-    handler.setFormatter(formatter_for(fmt, out, os.environ if environ is None else environ))
+    handler.setFormatter(formatter_for(fmt, out, os.environ if environ is None else environ, lang))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

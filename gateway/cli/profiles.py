@@ -1,7 +1,8 @@
 """``powershare profiles``: which devices the gateway can drive, and what exactly it will read and write on them.
 
 The installer picks a profile name for the site file here, and the integrator checks a profile's addresses against
-the device manual with ``--show`` before trusting it on a live installation.
+the device manual with ``--show`` before trusting it on a live installation. The help and the errors are in the
+command line's language; the tables stay English, like the profiles and the device manuals they are checked against.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from rich.table import Table as RichTable
 
 from drivers.errors import ProfileError
 from drivers.profile import ChargerProfile, MeterProfile, Point, ProfileRegistry
+from gateway.i18n.text import tr
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("profiles", help="list the device profiles (register maps), or show one",
-                                   description="List the shipped device profiles, or print one profile's points.")
-    parser.add_argument("--show", metavar="NAME", help="print every point of profile NAME")
-    parser.add_argument("--kind", choices=("charger", "meter"), help="list only chargers or only meters")
+def register(subparsers: Any, lang: str) -> None:
+    parser = subparsers.add_parser("profiles", help=tr("cli.profiles.help").render(lang),
+                                   description=tr("cli.profiles.description").render(lang))
+    parser.add_argument("--show", metavar="NAME", help=tr("cli.profiles.option.show").render(lang))
+    parser.add_argument("--kind", choices=("charger", "meter"), help=tr("cli.profiles.option.kind").render(lang))
     parser.add_argument("--profiles", metavar="DIR", type=Path, action="append", default=[],
-                        help="also load site-specific profiles from DIR (repeatable)")
+                        help=tr("cli.option.profiles").render(lang))
     parser.set_defaults(func=run)
 
 
@@ -38,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         registry = ProfileRegistry.load(args.profiles)
     except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(tr("cli.error", error=str(exc)).render(args.lang), file=sys.stderr)
         return 1
     if args.show:
         if args.show not in registry:
-            print(f"error: no profile named {args.show!r}; `powershare profiles` lists them", file=sys.stderr)
+            print(tr("cli.profiles.unknown", profile=args.show).render(args.lang), file=sys.stderr)
             return 1
         show(registry.get(args.show), console())
         return 0

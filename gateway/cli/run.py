@@ -13,6 +13,9 @@ on the page, circuits, wiring, the meter, the BMS face and the central system. A
 
 The state directory is, in order: ``--state-dir``, ``$STATE_DIRECTORY`` (what systemd's ``StateDirectory=`` sets),
 ``/var/lib/powershare``. A lock file in it keeps a second gateway from leading the same site with the same state.
+
+What it prints and its start and stop lines are in the command line's language at a terminal; the log (journald,
+JSON) stays English (``gateway.cli.logs``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from gateway.faces.ocpp.security import SecuritySetupError
 from gateway.faces.web.connections import MAX_CONNECTIONS as WEB_CONNECTIONS
 from gateway.faces.web.face import web_face
 from gateway.faces.web.server import WebStartError
+from gateway.i18n.text import joined, localized, speaker, text_of, tr
 from gateway.runtime.app import GatewayApp
 from gateway.runtime.commands import CommandRejected
 from gateway.runtime.file_limits import check_budget, face_cap, raise_open_file_limit
@@ -64,17 +68,13 @@ class StateDirError(StartError):
     """The state directory cannot be used; the message says which and why."""
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "run", help="run the gateway for a site file until SIGTERM/SIGINT",
-        description="Lead the chargers of a site file: poll them, share the current, serve the BMS face and "
-                    "the installer's web page, and publish to an MQTT broker if the site file has `mqtt:`. "
-                    "Settings changed at run time are kept in the state directory.")
-    parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="the site file (YAML)")
-    parser.add_argument("--state-dir", type=Path, metavar="DIR",
-                        help="where settings persist (default: $STATE_DIRECTORY, else /var/lib/powershare)")
+def register(subparsers: Any, lang: str) -> None:
+    say = speaker(lang)
+    parser = subparsers.add_parser("run", help=say("cli.run.help"), description=say("cli.run.description"))
+    parser.add_argument("--config", required=True, type=Path, metavar="FILE", help=say("cli.option.site_file"))
+    parser.add_argument("--state-dir", type=Path, metavar="DIR", help=say("cli.run.option.state_dir"))
     parser.add_argument("--profiles", metavar="DIR", type=Path, action="append", default=[],
-                        help="also load site-specific profiles from DIR (repeatable)")
+                        help=say("cli.option.profiles"))
     parser.set_defaults(func=run)
 
 
@@ -93,13 +93,13 @@ def locked_state_dir(path: Path) -> Iterator[Path]:
         path.mkdir(parents=True, exist_ok=True)
         handle = (path / LOCK_FILE).open("a+")
     except OSError as exc:
-        raise StateDirError(f"state directory {path}: {exc.strerror or exc} (choose another with --state-dir)") \
+        raise StateDirError(tr("cli.run.state_dir_unusable", path=str(path), error=exc.strerror or str(exc))) \
             from exc
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StateDirError(f"state directory {path} is in use by another powershare gateway") from None
+            raise StateDirError(tr("cli.run.state_dir_in_use", path=str(path))) from None
         remove_stale_temporaries(path)
         yield path
 
@@ -108,16 +108,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         registry = ProfileRegistry.load(args.profiles)
         site, notes = load_checked_site(args.config, registry)
-    except (ProfileError, ConfigError) as exc:
+    except ProfileError as exc:
         print(exc, file=sys.stderr)
+        return EXIT_FAILED
+    except ConfigError as exc:
+        print(exc.render(args.lang), file=sys.stderr)
         return EXIT_FAILED
     try:
         with locked_state_dir(state_dir_of(args.state_dir)) as state_dir:
             for note in notes:
-                log.info("note: %s", note)
+                log.info(tr("cli.run.note", note=note))
             return asyncio.run(serve_site_file(args.config.resolve(), site, registry, state_dir))
     except StateDirError as exc:
-        print(f"powershare run: {exc}", file=sys.stderr)
+        print(f"powershare run: {localized(text_of(exc), args.lang)}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -134,11 +137,11 @@ async def serve_site_file(path: Path, site: SiteConfig, registry: ProfileRegistr
         try:
             site, notes = load_checked_site(path, registry)
         except ConfigError as exc:
-            log.error("cannot restart: %s", exc)
+            log.error(tr("cli.run.cannot_restart", error=text_of(exc)))
             return EXIT_FAILED
         for note in notes:
-            log.info("note: %s", note)
-        log.info("restarting")
+            log.info(tr("cli.run.note", note=note))
+        log.info(tr("cli.run.restarting"))
 
 
 def restart_check(path: Path, registry: ProfileRegistry, state_dir: Path) -> Check:
@@ -149,10 +152,9 @@ def restart_check(path: Path, registry: ProfileRegistry, state_dir: Path) -> Che
         try:
             running = load_running_site(path, registry, state_dir)
         except ConfigError as exc:
-            raise CommandRejected(f"the site file no longer passes check-config, so the gateway would not start "
-                                  f"again; fix it first:\n{exc}") from None
+            raise CommandRejected(tr("restart.site_file_broken", problems=text_of(exc))) from None
         if running.set_aside is not None:
-            raise CommandRejected(f"a restart would not use the settings made here: {running.set_aside}")
+            raise CommandRejected(tr("restart.settings_unused", why=running.set_aside))
 
     return check
 
@@ -178,7 +180,7 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
         try:
             app = GatewayApp.build(site, registry, state_dir=state_dir, extra_faces=faces, base_dir=base_dir)
         except (SecuritySetupError, MqttSetupError) as exc:
-            log.error("cannot start: %s", exc)
+            log.error(tr("cli.run.cannot_start", error=text_of(exc)))
             return EXIT_FAILED
         config = app.settings.config
         caps = (face_cap(BMS_CONNECTIONS) if config.bms is not None and config.bms.enabled else 0) \
@@ -188,19 +190,23 @@ async def serve(site: SiteConfig, registry: ProfileRegistry, state_dir: Path, *,
         try:
             await app.start()
         except (BmsStartError, WebStartError, OSError) as exc:
-            log.error("cannot start: %s", exc)
+            log.error(tr("cli.run.cannot_start", error=text_of(exc)))
             return EXIT_FAILED
         endpoint = app.wiring.ocpp.endpoint
-        log.info("running site %r: %d chargers%s%s%s%s, settings in %s", config.name, len(config.chargers),
-                 ", a site meter" if config.meter else "",
-                 f", MQTT broker {config.mqtt.host}:{config.mqtt.port}" if config.mqtt and config.mqtt.enabled else "",
-                 f", OCPP charge point {config.ocpp.charge_point_id}" if config.ocpp else "",
-                 f", OCPP followers at {endpoint.url('<chargePointId>')}" if app.wiring.ocpp.wanted else "",
-                 state_dir)
+        running = [tr("cli.run.chargers", count=len(config.chargers))]
+        if config.meter:
+            running.append(tr("cli.run.with_meter"))
+        if config.mqtt and config.mqtt.enabled:
+            running.append(tr("cli.run.with_mqtt", broker=f"{config.mqtt.host}:{config.mqtt.port}"))
+        if config.ocpp:
+            running.append(tr("cli.run.with_ocpp", station=config.ocpp.charge_point_id))
+        if app.wiring.ocpp.wanted:
+            running.append(tr("cli.run.with_followers", url=endpoint.url("<chargePointId>")))
+        log.info(tr("cli.run.running", site=config.name, what=joined(running, ", "), state_dir=str(state_dir)))
         restarting = await _until_stopped(stop, restart)
-        log.info("stopping for a restart" if restarting else "stopping")
+        log.info(tr("cli.run.stopping_for_restart") if restarting else tr("cli.run.stopping"))
         await app.stop()
-        log.info("stopped")
+        log.info(tr("cli.run.stopped"))
         return RESTART if restarting else EXIT_OK
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

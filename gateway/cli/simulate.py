@@ -30,6 +30,7 @@ from drivers.sim.server import TcpListen
 from drivers.sim.site import SimLine, SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
 from drivers.transport import SerialLine
+from gateway.i18n.text import tr
 from gateway.site.validation import read_password
 
 DEFAULT_PROFILE = "powershare-sim"
@@ -97,9 +98,9 @@ def parse_background(text: str) -> tuple[float, float, float]:
     return (values[0], values[1], values[2])
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any, lang: str) -> None:
     parser = subparsers.add_parser(
-        "simulate", help="serve simulated chargers and a meter over Modbus TCP/RTU",
+        "simulate", help=tr("cli.simulate.help").render(lang),
         description="Serve simulated chargers (any charger profile) and optionally a site meter over Modbus TCP "
                     "and/or RTU, with simulated cars behind them, until SIGINT/SIGTERM.")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help="charger profile (default %(default)s)")

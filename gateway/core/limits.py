@@ -1,7 +1,7 @@
 """Which limit is in force: every source combined into one limit per circuit node and phase.
 
-Pure: the supervisor gathers the sources (site file, commissioning settings, the BMS watchdog, the OCPP
-ChargePointMaxProfile at this instant, the site meter) and this module takes the least of them. The result also
+Pure: the supervisor gathers the sources (site file, commissioning settings, the BMS's limit and its watchdog, the
+OCPP ChargePointMaxProfile at this instant, the site meter) and this module takes the least of them. The result also
 says which source binds at the site, because an operator who sees cars charging slowly first asks "who capped us?".
 
 A silent source never means "unlimited": a BMS whose watchdog expired is replaced by its fallback limit, and a site
@@ -24,13 +24,17 @@ SITE_NODE = "site"
 
 
 class LimitSource(IntEnum):
-    """Which source sets the effective limit; numbered as in the BMS register map (IR13)."""
+    """Which source sets the effective limit; numbered as in the BMS register map (IR13), so a number never changes
+    meaning and a new source takes the next one."""
 
     INSTALLATION = 1
     NETWORK = 2
+    """The network limit as the installer set it (site file, web page)."""
     BMS_FALLBACK = 3
     OCPP = 4
     SITE_METER = 5
+    BMS = 6
+    """The network limit as the BMS (or MQTT) last wrote it; see ``LimitSources.bms_a``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,11 @@ class LimitSources:
     network_a: float
     circuits_a: Mapping[str, float]
     """Sub-circuit limits from the site file."""
+    bms_a: float | None = None
+    """The network limit the BMS wrote, when it holds one: it stands in for ``network_a`` (the installer's), since
+    both set the same quantity and the last writer wins (an installer's change releases the BMS's value)."""
     bms_fallback_a: float | None = None
-    """In force while the BMS watchdog has expired."""
+    """In force while the BMS watchdog has expired (like every source, it only ever lowers the limit)."""
     ocpp_site_a: PerPhase | None = None
     """The ChargePointMaxProfile composite at this instant."""
     meter: MeterTerm | None = None
@@ -77,9 +84,10 @@ def effective_limits(sources: LimitSources, previous: LimitSource | None = None)
     The limits themselves are always the least; only the *name* of the binding source keeps ``previous`` while
     that source is within ``SOURCE_HYSTERESIS_A`` of the lowest.
     """
+    network = (LimitSource.NETWORK, sources.network_a) if sources.bms_a is None else (LimitSource.BMS, sources.bms_a)
     candidates: list[tuple[LimitSource, PerPhase]] = [
         (LimitSource.INSTALLATION, _same(sources.installation_a)),
-        (LimitSource.NETWORK, _same(sources.network_a)),
+        (network[0], _same(network[1])),
     ]
     if sources.bms_fallback_a is not None:
         candidates.append((LimitSource.BMS_FALLBACK, _same(sources.bms_fallback_a)))
@@ -96,12 +104,18 @@ def effective_limits(sources: LimitSources, previous: LimitSource | None = None)
     site = candidates[0][1]
     for _, limit in candidates[1:]:
         site = _least(site, limit)
-    binding, lowest = min(candidates, key=lambda item: (min(item[1]), -item[0].value))
+    binding, lowest = min(candidates, key=lambda item: (min(item[1]), -_specificity(item[0])))
     for source, limit in candidates:
         if source is previous and min(limit) - min(lowest) <= SOURCE_HYSTERESIS_A:
             binding = source
     nodes[SITE_NODE] = site
     return EffectiveLimits(node_limits_a=nodes, site_source=binding)
+
+
+def _specificity(source: LimitSource) -> int:
+    """Ties go to the more specific source; the BMS's network limit is exactly as specific as the installer's (its
+    number, 6, only says it was added last to the BMS register map)."""
+    return LimitSource.NETWORK.value if source is LimitSource.BMS else source.value
 
 
 def _meter_limit(meter: MeterTerm) -> PerPhase:
@@ -123,12 +137,21 @@ def other_load_a(reading: MeterReading, ours_a: PerPhase) -> PerPhase | None:
     return (values[0], values[1], values[2])
 
 
+def bms_watchdog_deadline(watchdog_s: float, last_heartbeat_s: float) -> float | None:
+    """When the BMS fallback comes into force if nothing more is heard; None with the watchdog off (0 s)."""
+    return last_heartbeat_s + watchdog_s if watchdog_s > 0 else None
+
+
 def bms_fallback_in_force(now: float, watchdog_s: float, last_heartbeat_s: float | None) -> bool:
-    """The BMS watchdog: with it on, no limit write or heartbeat within ``watchdog_s`` puts the fallback in force.
+    """The BMS watchdog: with it on, no limit write or heartbeat within ``watchdog_s`` puts the fallback in force,
+    from the deadline itself on (so a control loop woken at the deadline acts at once).
 
     A gateway that has never heard from its BMS since start counts from start (``last_heartbeat_s`` = start time).
     """
-    return watchdog_s > 0 and (last_heartbeat_s is None or now - last_heartbeat_s > watchdog_s)
+    if last_heartbeat_s is None:
+        return watchdog_s > 0
+    deadline = bms_watchdog_deadline(watchdog_s, last_heartbeat_s)
+    return deadline is not None and now >= deadline
 
 
 class LimitProvider(Protocol):

@@ -302,11 +302,11 @@ class Demo:
 
     # -- measuring and showing ------------------------------------------------------------------------------------
     def limit_in_force(self) -> PerPhase:
-        """The least of the network limit as set (script, BMS) and every other source the gateway applies."""
+        """The least of the network limit as set (script, or a BMS: its limit stands in for the script's) and every
+        other source the gateway applies."""
         assert self.app is not None
-        config = self.app.settings.config
         effective = self.app.supervisor.status().effective_limit_a
-        setting = min(config.installation_limit_a, config.network_limit_a)
+        setting = min(self.app.settings.config.installation_limit_a, self.app.supervisor.bms.network_a())
         return (min(setting, effective[0]), min(setting, effective[1]), min(setting, effective[2]))
 
     async def _measure(self) -> None:

@@ -1,7 +1,9 @@
 """How the demo looks: a live table in a terminal, one compact line per second anywhere else (CI, pipes).
 
 Both show the gateway's own view (its published ``SiteStatus`` and event log) next to what the car park knows
-(which car is in which bay, its state of charge) and the demo's measurement of the physical currents.
+(which car is in which bay, its state of charge) and the demo's measurement of the physical currents. The table's
+words are in the command line's language; the event texts (the gateway's log) and the compact lines (read by CI and
+scripts) stay English.
 """
 
 from __future__ import annotations
@@ -15,33 +17,41 @@ from rich.text import Text
 
 from drivers.model import Iec61851State
 from gateway.demo.site import Bay, Frame
+from gateway.i18n.catalog import DEFAULT_LANGUAGE
+from gateway.i18n.text import Say, fixed, msgid, speaker
 from gateway.runtime.read_model import Availability, Event, UnitStatus
 
 EVENTS_SHOWN = 8
-STATE_TEXT = {Iec61851State.A: ("no car", "dim"), Iec61851State.B: ("connected", "yellow"),
-              Iec61851State.C: ("charging", "green"), Iec61851State.D: ("charging", "green"),
-              Iec61851State.E: ("error", "red"), Iec61851State.F: ("fault", "red")}
+STATE_TEXT = {Iec61851State.A: (msgid("demo.state.no_car"), "dim"),
+              Iec61851State.B: (msgid("demo.state.connected"), "yellow"),
+              Iec61851State.C: (msgid("demo.state.charging"), "green"),
+              Iec61851State.D: (msgid("demo.state.charging"), "green"),
+              Iec61851State.E: (msgid("demo.state.error"), "red"), Iec61851State.F: (msgid("demo.state.fault"), "red")}
+COLUMNS = ((msgid("demo.column.unit"), "left"), (msgid("demo.column.state"), "left"),
+           (msgid("demo.column.availability"), "left"), (msgid("demo.column.setpoint"), "right"),
+           (msgid("demo.column.phases"), "right"), (msgid("demo.column.car"), "left"),
+           (msgid("demo.column.session"), "right"), (msgid("demo.column.link"), "right"))
 
 
-def _phases(values: tuple[float, float, float]) -> str:
-    return " ".join(f"{v:5.1f}" for v in values)
+def _phases(values: tuple[float, float, float], lang: str) -> str:
+    return " ".join(f"{fixed(v, 1, lang):>5}" for v in values)
 
 
-def _state(unit: UnitStatus) -> Text:
+def _state(unit: UnitStatus, say: Say) -> Text:
     if unit.state is None:
         return Text("?", style="red")
     label, style = STATE_TEXT[unit.state]
     if unit.waiting:
-        label, style = "waiting", "magenta"
-    return Text(label, style=style)
+        label, style = msgid("demo.state.waiting"), "magenta"
+    return Text(say(label), style=style)
 
 
-def _availability(unit: UnitStatus) -> Text:
+def _availability(unit: UnitStatus, say: Say) -> Text:
     if unit.availability is Availability.AVAILABLE:
-        return Text("available", style="green")
+        return Text(say("demo.available"), style="green")
     if unit.availability is Availability.DISABLED:
-        return Text("disabled", style="yellow")
-    return Text(f"UNAVAILABLE ({unit.unavailable_reason})", style="bold red")
+        return Text(say("demo.disabled"), style="yellow")
+    return Text(say("demo.unavailable", reason=str(unit.unavailable_reason)), style="bold red")
 
 
 def _car(bay: Bay) -> str:
@@ -70,44 +80,44 @@ def _bar(value: float, limit: float, width: int = 24) -> Text:
     return Text("█" * filled, style=style) + Text("·" * (width - filled), style="dim")
 
 
-def render(frame: Frame) -> RenderableType:
+def render(frame: Frame, lang: str = DEFAULT_LANGUAGE) -> RenderableType:
+    say = speaker(lang)
     status = frame.status
-    units = Table(title=f"powershare demo — {frame.elapsed_s:.0f} s — the real gateway leading "
-                        f"{len(frame.bays)} simulated chargers", title_justify="left", expand=False)
-    for name, justify in (("unit", "left"), ("state", "left"), ("availability", "left"),
-                          ("setpoint A", "right"), ("L1    L2    L3 A", "right"), ("car", "left"),
-                          ("session kWh", "right"), ("link", "right")):
-        units.add_column(name, justify=justify)  # type: ignore[arg-type]
+    units = Table(title=say("demo.title", seconds=round(frame.elapsed_s), chargers=len(frame.bays)),
+                  title_justify="left", expand=False)
+    for name, justify in COLUMNS:
+        units.add_column(say(name), justify=justify)  # type: ignore[arg-type]
     for unit, bay in zip(status.units, frame.bays, strict=False):
-        units.add_row(f"{unit.id} ({bay.phases}~ {_rotation(bay)})", _state(unit),
-                      _availability(unit), f"{unit.setpoint_a:.1f}", _phases(unit.current_a), _car(bay),
-                      f"{unit.session_energy_wh / 1000:.2f}", _link(unit))
+        units.add_row(f"{unit.id} ({bay.phases}~ {_rotation(bay)})", _state(unit, say),
+                      _availability(unit, say), fixed(unit.setpoint_a, 1, lang), _phases(unit.current_a, lang),
+                      _car(bay), fixed(unit.session_energy_wh / 1000, 2, lang), _link(unit))
 
     totals = Table.grid(padding=(0, 2))
     source = status.limit_source.name.lower().replace("_", " ")
     for phase in range(3):
         measured, limit = status.measured_a[phase], status.effective_limit_a[phase]
-        totals.add_row(f"L{phase + 1}", _bar(measured, limit), f"{measured:5.1f} A of {limit:g} A",
-                       f"booked {status.allocated_a[phase]:5.1f} A",
-                       f"cars physically draw {frame.drawn_a[phase]:5.1f} A")
+        totals.add_row(f"L{phase + 1}", _bar(measured, limit),
+                       say("demo.measured", measured=f"{fixed(measured, 1, lang):>5}", limit=limit),
+                       say("demo.booked", booked=f"{fixed(status.allocated_a[phase], 1, lang):>5}"),
+                       say("demo.drawn", drawn=f"{fixed(frame.drawn_a[phase], 1, lang):>5}"))
     account = frame.account
-    verdict = Text(f"over the limit: {account.over_amp_seconds:.1f} A·s", style="bold green"
-                   if account.over_amp_seconds == 0 else "bold red")
-    header = Text.assemble(("network ", "bold"), f"limit {_limit(status.effective_limit_a)} A per phase, set by ",
+    verdict = Text(say("demo.over_limit", amp_seconds=fixed(account.over_amp_seconds, 1, lang)),
+                   style="bold green" if account.over_amp_seconds == 0 else "bold red")
+    header = Text.assemble((say("demo.limit", limit=_limit(status.effective_limit_a)) + " ", "bold"),
                            (source, "bold cyan"), "   ", verdict,
-                           f"   peak {'/'.join(f'{p:.1f}' for p in account.peak_a)} A")
+                           "   " + say("demo.peak", peak="/".join(fixed(p, 1, lang) for p in account.peak_a)))
 
     events = Table.grid(padding=(0, 1))
     for event in frame.events[-EVENTS_SHOWN:]:
         style = "red" if "unavailable" in event.kind or "silent" in event.kind else ""
         events.add_row(_clock(event), Text(_text(event), style=style))
 
-    footer = "Ctrl-C stops."
+    footer = say("demo.stop")
     if frame.bms_address is not None:
         host, port = frame.bms_address
-        footer = (f"BMS face on {host}:{port}: try  mbpoll -m tcp -p {port} -a 1 -t 4 -0 -r 0 {host} 300  "
-                  f"(network limit 30.0 A).  " + footer)
-    return Group(units, header, totals, Text("recent events", style="bold"), events, Text(footer, style="dim"))
+        footer = say("demo.bms", address=f"{host}:{port}",
+                     command=f"mbpoll -m tcp -p {port} -a 1 -t 4 -0 -r 0 {host} 300") + "  " + footer
+    return Group(units, header, totals, Text(say("demo.events"), style="bold"), events, Text(footer, style="dim"))
 
 
 def _limit(limits: tuple[float, float, float]) -> str:

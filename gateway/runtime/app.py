@@ -31,6 +31,8 @@ from gateway.site.store import JsonStore
 from gateway.site.validation import site_rules
 
 log = logging.getLogger(__name__)
+BMS_LIMIT_FILE = "bms-limit.json"
+"""The BMS's network limit and watchdog (``gateway.runtime.bms_limit``), saved coalesced."""
 TRANSACTION_IDS_FILE = "ocpp-followers.json"
 """The counter of transaction ids issued to OCPP followers (unique across restarts)."""
 
@@ -75,7 +77,8 @@ class GatewayApp:
         ids = PersistentIds(JsonStore(state_dir / TRANSACTION_IDS_FILE)) if state_dir is not None else None
         wiring = SiteWiring(registry, settings, pool, base, ids=ids)
         meter = wiring.modbus.make_meter(config.meter) if config.meter is not None else None
-        supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter)
+        supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter,
+                                bms_store=JsonStore(state_dir / BMS_LIMIT_FILE) if state_dir is not None else None)
         app = cls(registry, settings, pool, supervisor, wiring)
         if config.bms is not None and config.bms.enabled:
             app.bms = BmsServer(supervisor, config.bms)

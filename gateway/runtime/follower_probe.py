@@ -31,6 +31,7 @@ from drivers.model import ChargerIdentity, ChargerReading
 from drivers.profile import ProfileRegistry
 from drivers.transport import BusOptions
 from gateway.errors import PeerError
+from gateway.i18n.text import msgid, tr
 from gateway.runtime.endpoints import endpoint_of
 from gateway.site.config import ChargerConfig, OcppTransport
 
@@ -67,13 +68,13 @@ Probe = Callable[[ChargerConfig], Awaitable[ProbeReport]]
 
 
 _ADVICE: tuple[tuple[type[DriverError], str, str], ...] = (
-    (DeviceTimeout, "transport", "no answer: check the address, port and unit id, and that the device is powered"),
-    (ConnectionLost, "transport", "no connection: check the address and port, and that the device is powered"),
-    (GatewayPathError, "transport.unit", "the serial device server answered but the unit behind it did not: check "
-                                    "the unit id and the RS-485 side"),
-    (DeviceBusy, "transport", "the device is busy: try again in a few seconds"),
-    (DeviceRejected, "profile", "the device refused the read: is this the right profile (and firmware)?"),
+    (DeviceTimeout, "transport", msgid("probe.advice.timeout")),
+    (ConnectionLost, "transport", msgid("probe.advice.no_connection")),
+    (GatewayPathError, "transport.unit", msgid("probe.advice.gateway_path")),
+    (DeviceBusy, "transport", msgid("probe.advice.busy")),
+    (DeviceRejected, "profile", msgid("probe.advice.rejected")),
 )
+"""What to check, by what went wrong (message ids)."""
 
 
 class FollowerProbe:
@@ -89,27 +90,26 @@ class FollowerProbe:
     async def __call__(self, charger: ChargerConfig) -> ProbeReport:
         transport = charger.transport
         if isinstance(transport, OcppTransport) or charger.profile is None:
-            raise ProbeFailed("an OCPP charger cannot be read before it is a follower: it connects to the gateway's "
-                              "OCPP endpoint once it is in the site file (see docs/ocpp-followers.md)", "transport")
+            raise ProbeFailed(tr("probe.ocpp"), "transport")
         try:
             profile = self.registry.charger(charger.profile)
         except KeyError:
-            raise ProbeFailed(f"no charger profile named {charger.profile!r}", "profile") from None
+            raise ProbeFailed(tr("probe.profile_unknown", profile=charger.profile), "profile") from None
         endpoint = endpoint_of(transport)
         shared = self._shared_bus(endpoint.key)
         if shared is not None and shared.endpoint != endpoint:
-            raise ProbeFailed(f"{endpoint.key} is already used by the gateway as {shared.endpoint.describe()}: "
-                              "use the same line settings", "transport")
+            raise ProbeFailed(tr("probe.line_settings_differ", line=endpoint.key, used=shared.endpoint.describe()),
+                              "transport")
         timeout_s = min(transport.timeout_s, self.max_transaction_s)
         bus = shared or ModbusBus(endpoint, BusOptions(connect_timeout_s=timeout_s))
         driver = ModbusCharger(profile, bus, transport.unit, timeout_s=timeout_s)
-        where = f"{endpoint.describe()} unit {transport.unit}"
+        where = tr("probe.where", endpoint=endpoint.describe(), unit=transport.unit)
         try:
             async with asyncio.timeout(self.max_probe_s):
                 reading = await driver.read()
                 identity = await _identity(driver)
         except TimeoutError:
-            raise ProbeFailed(f"{where}: no complete answer within {self.max_probe_s:g} s", "transport") from None
+            raise ProbeFailed(tr("probe.too_slow", where=where, seconds=self.max_probe_s), "transport") from None
         except DriverError as exc:
             raise _failure(where, exc, transport.type != "tcp") from None
         finally:
@@ -117,8 +117,8 @@ class FollowerProbe:
                 await bus.close()
         if reading.invalid or reading.state is None:
             reasons = "; ".join(f"{name}: {why}" for name, why in sorted(driver.last_invalid.items()))
-            raise ProbeFailed(f"{where} answered with values that make no sense for profile {profile.name!r} "
-                              f"({reasons or 'no state'}): wrong profile, unit id or firmware?", "profile")
+            raise ProbeFailed(tr("probe.nonsense", where=where, profile=profile.name,
+                                 reasons=reasons or tr("probe.no_state")), "profile")
         latency = bus.stats(transport.unit).last_latency_s
         return ProbeReport(reading, identity, latency * 1000.0 if latency is not None else None)
 
@@ -137,10 +137,10 @@ async def _identity(driver: ModbusCharger) -> ChargerIdentity | None:
 
 
 _PLAIN_TCP_ADVICE: dict[type[DriverError], str] = {
-    GatewayPathError: "the device answered, but not for this unit id: check the unit id",
+    GatewayPathError: msgid("probe.advice.wrong_unit"),
 }
 _SERIAL_ADVICE: dict[type[DriverError], str] = {
-    DeviceTimeout: "no answer: check the unit id, the RS-485 wiring (A/B, termination) and the line settings",
+    DeviceTimeout: msgid("probe.advice.serial_timeout"),
 }
 """A device on an RS-485 line: the wire, baud rate and parity are suspects; a plain Modbus TCP device has none of
 them, and an "answered, but not for this unit" from it is no serial device server's doing."""
@@ -150,5 +150,5 @@ def _failure(where: str, exc: DriverError, serial: bool) -> ProbeFailed:
     for kind, field, advice in _ADVICE:
         if isinstance(exc, kind):
             advice = (_SERIAL_ADVICE if serial else _PLAIN_TCP_ADVICE).get(kind, advice)
-            return ProbeFailed(f"{where}: {advice} ({exc})", field)
-    return ProbeFailed(f"{where}: {exc}", "transport")
+            return ProbeFailed(tr("probe.failed_with_advice", where=where, advice=tr(advice), error=str(exc)), field)
+    return ProbeFailed(tr("probe.failed", where=where, error=str(exc)), "transport")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from gateway.core.deadlines import Need
+from gateway.i18n.text import tr
 from gateway.site.config import ScheduleConfig
 
 MAX_ENERGY_KWH = 1000.0
@@ -34,12 +35,12 @@ def check_session_need(need: SessionNeed, wall_now: datetime) -> str | None:
     """Why ``need`` cannot be taken (a sentence), or None."""
     if need.departure is not None:
         if need.departure.tzinfo is None:
-            return "departure needs a time zone (e.g. 2026-12-05T06:00:00+01:00)"
+            return tr("needs.departure_without_zone")
         if not wall_now < need.departure <= wall_now + MAX_AHEAD:
-            return "departure must be in the future and at most 7 days ahead"
+            return tr("needs.departure_out_of_range")
     if need.energy_kwh is not None and not (math.isfinite(need.energy_kwh)
                                             and 0 < need.energy_kwh <= MAX_ENERGY_KWH):
-        return f"energy_kwh must be more than 0 and at most {MAX_ENERGY_KWH:g}"
+        return tr("needs.energy_out_of_range", most=MAX_ENERGY_KWH)
     return None
 
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from gateway.i18n.text import tr
 from gateway.runtime.commands import CommandRejected
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Restart:
 
     def __call__(self, origin: str) -> None:
         if self.requested.is_set():
-            raise CommandRejected("the gateway is already restarting")
+            raise CommandRejected(tr("restart.already"))
         self._check()
         self.requested_by = origin
         log.warning("restart asked for by %s", origin)

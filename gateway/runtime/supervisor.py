@@ -46,16 +46,17 @@ from gateway.core.limits import (
     LimitSources,
     MeterTerm,
     PerPhase,
-    bms_fallback_in_force,
     effective_limits,
     external_limits,
     other_load_a,
 )
 from gateway.core.round import ControlRound, Outcome
+from gateway.runtime.bms_limit import BmsLimit
 from gateway.runtime.commands import (
     BmsHeartbeat,
     Command,
     CommandRejected,
+    SetBmsFallbackLimit,
     SetBmsWatchdog,
     SetNetworkLimit,
     SetSessionNeed,
@@ -67,6 +68,7 @@ from gateway.runtime.stats import RuntimeStats
 from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, CircuitConfig, MeterConfig, SiteConfig
 from gateway.site.settings import PERSIST_INTERVAL_S, SiteSettings
+from gateway.site.store import JsonStore
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ LINK_WINDOW = 20
 """Link quality is the success rate over this many recent exchanges."""
 UPDATE_QUEUE = 8
 CONTROL_TASK = "control"
+SAVER_TASK = "bms limit saver"
 REASONS: tuple[tuple[type[DriverError], str], ...] = (
     (DeviceTimeout, "timeout"), (ConnectionLost, "connection lost"), (DeviceBusy, "device busy"),
     (GatewayPathError, "no answer behind gateway"))
@@ -157,11 +160,15 @@ class Supervisor:
     def __init__(self, settings: SiteSettings, make_driver: DriverFactory, *, ratings_of: RatingsOf,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  limit_providers: Iterable[LimitProvider] = (), meter: MeterHandle | None = None,
-                 tasks: TaskSupervisor | None = None) -> None:
+                 tasks: TaskSupervisor | None = None, bms_store: JsonStore | None = None) -> None:
         """``limit_providers``: external limit sources (the OCPP face), more can be added with
         ``add_limit_provider``; ``meter`` reads the meter of the site file's ``meter`` section; ``tasks`` owns the
-        pollers and the control task (and the faces' tasks: they are started through ``self.tasks``)."""
+        pollers and the control task (and the faces' tasks: they are started through ``self.tasks``);
+        ``bms_store`` keeps the BMS's limit and watchdog (None: in memory only)."""
         self.settings = settings
+        self.bms = BmsLimit(settings, bms_store, clock)
+        """The BMS (and MQTT) as a limit source: its network limit and its watchdog."""
+        self._save_wanted = asyncio.Event()
         self._make_driver = make_driver
         self._ratings_of = ratings_of
         self._clock = clock
@@ -193,8 +200,6 @@ class Supervisor:
         self._crash_reason: dict[str, str] = {}
         """Per bus: why its poller crashed (its chargers show it while the poller is down)."""
         self._subscribers: list[asyncio.Queue[SiteStatus]] = []
-        self._started_s = clock()
-        self._last_bms_s: float | None = None
         self._flushed_s = clock()
         self._limit_source: LimitSource | None = None
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
@@ -220,28 +225,36 @@ class Supervisor:
     def apply(self, command: Command, origin: str) -> None:
         """Validate, persist and act at once; raises ``CommandRejected`` (nothing changed) if refused.
 
-        The limits a BMS writes (network limit, unit limits) are persisted coalesced, at most once per
-        ``PERSIST_INTERVAL_S`` and at stop (``gateway.site.settings``): a BMS writing every few seconds must not
-        wear the flash card or fsync inside its Modbus request.
+        What the BMS writes (and the MQTT face, which carries the BMS face's writes) never waits for the disk nor
+        revalidates the site: its network limit and watchdog go to its own limit source (``self.bms``, saved
+        coalesced off the request), its unit limits are persisted coalesced, at most once per
+        ``PERSIST_INTERVAL_S`` and at stop (``gateway.site.settings``).
         """
         if isinstance(command, SetSessionNeed):
             self._set_session_need(command, origin)
             return
-        before = self.settings.config
-        # The BMS and the MQTT face (which carries the BMS face's writes) share the watchdog and coalesced saving.
+        now = self._clock()
         from_bms = origin.startswith(("bms", "mqtt"))
-        deferred = from_bms and isinstance(command, SetNetworkLimit | SetUnitLimit)
-        text = self.settings.apply(command, deferred=deferred)
-        if isinstance(command, BmsHeartbeat) or (isinstance(command, SetNetworkLimit) and from_bms):
-            self._last_bms_s = self._clock()
-        if isinstance(command, SetBmsWatchdog):
-            self._last_bms_s = self._clock()
-        if not isinstance(command, BmsHeartbeat):
-            log.info("%s (from %s)", text, origin)
-            self._event("setting", text, origin)
-        after = self.settings.config
-        if _layout(after) != _layout(before):
-            self._config_changed = True
+        match command:
+            case BmsHeartbeat():
+                self.bms.heartbeat(now)
+                self._wake.set()
+                return
+            case SetNetworkLimit(limit_a=limit) if from_bms:
+                text = self.bms.set_limit(limit, now)
+            case SetBmsWatchdog(timeout_s=timeout):
+                text = self.bms.set_watchdog(timeout, now)
+            case SetBmsFallbackLimit(limit_a=limit):
+                text = self.bms.set_fallback(limit)
+            case _:
+                before = self.settings.config
+                text = self.settings.apply(command, deferred=from_bms and isinstance(command, SetUnitLimit))
+                if isinstance(command, SetNetworkLimit) and (released := self.bms.release()) is not None:
+                    text += f" (replaces the BMS's {released:g} A until the BMS writes again)"
+                if _layout(self.settings.config) != _layout(before):
+                    self._config_changed = True
+        log.info("%s (from %s)", text, origin)
+        self._event("setting", text, origin)
         self._wake.set()
 
     def recent_events(self) -> tuple[Event, ...]:
@@ -279,18 +292,21 @@ class Supervisor:
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start polling; the first control step waits until every charger has been read (or failed) once."""
-        self._started_s = self._clock()
+        self.bms.start(self._clock())
         await self._restart_pollers()
+        self.tasks.start(SAVER_TASK, self._save_loop)
         self.tasks.start(CONTROL_TASK, self._control_loop)
 
     async def stop(self) -> None:
         """Cancel and await every task (crashed or not), then close every driver: a driver that fails to close
         does not keep the others open."""
         await self.tasks.stop(CONTROL_TASK)
+        await self.tasks.stop(SAVER_TASK)
         for key in sorted(self._buses):
             await self.tasks.stop(_poller(key))
         self._buses.clear()
         self.settings.flush()
+        self.bms.flush()
         drivers: list[ChargerDriver | MeterDriver] = [u.handle.driver for u in self._units.values()]
         if self._meter is not None:
             drivers.append(self._meter.driver)
@@ -563,23 +579,25 @@ class Supervisor:
             self._rounds.clear()
 
     def _until_next_step(self) -> float:
-        """A tick, or less when an external limit changes by itself before then (a schedule period starts)."""
+        """A tick, or less when a limit changes by itself before then (a schedule period starts, the BMS watchdog
+        expires)."""
         tick = self.settings.config.control.tick_s
         wall = self._wall()
         changes = [t for t in (p.next_change(wall) for p in self._providers) if t is not None]
-        return min([tick, *(max(0.0, t - wall) for t in changes)])
+        waits = [tick, *(max(0.0, t - wall) for t in changes)]
+        now = self._clock()
+        if (deadline := self.bms.deadline(now)) is not None:
+            waits.append(deadline - now)
+        return min(waits)
 
     def _limits(self, now: float) -> tuple[Limits, LimitSource]:
         config = self.settings.config
-        fallback = None
-        last_bms = self._last_bms_s if self._last_bms_s is not None else self._started_s
-        if bms_fallback_in_force(now, self.settings.bms_watchdog_s, last_bms):
-            fallback = self.settings.bms_fallback_limit_a
         ocpp, caps = external_limits(self._providers, self._wall(), self.settings.unit_limits_a)
         effective = effective_limits(LimitSources(
             installation_a=config.installation_limit_a, network_a=config.network_limit_a,
-            circuits_a={c.id: c.limit_a for c in self._circuits}, bms_fallback_a=fallback, ocpp_site_a=ocpp,
-            meter=self._meter_term(now)), previous=self._limit_source)
+            circuits_a={c.id: c.limit_a for c in self._circuits}, bms_a=self.bms.limit_a,
+            bms_fallback_a=self.bms.fallback_in_force(now), ocpp_site_a=ocpp, meter=self._meter_term(now)),
+            previous=self._limit_source)
         return Limits(node_limits_a=effective.node_limits_a, enabled=config.enabled, unit_caps_a=caps), \
             effective.site_source
 
@@ -604,6 +622,16 @@ class Supervisor:
         if self.settings.unsaved and now - self._flushed_s >= PERSIST_INTERVAL_S:
             self._flushed_s = now
             self.settings.flush()
+        if self.bms.save_due(now):
+            self._save_wanted.set()
+
+    async def _save_loop(self) -> None:
+        """Saves the BMS limit source when a control step finds it due; the write runs on a worker thread, so the
+        control loop and the faces' requests never wait for the disk."""
+        while True:
+            await self._save_wanted.wait()
+            self._save_wanted.clear()
+            await self.bms.save()
 
     # -- read model ----------------------------------------------------------------------------------------------
     def _build_status(self, limits: Limits, source: LimitSource) -> SiteStatus:
@@ -652,10 +680,10 @@ class Supervisor:
             health = GatewayHealth.FAULT
         return SiteStatus(
             time_s=self._wall(), enabled=config.enabled, installation_limit_a=config.installation_limit_a,
-            network_limit_a=config.network_limit_a, effective_limit_a=site, limit_source=source,
+            network_limit_a=self.bms.network_a(), effective_limit_a=site, limit_source=source,
             measured_a=(measured[0], measured[1], measured[2]), allocated_a=(booked[0], booked[1], booked[2]),
-            power_w=power, units=tuple(units), health=health, bms_watchdog_s=self.settings.bms_watchdog_s,
-            bms_fallback_limit_a=self.settings.bms_fallback_limit_a,
+            power_w=power, units=tuple(units), health=health, bms_watchdog_s=self.bms.watchdog_s,
+            bms_fallback_limit_a=self.bms.fallback_a,
             invariant_violations=self._round.violation_rounds, booked_excess_a=self._round.excess_a)
 
     def _session_energy(self, unit: _Unit) -> float:

@@ -35,10 +35,12 @@ from pydantic import (
 from gateway.core.limits import SITE_NODE
 from gateway.errors import InputError
 from gateway.faces.ocpp.measurands import MEASURANDS, measurand_problem
+from gateway.i18n.text import joined, localized, tr
+from gateway.site.input_problems import NAME_PATTERN, WEBSOCKET_URL_PATTERN, problem
 
 """The id of the root circuit node: the supply itself."""
 MIN_CHARGE_CURRENT_A = 6.0
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+ID_PATTERN = NAME_PATTERN
 CHARGE_POINT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.*+-]{0,47}$"
 """An OCPP identity the gateway admits: no ``/`` (it ends the URL path) and no ``:`` (it splits Basic credentials)."""
 _PHASE_NAMES = ("L1", "L2", "L3")
@@ -119,7 +121,7 @@ class OcppTransport(Strict):
     @model_validator(mode="after")
     def _failsafe_keys(self) -> OcppTransport:
         if self.failsafe_timeout_key is not None and self.failsafe_current_key is None:
-            raise ValueError("failsafe_timeout_key needs failsafe_current_key")
+            raise ValueError(tr("site.ocpp.failsafe_timeout_alone"))
         return self
 
     @property
@@ -176,17 +178,16 @@ class ChargerConfig(Strict):
     def _rotation(cls, value: str) -> str:
         names = re.findall(r"L[123]", value.upper())
         if "".join(names) != value.upper() or len(set(names)) != len(names) or len(names) not in (1, 3):
-            raise ValueError('must be a permutation of "L1L2L3" (e.g. "L2L3L1"), or one phase such as "L2"')
+            raise ValueError(tr("site.charger.rotation_form"))
         return value.upper()
 
     @model_validator(mode="after")
     def _profile_for_modbus_only(self) -> ChargerConfig:
         if isinstance(self.transport, OcppTransport):
             if self.profile is not None:
-                raise ValueError("an OCPP charger has no profile: remove `profile` (its nameplate is "
-                                 "transport.max_current_a)")
+                raise ValueError(tr("site.charger.ocpp_without_profile"))
         elif self.profile is None:
-            raise ValueError("`profile` is required for a Modbus charger (see `powershare profiles`)")
+            raise ValueError(tr("site.charger.profile_required"))
         return self
 
     @property
@@ -232,7 +233,7 @@ class ScheduleConfig(Strict):
     @model_validator(mode="after")
     def _something(self) -> ScheduleConfig:
         if self.departure is None and self.energy_kwh is None:
-            raise ValueError("a schedule needs a departure, an energy_kwh, or both")
+            raise ValueError(tr("site.schedule.empty"))
         return self
 
 
@@ -278,7 +279,7 @@ class OcppEndpointConfig(Strict):
     @model_validator(mode="after")
     def _tls_pair(self) -> OcppEndpointConfig:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("tls_cert_file and tls_key_file go together")
+            raise ValueError(tr("site.ocpp_endpoint.tls_pair"))
         return self
 
 
@@ -301,7 +302,7 @@ class WebConfig(Strict):
     @model_validator(mode="after")
     def _tls_pair(self) -> WebConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together: give both (HTTPS) or neither (HTTP)")
+            raise ValueError(tr("site.web.tls_pair"))
         return self
 
 
@@ -346,7 +347,7 @@ class OcppConfig(Strict):
     """The connection to the operator's OCPP 1.6J central system: the site is one charge point whose connectors
     1..N are the chargers in the order of ``chargers``."""
 
-    url: str = Field(pattern=r"^wss?://[^\s/]+(/\S*)?$")
+    url: str = Field(pattern=WEBSOCKET_URL_PATTERN)
     """The central system's endpoint, without the charge point id (``wss://cs.example.com/ocpp``)."""
     charge_point_id: str = Field(pattern=r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
     """The identity: the last URL path segment and the Basic-auth user name."""
@@ -375,31 +376,30 @@ class OcppConfig(Strict):
 
     @model_validator(mode="after")
     def _security(self) -> OcppConfig:
-        problems = []
+        problems: list[str] = []
         secrets = [n for n in ("password", "password_file", "password_env") if getattr(self, n) is not None]
         tls = self.url.startswith("wss://")
-        if self.security_profile in (1, 2) and len(secrets) != 1:
-            problems.append(f"security profile {self.security_profile} needs exactly one of password, "
-                            "password_file, password_env")
-        if self.security_profile in (0, 3) and secrets:
-            problems.append(f"security profile {self.security_profile} sends no password: remove "
-                            f"{', '.join(secrets)}")
-        if self.security_profile == 1 and tls:
-            problems.append("security profile 1 is Basic auth over ws://; use profile 2 for wss://")
-        if self.security_profile in (2, 3) and not tls:
-            problems.append(f"security profile {self.security_profile} needs a wss:// url")
-        if self.security_profile == 3 and (self.client_cert is None or self.client_key is None):
-            problems.append("security profile 3 needs client_cert and client_key")
-        if self.security_profile != 3 and (self.client_cert is not None or self.client_key is not None):
-            problems.append("client_cert and client_key are for security profile 3")
+        profile = self.security_profile
+        if profile in (1, 2) and len(secrets) != 1:
+            problems.append(tr("site.ocpp.password_needed", profile=profile))
+        if profile in (0, 3) and secrets:
+            problems.append(tr("site.ocpp.no_password_sent", profile=profile, keys=", ".join(secrets)))
+        if profile == 1 and tls:
+            problems.append(tr("site.ocpp.profile1_over_wss"))
+        if profile in (2, 3) and not tls:
+            problems.append(tr("site.ocpp.wss_needed", profile=profile))
+        if profile == 3 and (self.client_cert is None or self.client_key is None):
+            problems.append(tr("site.ocpp.client_certificate_needed"))
+        if profile != 3 and (self.client_cert is not None or self.client_key is not None):
+            problems.append(tr("site.ocpp.client_certificate_unused"))
         if not tls and self.ca_file is not None:
-            problems.append("ca_file is for wss:// urls")
+            problems.append(tr("site.ocpp.ca_file_unused"))
         if self.password is not None:
             problems += _key_problems(self.password)
         if self.reconnect_max_s < self.reconnect_min_s:
-            problems.append("reconnect_max_s is below reconnect_min_s")
+            problems.append(tr("site.reconnect_order"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(joined(problems))
         return self
 
 
@@ -407,9 +407,9 @@ def _key_problems(key: str) -> list[str]:
     """The security white paper asks for 16 to 20 random bytes written in hex; central systems issue keys of 16 to
     40 printable characters, and the gateway sends the key as the characters written."""
     if not 16 <= len(key) <= 40:
-        return ["the password (AuthorizationKey) must be 16 to 40 characters"]
+        return [tr("site.ocpp.key_length")]
     if not key.isprintable() or not key.isascii():
-        return ["the password (AuthorizationKey) must be printable ASCII"]
+        return [tr("site.ocpp.key_characters")]
     return []
 TopicLevels = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", max_length=100)]
 """An MQTT topic prefix: levels of letters, digits, ``-`` and ``_``; no wildcards, no leading or trailing ``/``."""
@@ -448,18 +448,18 @@ class MqttConfig(Strict):
 
     @model_validator(mode="after")
     def _credentials(self) -> MqttConfig:
-        problems = []
+        problems: list[str] = []
         secrets = [n for n in ("password", "password_file", "password_env") if getattr(self, n) is not None]
         if len(secrets) > 1:
-            problems.append(f"give at most one of {', '.join(secrets)}")
+            problems.append(tr("site.mqtt.one_password", keys=", ".join(secrets)))
         if secrets and self.username is None:
-            problems.append("a password needs a username")
+            problems.append(tr("site.mqtt.username_needed"))
         if (self.client_cert is None) != (self.client_key is None):
-            problems.append("client_cert and client_key go together")
+            problems.append(tr("site.mqtt.client_certificate_pair"))
         if not self.tls and any(f is not None for f in (self.ca_file, self.client_cert, self.client_key)):
-            problems.append("ca_file, client_cert and client_key need tls: true")
+            problems.append(tr("site.mqtt.tls_needed"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(joined(problems))
         return self
 
 
@@ -511,10 +511,16 @@ class SiteConfig(Strict):
 @dataclass(frozen=True)
 class ConfigIssue:
     path: str
+    """The key at fault, as the file spells it (``chargers[2].breaker_limit_a``); never translated."""
     message: str
+    """What is wrong: a translatable text (``gateway.i18n``) whose ``str`` is English."""
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return self.render("en")
+
+    def render(self, lang: str) -> str:
+        text = localized(self.message, lang)
+        return f"{self.path}: {text}" if self.path else text
 
 
 class ConfigError(InputError):
@@ -523,7 +529,11 @@ class ConfigError(InputError):
     def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
         self.source = source
         self.issues = tuple(issues)
-        super().__init__("\n".join(f"{source}: {issue}" for issue in self.issues))
+        super().__init__(self.render("en"))
+
+    def render(self, lang: str) -> str:
+        """Every problem, one a line, in ``lang`` (``str`` of the error is English, for the log)."""
+        return "\n".join(f"{self.source}: {issue.render(lang)}" for issue in self.issues)
 
 
 NameplateLookup = Callable[[str], float]
@@ -550,6 +560,31 @@ def unit_limit_a(charger: ChargerConfig, nameplate_a: float) -> float:
     return charger.breaker_limit_a if charger.breaker_limit_a is not None else nameplate_a
 
 
+def chargers_most_a(site: SiteConfig, nameplate_of: NameplateLookup) -> float:
+    """What the chargers could draw together on the busiest site phase, each at its breaker limit (never above its
+    nameplate). Needs every charger's profile to be known (``check_site`` has said so)."""
+    per_phase = [0.0, 0.0, 0.0]
+    for ch in site.chargers:
+        nameplate = nameplate_a(ch, nameplate_of)
+        for p in ch.site_phases if site.supply.phases == 3 else (0,):
+            per_phase[p] += min(unit_limit_a(ch, nameplate), nameplate)
+    return max(per_phase)
+
+
+def network_limit_issue(limit_a: float, installation_limit_a: float,
+                        chargers_most: float | None) -> ConfigIssue | None:
+    """The rule for a network limit, wherever it comes from (the site file, the page, the BMS): at most the
+    installation limit, and at most what the chargers could draw together (``chargers_most_a``; None: not checked,
+    as for a site without chargers)."""
+    if limit_a > installation_limit_a:
+        return ConfigIssue("network_limit_a", tr("site.network_above_installation", network=limit_a,
+                                                 installation=installation_limit_a))
+    if chargers_most is not None and limit_a > chargers_most:
+        return ConfigIssue("network_limit_a", tr("site.network_above_chargers", network=limit_a,
+                                                 most=chargers_most))
+    return None
+
+
 def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[ConfigIssue], list[str]]:
     """The cross-field rules. Returns (errors, notes); notes are advice that does not stop the site."""
     errors: list[ConfigIssue] = []
@@ -557,72 +592,59 @@ def check_site(site: SiteConfig, nameplate_of: NameplateLookup) -> tuple[list[Co
     circuit_ids = {SITE_NODE}
     for i, c in enumerate(site.circuits):
         if c.id in circuit_ids:
-            errors.append(ConfigIssue(f"circuits[{i}].id", f"duplicate circuit id {c.id!r}"))
+            errors.append(ConfigIssue(f"circuits[{i}].id", tr("site.circuit.duplicate", circuit=c.id)))
         circuit_ids.add(c.id)
     parents = {c.id: c.parent for c in site.circuits}
     for i, c in enumerate(site.circuits):
         if c.parent not in circuit_ids:
-            errors.append(ConfigIssue(f"circuits[{i}].parent", f"unknown circuit {c.parent!r}"))
+            errors.append(ConfigIssue(f"circuits[{i}].parent", tr("site.circuit.unknown", circuit=c.parent)))
             continue
         seen, node = {c.id}, c.parent
         while node != SITE_NODE and node in parents:
             if node in seen:
-                errors.append(ConfigIssue(f"circuits[{i}].parent", f"circuit {c.id!r} is part of a loop"))
+                errors.append(ConfigIssue(f"circuits[{i}].parent", tr("site.circuit.loop", circuit=c.id)))
                 break
             seen.add(node)
             node = parents[node]
 
-    if site.network_limit_a > site.installation_limit_a:
-        errors.append(ConfigIssue("network_limit_a", f"{site.network_limit_a:g} A is above the installation "
-                                  f"limit {site.installation_limit_a:g} A"))
-
-    per_phase_max = [0.0, 0.0, 0.0]
     charger_ids: set[str] = set()
     for i, ch in enumerate(site.chargers):
         where = f"chargers[{i}]"
         if ch.id in charger_ids:
-            errors.append(ConfigIssue(f"{where}.id", f"duplicate charger id {ch.id!r}"))
+            errors.append(ConfigIssue(f"{where}.id", tr("site.charger.duplicate", charger=ch.id)))
         charger_ids.add(ch.id)
         if ch.circuit not in circuit_ids:
-            errors.append(ConfigIssue(f"{where}.circuit", f"unknown circuit {ch.circuit!r}"))
+            errors.append(ConfigIssue(f"{where}.circuit", tr("site.circuit.unknown", circuit=ch.circuit)))
         if len(ch.phase_rotation) // 2 < ch.phases:
-            errors.append(ConfigIssue(f"{where}.phase_rotation", f"a {ch.phases}-phase charger needs all three "
-                                      "phases named, e.g. \"L1L2L3\""))
+            errors.append(ConfigIssue(f"{where}.phase_rotation", tr("site.charger.rotation_phases",
+                                                                    phases=ch.phases)))
         if site.supply.phases == 1 and any(p != 0 for p in ch.site_phases[:1]):
-            errors.append(ConfigIssue(f"{where}.phase_rotation", "a single-phase supply has only L1"))
+            errors.append(ConfigIssue(f"{where}.phase_rotation", tr("site.charger.single_phase_supply")))
         try:
             nameplate = nameplate_a(ch, nameplate_of)
         except KeyError:
-            errors.append(ConfigIssue(f"{where}.profile", f"no profile named {ch.profile!r} "
-                                      "(see `powershare profiles`)"))
+            errors.append(ConfigIssue(f"{where}.profile", tr("site.profile.unknown", profile=ch.profile)))
             continue
         if ch.breaker_limit_a is not None:
             if ch.breaker_limit_a > nameplate:
-                errors.append(ConfigIssue(f"{where}.breaker_limit_a", f"{ch.breaker_limit_a:g} A is above the "
-                                          f"unit's nameplate {nameplate:g} A"))
+                errors.append(ConfigIssue(f"{where}.breaker_limit_a", tr(
+                    "site.charger.breaker_above_nameplate", breaker=ch.breaker_limit_a, nameplate=nameplate)))
             elif ch.breaker_limit_a < MIN_CHARGE_CURRENT_A:
-                errors.append(ConfigIssue(f"{where}.breaker_limit_a", "below 6 A no vehicle can charge "
-                                          "(IEC 61851); remove the unit instead"))
-        unit_max = min(unit_limit_a(ch, nameplate), nameplate)
-        phases = ch.site_phases if site.supply.phases == 3 else (0,)
-        for p in phases:
-            per_phase_max[p] += unit_max
+                errors.append(ConfigIssue(f"{where}.breaker_limit_a", tr("site.charger.breaker_below_minimum")))
 
     errors += _ocpp_issues(site)
     errors += _schedule_issues(site, charger_ids)
     if site.meter is not None:
         errors += _meter_issues(site.meter, circuit_ids)
 
+    most = chargers_most_a(site, nameplate_of) if site.chargers and not errors else None
+    issue = network_limit_issue(site.network_limit_a, site.installation_limit_a, most)
+    if issue is not None:
+        errors.append(issue)
     if site.chargers and not errors:
-        most = max(per_phase_max)
-        if site.network_limit_a > most:
-            errors.append(ConfigIssue("network_limit_a", f"{site.network_limit_a:g} A is above the sum of the "
-                                      f"chargers' limits on the busiest phase ({most:g} A); lower it to at most "
-                                      f"{most:g} A"))
         busiest = max(sum(1 for ch in site.chargers if p in ch.site_phases) for p in range(site.supply.phases))
         if site.network_limit_a < MIN_CHARGE_CURRENT_A * busiest:
-            notes.append(f"network limit {site.network_limit_a:g} A is below 6 A x {busiest} chargers on one "
-                         "phase: when every unit has a car, some wait and take turns (rotation)")
+            notes.append(tr("site.note.rotation", network=site.network_limit_a, chargers=busiest))
     return errors, notes
 
 
@@ -638,21 +660,18 @@ def _ocpp_issues(site: SiteConfig) -> list[ConfigIssue]:
         where = f"chargers[{i}].transport"
         key = (transport.charge_point_id, transport.connector_id)
         if key in connectors:
-            issues.append(ConfigIssue(f"{where}.connector_id", f"connector {transport.connector_id} of "
-                                      f"{transport.charge_point_id} is configured twice"))
+            issues.append(ConfigIssue(f"{where}.connector_id", tr(
+                "site.ocpp.connector_twice", connector=transport.connector_id, station=transport.charge_point_id)))
         connectors.add(key)
         if transport.charge_point_id not in first:
             first[transport.charge_point_id] = (i, transport)
             continue
         j, other = first[transport.charge_point_id]
         if transport.station_settings != other.station_settings:
-            issues.append(ConfigIssue(where, f"charge point {transport.charge_point_id} is also chargers[{j}]: "
-                                      "password_file, meter_interval_s, stack_level, fail-safe keys and timeout_s "
-                                      "must be the same for all its connectors"))
+            issues.append(ConfigIssue(where, tr("site.ocpp.station_settings_differ",
+                                                station=transport.charge_point_id, other=j)))
         elif transport.failsafe_current_key is not None:
-            issues.append(ConfigIssue(f"{where}.failsafe_current_key", "fail-safe keys are only supported on "
-                                      "single-connector charge points (the key is the charge point's, the "
-                                      "fair share is each connector's)"))
+            issues.append(ConfigIssue(f"{where}.failsafe_current_key", tr("site.ocpp.failsafe_one_connector")))
     return issues
 
 
@@ -662,10 +681,10 @@ def _schedule_issues(site: SiteConfig, charger_ids: set[str]) -> list[ConfigIssu
     for i, schedule in enumerate(site.schedules):
         for cid in schedule.chargers or tuple(sorted(charger_ids)):
             if cid not in charger_ids:
-                issues.append(ConfigIssue(f"schedules[{i}].chargers", f"unknown charger {cid!r}"))
+                issues.append(ConfigIssue(f"schedules[{i}].chargers", tr("site.charger.unknown", charger=cid)))
             elif cid in covered:
-                issues.append(ConfigIssue(f"schedules[{i}].chargers", f"charger {cid!r} is already in "
-                                          f"schedules[{covered[cid]}]"))
+                issues.append(ConfigIssue(f"schedules[{i}].chargers", tr("site.schedule.charger_twice",
+                                                                         charger=cid, other=covered[cid])))
             else:
                 covered[cid] = i
     return issues
@@ -674,13 +693,13 @@ def _schedule_issues(site: SiteConfig, charger_ids: set[str]) -> list[ConfigIssu
 def _meter_issues(meter: MeterConfig, circuit_ids: set[str]) -> list[ConfigIssue]:
     issues = []
     if meter.circuit not in circuit_ids:
-        issues.append(ConfigIssue("meter.circuit", f"unknown circuit {meter.circuit!r}"))
+        issues.append(ConfigIssue("meter.circuit", tr("site.circuit.unknown", circuit=meter.circuit)))
     if meter.fallback_limit_a > meter.limit_a:
-        issues.append(ConfigIssue("meter.fallback_limit_a", f"{meter.fallback_limit_a:g} A is above the metered "
-                                  f"node's limit {meter.limit_a:g} A"))
+        issues.append(ConfigIssue("meter.fallback_limit_a", tr("site.meter.fallback_above_limit",
+                                                               fallback=meter.fallback_limit_a, limit=meter.limit_a)))
     if meter.margin_a >= meter.limit_a > 0:
-        issues.append(ConfigIssue("meter.margin_a", f"{meter.margin_a:g} A leaves nothing of the node's limit "
-                                  f"{meter.limit_a:g} A"))
+        issues.append(ConfigIssue("meter.margin_a", tr("site.meter.margin_too_large", margin=meter.margin_a,
+                                                       limit=meter.limit_a)))
     return issues
 
 
@@ -707,18 +726,18 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), [ConfigIssue("", f"cannot read: {exc.strerror or exc}")]) from exc
+        raise ConfigError(str(path), [ConfigIssue("", tr("site.file.unreadable", error=exc.strerror or str(exc)))]) \
+            from exc
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [ConfigIssue("", f"not valid YAML: {exc}")]) from exc
+        raise ConfigError(str(path), [ConfigIssue("", tr("site.file.not_yaml", error=str(exc)))]) from exc
 
 
 def parse_site(data: Any, source: str, nameplate_of: NameplateLookup) -> tuple[SiteConfig, list[str]]:
     """Validate already-parsed data; returns the site and its notes or raises ``ConfigError``."""
     if not isinstance(data, dict):
-        raise ConfigError(source, [ConfigIssue("", "the file must be a mapping of keys (installation_limit_a, "
-                                               "network_limit_a, chargers, ...)")])
+        raise ConfigError(source, [ConfigIssue("", tr("site.file.not_a_mapping"))])
     try:
         site = SiteConfig.model_validate(data)
     except ValidationError as exc:
@@ -732,10 +751,10 @@ def parse_site(data: Any, source: str, nameplate_of: NameplateLookup) -> tuple[S
 
 def _message(error: Any) -> str:
     if error["type"] == "extra_forbidden":
-        return "unknown key (check the spelling; see the configuration reference in README.md)"
+        return tr("site.key.unknown")
     if error["type"] == "missing":
-        return "required key is missing"
-    return str(error["msg"])
+        return tr("site.key.missing")
+    return problem(error)
 
 
 def load_site(path: Path, nameplate_of: NameplateLookup) -> tuple[SiteConfig, list[str]]:

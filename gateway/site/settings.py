@@ -1,12 +1,13 @@
 """Commissioning settings: the site file plus what the installer, the BMS or the web page changed at runtime.
 
-Runtime changes (limits, sharing on/off, circuits, each unit's wiring, followers added or removed, the site meter,
-the BMS face, the central system, the BMS watchdog and fallback) are kept as an overlay over the site file
-(``gateway.site.overlay``). A change is validated by laying the overlay with the change over the site file and
+Runtime changes (network limit, sharing on/off, unit limits, followers added or removed, the installation limit,
+circuits, each unit's wiring, the site meter, the BMS face, the central system) are kept as an overlay over the site
+file (``gateway.site.overlay``). A change is validated by laying the overlay with the change over the site file and
 running the site file's own rules on the result: the schema and ``check_site`` (``gateway.site.config``), and, for
 changes to the site's shape, the rules that need the profiles and the files it names (``gateway.site.validation``,
-given as ``rules``). It is persisted atomically before it takes effect and survives restarts and crashes. A command
-that breaks a rule, or that cannot be persisted, is refused with ``CommandRejected`` and changes nothing.
+given as ``rules``). A network limit or on/off changes one value: only ``check_site`` runs; a unit limit only its own
+rule. It is persisted atomically before it takes effect and survives restarts and crashes. A command that breaks a
+rule, or that cannot be persisted, is refused with ``CommandRejected`` and changes nothing.
 
 Two configurations are kept: ``config``, the one in force, and ``saved``, the one the gateway starts with next
 time. They differ only in what cannot change under a running gateway: the BMS face and the central system's
@@ -14,12 +15,15 @@ connection (``bms``, ``ocpp``), and the site meter's device (its profile and con
 apply at once). Such a change is "saved; applies when the gateway restarts" (``restart_needed``). The controller's
 inputs (installation and network limits, circuits, breakers, phase rotation) apply at the next control step.
 
-Limits a BMS writes every few seconds are the exception to "persisted before they take effect": with
+The network limit the BMS writes, and its watchdog, are not settings of this module: they belong to the BMS's own
+limit source (``gateway.runtime.bms_limit``), which checks them with ``check_network_limit`` and ``check_amps``.
+
+Unit limits a BMS writes every few seconds are the exception to "persisted before they take effect": with
 ``deferred=True`` a command takes effect at once and is only marked unsaved; ``flush`` writes what is unsaved, and
 the supervisor calls it at most once per ``PERSIST_INTERVAL_S`` and at stop. A flash card then sees one write per
-interval, not two fsyncs per BMS write. What a crash loses: the last BMS limit of that interval, which falls back to
-the value persisted before. That is safe: the BMS rewrites its limit on its next cycle, and while it does not the
-BMS watchdog and its fallback limit govern.
+interval, not two fsyncs per BMS write. What a crash loses: the last BMS unit limit of that interval, which falls
+back to the value persisted before. That is safe: the BMS rewrites its limits on its next cycle, and while it does
+not the BMS watchdog and its fallback limit govern.
 
 If the installer later edits the site file, the file wins for exactly the keys it changed (``compose``). If what
 remains no longer passes the rules (a unit on a circuit the file removed), the settings file is set aside as
@@ -36,16 +40,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.i18n.text import capitalized, joined, msgid, text_of, tr
 from gateway.runtime.commands import (
     AddFollower,
-    BmsHeartbeat,
-    Command,
     CommandRejected,
     RemoveCircuit,
     RemoveFollower,
     SetBms,
-    SetBmsFallbackLimit,
-    SetBmsWatchdog,
     SetCircuit,
     SetEnabled,
     SetInstallationLimit,
@@ -62,8 +63,10 @@ from gateway.site.config import (
     ConfigIssue,
     NameplateLookup,
     SiteConfig,
+    chargers_most_a,
     check_site,
     nameplate_a,
+    network_limit_issue,
     parse_site,
     unit_limit_a,
 )
@@ -77,14 +80,16 @@ SETTINGS_FILE = "settings.json"
 KEY_FILE = "ocpp-authorization-key"
 """The central system's AuthorizationKey when it was set on the page (state directory, mode 0600)."""
 PERSIST_INTERVAL_S = 10.0
-"""Deferred (BMS) settings are written at most this often."""
-MAX_WATCHDOG_S = 65535.0
+"""Deferred (BMS) settings, and the BMS's network limit, are written at most this often."""
 RESTART_KEYS = ("meter", "bms", "ocpp")
 """Sections whose changes may wait for a restart (see the module docstring)."""
 
 SiteRules = Callable[[dict[str, Any]], SiteConfig]
 """Every rule of the site file for a would-be site in the site file's shape; raises ``ConfigError``."""
 
+SettingCommand = (SetNetworkLimit | SetEnabled | SetUnitLimit | AddFollower | RemoveFollower | SetInstallationLimit
+                  | SetCircuit | RemoveCircuit | SetUnitWiring | SetMeter | SetBms | SetOcppUpstream)
+"""The commands that change these settings (the BMS's limit and watchdog have their own source)."""
 _SHAPE_COMMANDS = (AddFollower, SetUnitWiring, SetMeter, SetBms, SetOcppUpstream, SetCircuit, RemoveCircuit)
 """Commands that change what the profile and file rules look at; limits and on/off need only the site's own."""
 
@@ -109,6 +114,8 @@ class SiteSettings:
         """What the gateway starts with next time (``config`` but for changes that wait for a restart)."""
         self.notes: tuple[str, ...] = ()
         """What the site file overrode at start, and whether the settings file was set aside."""
+        self._most: tuple[SiteConfig, float | None] | None = None
+        """``chargers_most_a`` of a configuration, kept until the configuration changes."""
         if store is not None:
             self._restore(store)
         self._started = self.config.model_dump(mode="json", include=set(RESTART_KEYS))
@@ -119,12 +126,21 @@ class SiteSettings:
         return dict(self._overlay.unit_limits_a)
 
     @property
-    def bms_watchdog_s(self) -> float:
-        return self._overlay.bms_watchdog_s
+    def legacy_bms_watchdog(self) -> tuple[float, float]:
+        """(watchdog s, fallback A) as versions up to 0.2 persisted them here; (0, 0) if they did not."""
+        return self._overlay.bms_watchdog_s, self._overlay.bms_fallback_limit_a
 
-    @property
-    def bms_fallback_limit_a(self) -> float:
-        return self._overlay.bms_fallback_limit_a
+    def check_network_limit(self, limit_a: float) -> None:
+        """The network limit's own rules (``gateway.site.config.network_limit_issue``), without revalidating the
+        site: what the BMS's limit source checks on every write. Raises ``CommandRejected``."""
+        config = self.config
+        check_amps(limit_a, tr("settings.limit.network"), config.installation_limit_a,
+                   tr("settings.most.installation_limit"))
+        if self._most is None or self._most[0] is not config:
+            self._most = (config, chargers_most_a(config, self._nameplate_of) if config.chargers else None)
+        issue = network_limit_issue(limit_a, config.installation_limit_a, self._most[1])
+        if issue is not None:
+            raise CommandRejected(_readable(issue, config.model_dump(mode="json")), field=issue.path)
 
     @property
     def added_here(self) -> tuple[str, ...]:
@@ -148,7 +164,7 @@ class SiteSettings:
         for charger in self.config.chargers:
             if charger.id == charger_id:
                 return charger
-        raise CommandRejected(f"no charger {charger_id!r} on this site", field="charger_id")
+        raise CommandRejected(tr("settings.charger.unknown", charger=charger_id), field="charger_id")
 
     # -- changing ----------------------------------------------------------------------------------------------
     @property
@@ -167,7 +183,7 @@ class SiteSettings:
             return
         self._unsaved = False
 
-    def apply(self, command: Command, *, deferred: bool = False) -> str:
+    def apply(self, command: SettingCommand, *, deferred: bool = False) -> str:
         """Validate and persist ``command``; returns a one-line description for the log.
 
         Raises ``CommandRejected`` (nothing changed) if a rule refuses it or it cannot be persisted. ``deferred``:
@@ -179,7 +195,8 @@ class SiteSettings:
         key: str | None = None
         match command:
             case SetNetworkLimit(limit_a=limit):
-                _check_amps(limit, "the network limit", self.config.installation_limit_a, "the installation limit")
+                check_amps(limit, tr("settings.limit.network"), self.config.installation_limit_a,
+                           tr("settings.most.installation_limit"))
                 overlay.set("network_limit_a", limit, file["network_limit_a"])
                 text = f"network limit {limit:g} A"
             case SetEnabled(enabled=enabled):
@@ -187,24 +204,13 @@ class SiteSettings:
                 text = "power sharing " + ("enabled" if enabled else "disabled")
             case SetUnitLimit(charger_id=cid, limit_a=limit):
                 charger = self.charger(cid)
-                _check_amps(limit, f"the limit of {cid}", self.unit_max_a(charger), "its maximum")
+                check_amps(limit, tr("settings.limit.unit", charger=cid), self.unit_max_a(charger),
+                           tr("settings.most.unit_maximum"))
                 overlay.unit_limits_a[cid] = limit
                 text = f"unit {cid} limit {limit:g} A"
-            case SetBmsWatchdog(timeout_s=timeout):
-                if not (math.isfinite(timeout) and 0 <= timeout <= MAX_WATCHDOG_S):
-                    raise CommandRejected(f"watchdog must be 0 (off) to {MAX_WATCHDOG_S:g} s", field="timeout_s")
-                overlay.bms_watchdog_s = timeout
-                text = f"BMS watchdog {timeout:g} s" if timeout else "BMS watchdog off"
-            case SetBmsFallbackLimit(limit_a=limit):
-                _check_amps(limit, "the BMS fallback limit", self.config.installation_limit_a,
-                            "the installation limit")
-                overlay.bms_fallback_limit_a = limit
-                text = f"BMS fallback limit {limit:g} A"
-            case BmsHeartbeat():
-                return "BMS heartbeat"
             case AddFollower(charger=charger):
                 if any(c.id == charger.id for c in self.config.chargers):
-                    raise CommandRejected(f"a charger {charger.id!r} is already on this site", field="id")
+                    raise CommandRejected(tr("settings.charger.exists", charger=charger.id), field="id")
                 overlay.followers_added = [c for c in overlay.followers_added if c.get("id") != charger.id]
                 overlay.followers_added.append(charger.model_dump(mode="json"))
                 overlay.followers_removed = [i for i in overlay.followers_removed if i != charger.id]
@@ -219,7 +225,7 @@ class SiteSettings:
                 overlay.unit_limits_a.pop(cid, None)
                 text = f"follower {cid} removed"
             case SetInstallationLimit(limit_a=limit):
-                _check_amps(limit, "the installation limit", MAX_AMPS, "the largest limit a site file takes")
+                check_amps(limit, tr("settings.limit.installation"), MAX_AMPS, tr("settings.most.site_file"))
                 overlay.set("installation_limit_a", limit, file["installation_limit_a"])
                 text = f"installation limit {limit:g} A"
             case SetCircuit(circuit_id=old_id, circuit=circuit):
@@ -271,16 +277,16 @@ class SiteSettings:
         new_id = circuit["id"]
         if old_id is None:
             if new_id in ids:
-                raise CommandRejected(f"a circuit {new_id!r} is already on this site", field="id")
+                raise CommandRejected(tr("settings.circuit.exists", circuit=new_id), field="id")
             _set_node(overlay, file, new_id, circuit)
             return f"circuit {new_id} added: limit {circuit['limit_a']:g} A, below {circuit['parent']}"
         if old_id not in ids:
-            raise CommandRejected(f"no circuit {old_id!r} on this site", field="circuit_id")
+            raise CommandRejected(tr("settings.circuit.unknown", circuit=old_id), field="circuit_id")
         if new_id == old_id:
             _set_node(overlay, file, new_id, circuit)
             return f"circuit {new_id}: limit {circuit['limit_a']:g} A, below {circuit['parent']}"
         if new_id in ids:
-            raise CommandRejected(f"a circuit {new_id!r} is already on this site", field="id")
+            raise CommandRejected(tr("settings.circuit.exists", circuit=new_id), field="id")
         _set_node(overlay, file, old_id, None)
         _set_node(overlay, file, new_id, circuit)
         for child in site["circuits"]:
@@ -299,14 +305,17 @@ class SiteSettings:
     def _remove_circuit(self, overlay: Overlay, file: dict[str, Any], circuit_id: str) -> str:
         site = compose(self._base, overlay).data
         if circuit_id not in {c["id"] for c in site["circuits"]}:
-            raise CommandRejected(f"no circuit {circuit_id!r} on this site", field="circuit_id")
+            raise CommandRejected(tr("settings.circuit.unknown", circuit=circuit_id), field="circuit_id")
         on_it = [c["id"] for c in site["chargers"] if c["circuit"] == circuit_id]
         below = [c["id"] for c in site["circuits"] if c["parent"] == circuit_id]
         if on_it or below:
-            what = ", ".join([*(f"unit {u}" for u in on_it[:3]), *(f"circuit {c}" for c in below[:3])])
-            more = len(on_it) + len(below) - min(len(on_it), 3) - min(len(below), 3)
-            raise CommandRejected(f"circuit {circuit_id} still feeds {what}{f' and {more} more' if more else ''}: "
-                                  "move them to another circuit first", field="circuit_id")
+            named = [*(tr("settings.feeds.unit", name=u) for u in on_it[:3]),
+                     *(tr("settings.feeds.circuit", name=c) for c in below[:3])]
+            more = len(on_it) + len(below) - len(named)
+            raise CommandRejected(tr("settings.circuit.feeds_more", circuit=circuit_id, what=joined(named, ", "),
+                                     more=more) if more else
+                                  tr("settings.circuit.feeds", circuit=circuit_id, what=joined(named, ", ")),
+                                  field="circuit_id")
         _set_node(overlay, file, circuit_id, None)
         return f"circuit {circuit_id} removed"
 
@@ -348,15 +357,13 @@ class SiteSettings:
         try:
             config = _checked(self._own_rules, running)
         except CommandRejected as exc:
-            raise CommandRejected(f"Restart the gateway first (what it runs until then would break a rule): {exc}",
-                                  field=exc.field) from None
+            raise CommandRejected(tr("settings.restart_first", problems=text_of(exc)), field=exc.field) from None
         return saved, config
 
     def _with_value(self, command: SetNetworkLimit | SetEnabled) -> tuple[SiteConfig, SiteConfig]:
         """(saved, in force) with a new network limit or on/off: the one value changes in both, and the site's
-        cross-field rules (``check_site``) are run on each. The BMS writes the network limit every few seconds,
-        inside its Modbus request: this skips laying the whole overlay over the site file again (the value's own
-        range was checked above; nothing else changed)."""
+        cross-field rules (``check_site``) are run on each, without laying the whole overlay over the site file
+        again (the value's own range was checked above; nothing else changed)."""
         value = command.limit_a if isinstance(command, SetNetworkLimit) else command.enabled
         key = "network_limit_a" if isinstance(command, SetNetworkLimit) else "enabled"
         saved = self.saved.model_copy(update={key: value})
@@ -365,7 +372,7 @@ class SiteSettings:
             errors, _ = check_site(site, self._nameplate_of)
             if errors:
                 data = site.model_dump(mode="json")
-                raise CommandRejected("; ".join(_readable(e, data) for e in errors), field=errors[0].path)
+                raise CommandRejected(joined(_readable(e, data) for e in errors), field=errors[0].path)
         return saved, config
 
     @property
@@ -382,8 +389,7 @@ class SiteSettings:
         try:
             previous = key_file.read_bytes() if key is not None and key_file.exists() else None
         except OSError as exc:
-            raise CommandRejected(f"the setting could not be saved ({key_file}: {exc.strerror or exc}); nothing "
-                                  "was changed") from exc
+            raise CommandRejected(tr("settings.not_saved", error=f"{key_file}: {exc.strerror or exc}")) from exc
         try:
             if key is not None:
                 write_atomically(key_file, f"{key}\n".encode())
@@ -391,7 +397,7 @@ class SiteSettings:
         except StoreError as exc:
             if key is not None:
                 _restore_key(key_file, previous)
-            raise CommandRejected(f"the setting could not be saved ({exc}); nothing was changed") from exc
+            raise CommandRejected(tr("settings.not_saved", error=str(exc))) from exc
         ocpp = overlay.values.get("ocpp", {}).get("value") if "ocpp" in overlay.values else None
         if not (isinstance(ocpp, dict) and ocpp.get("password_file") == str(key_file)):
             key_file.unlink(missing_ok=True)  # no longer used: a central system's key does not linger
@@ -412,11 +418,10 @@ class SiteSettings:
             config = _checked(self._rules, composed.data)
         except CommandRejected as exc:
             try:
-                kept = f"they are kept as {store.set_aside('unused').name}"
+                kept = tr("settings.kept_as", name=store.set_aside("unused").name)
             except OSError as error:
-                kept = f"{store.path} could not be set aside ({error.strerror or error})"
-            self.notes = (*composed.notes, f"the settings changed at run time do not fit the site file any more "
-                                           f"({exc}); {kept} and the site file is used alone")
+                kept = tr("settings.not_kept", path=str(store.path), error=str(error.strerror or error))
+            self.notes = (*composed.notes, tr("settings.set_aside", problems=text_of(exc), kept=kept))
             log.error("%s", self.notes[-1])
             return
         ids = {c.id for c in config.chargers}
@@ -454,51 +459,68 @@ def _checked(rules: SiteRules, data: dict[str, Any]) -> SiteConfig:
         return rules(data)
     except ConfigError as exc:
         issues = exc.issues
-        raise CommandRejected("; ".join(_readable(i, data) for i in issues),
+        raise CommandRejected(joined(_readable(i, data) for i in issues),
                               field=issues[0].path if issues else None) from None
 
 
-_LABELS = {"network_limit_a": "network limit", "installation_limit_a": "installation limit",
-           "breaker_limit_a": "breaker limit", "phase_rotation": "phase rotation", "phases": "phases wired",
-           "circuit": "circuit", "connector_id": "connector", "profile": "profile", "id": "name",
-           "parent": "parent circuit", "limit_a": "limit", "fallback_limit_a": "fallback limit", "margin_a": "margin",
-           "stale_after_s": "silent after", "failsafe_current_key": "fail-safe", "comm_timeout_s": "timeout",
-           "transport": "connection", "transport.type": "connection type", "transport.host": "address",
-           "transport.port": "port", "transport.unit": "unit id", "transport.device": "serial device",
-           "transport.password_file": "password file", "host": "listen address", "port": "port",
-           "unit_id": "unit id", "allow_write_from": "addresses allowed to write", "read_only": "read only",
-           "url": "central system address", "charge_point_id": "charge point id",
-           "security_profile": "security profile", "password": "AuthorizationKey", "password_file": "key file",
-           "password_env": "key variable", "ca_file": "CA file", "client_cert": "client certificate",
-           "client_key": "client key"}
-_SECTIONS = {"meter": "site meter", "bms": "BMS", "ocpp": "central system"}
+_LABELS = {"network_limit_a": msgid("settings.key.network_limit_a"),
+           "installation_limit_a": msgid("settings.key.installation_limit_a"),
+           "breaker_limit_a": msgid("settings.key.breaker_limit_a"),
+           "phase_rotation": msgid("settings.key.phase_rotation"), "circuit": msgid("settings.key.circuit"),
+           "connector_id": msgid("settings.key.connector_id"), "profile": msgid("settings.key.profile"),
+           "id": msgid("settings.key.id"), "parent": msgid("settings.key.parent"),
+           "fallback_limit_a": msgid("settings.key.fallback_limit_a"), "margin_a": msgid("settings.key.margin_a"),
+           "failsafe_current_key": msgid("settings.key.failsafe_current_key"),
+           "phases": msgid("settings.key.phases"), "limit_a": msgid("settings.key.limit_a"),
+           "stale_after_s": msgid("settings.key.stale_after_s"), "comm_timeout_s": msgid("settings.key.timeout"),
+           "transport": msgid("settings.key.transport"), "transport.type": msgid("settings.key.transport_type"),
+           "transport.host": msgid("settings.key.host"), "transport.port": msgid("settings.key.port"),
+           "transport.unit": msgid("settings.key.unit"), "transport.device": msgid("settings.key.device"),
+           "transport.password_file": msgid("settings.key.password_file"), "host": msgid("settings.key.listen"),
+           "port": msgid("settings.key.port"), "unit_id": msgid("settings.key.unit"),
+           "allow_write_from": msgid("settings.key.allow_write_from"), "read_only": msgid("settings.key.read_only"),
+           "url": msgid("settings.key.url"), "charge_point_id": msgid("settings.key.charge_point_id"),
+           "security_profile": msgid("settings.key.security_profile"), "password": msgid("settings.key.password"),
+           "password_file": msgid("settings.key.key_file"), "password_env": msgid("settings.key.key_variable"),
+           "ca_file": msgid("settings.key.ca_file"), "client_cert": msgid("settings.key.client_cert"),
+           "client_key": msgid("settings.key.client_key")}
+"""A site file key -> what an installer calls it; other keys are shown as the file spells them."""
+_SECTIONS = {"meter": msgid("settings.section.meter"), "bms": msgid("settings.section.bms"),
+             "ocpp": msgid("settings.section.ocpp")}
 _TRANSPORT_TAGS = re.compile(r"\.transport\.(tcp|rtu|rtu-over-tcp|ocpp)(?=\.|$)")
+
+
+def _label(key: str) -> str:
+    return tr(_LABELS[key]) if key in _LABELS else key
 
 
 def _readable(issue: ConfigIssue, data: dict[str, Any]) -> str:
     """A rule's finding as an installer reads it on the page or in the BMS log: "bay-3, breaker limit: ..." rather
     than the site file's path "chargers[2].breaker_limit_a" (the path stays the refusal's ``field``)."""
     path = _TRANSPORT_TAGS.sub(".transport", issue.path)
-    message = issue.message.removeprefix("Value error, ")
     match = re.fullmatch(r"(chargers|circuits)\[(\d+)\](?:\.([\w.-]+))?|(meter|bms|ocpp)(?:\.([\w.-]+))?|(\w+)",
                          path)
     if match is None:
-        return str(issue)
+        return joined([issue.path, issue.message], ": ") if issue.path else issue.message
     items, index, key, section, section_key, top = match.groups()
+    where: str
     if items is not None:  # a unit or circuit by its name, as written ("bay-3, breaker limit")
         entries = data.get(items)
         entry = entries[int(index)] if isinstance(entries, list) and int(index) < len(entries) else None
         who = str(entry.get("id")) if isinstance(entry, dict) and entry.get("id") else f"{items}[{index}]"
-        return f"{who}, {_LABELS.get(key, key)}: {message}" if key else f"{who}: {message}"
-    if section is not None:
-        where = _SECTIONS[section] + (f", {_LABELS.get(section_key, section_key)}" if section_key else "")
+        where = tr("settings.where.entry", entry=who, key=_label(key)) if key else who
+    elif section is not None:
+        name = tr(_SECTIONS[section])
+        where = capitalized(tr("settings.where.section", section=name, key=_label(section_key))
+                            if section_key else name)
     else:
-        where = _LABELS.get(top, top)
-    return f"{where[0].upper()}{where[1:]}: {message}"
+        where = capitalized(_label(top))
+    return joined([where, issue.message], ": ")
 
 
-def _check_amps(value: float, label: str, most: float, what: str) -> None:
-    """``label`` is what an installer calls the setting ("the network limit"); the field at fault is ``limit_a``."""
+def check_amps(value: float, label: str, most: float, what: str) -> None:
+    """``label`` is what an installer calls the setting ("the network limit"), ``what`` its upper bound ("the
+    installation limit"); the field at fault is ``limit_a``."""
     if not math.isfinite(value) or value < 0 or value > most + 1e-9:
-        raise CommandRejected(f"{label[0].upper()}{label[1:]} must be between 0 A and {what} ({most:g} A); "
-                              f"{value:g} A is not", field="limit_a")
+        raise CommandRejected(tr("settings.limit.out_of_range", limit=capitalized(label), most_name=what, most=most,
+                                 value=value), field="limit_a")

@@ -16,6 +16,7 @@ from typing import Any
 
 from drivers.ocpp.endpoint import server_tls
 from drivers.profile import ProfileRegistry
+from gateway.i18n.text import text_of, tr
 from gateway.site.config import ConfigError, ConfigIssue, OcppTransport, SiteConfig, parse_site, read_yaml
 from gateway.site.overlay import Overlay, compose
 from gateway.site.settings import SETTINGS_FILE, SiteRules
@@ -43,18 +44,18 @@ def profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIssue]:
         kind = transport.get("type") if isinstance(transport, dict) else None
         supported = [t.value for t in profile.transports]
         if isinstance(kind, str) and kind in ("tcp", "rtu", "rtu-over-tcp") and kind not in supported:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.type", f"profile {profile.name!r} supports "
-                                      f"{', '.join(supported)}, not {kind}"))
+            issues.append(ConfigIssue(f"chargers[{i}].transport.type", tr(
+                "site.profile.transport", profile=profile.name, supported=", ".join(supported), kind=kind)))
         if isinstance(transport, dict) and "unit" not in transport and profile.default_unit_id != 1:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.unit", f"profile {profile.name!r} answers on "
-                                      f"unit {profile.default_unit_id} by default; set unit explicitly"))
+            issues.append(ConfigIssue(f"chargers[{i}].transport.unit", tr(
+                "site.profile.default_unit", profile=profile.name, unit=profile.default_unit_id)))
         timeout = charger.get("comm_timeout_s", 30.0)
         if profile.points.failsafe_timeout is not None and isinstance(timeout, int | float):
             try:
                 profile.encode("failsafe_timeout", float(timeout))
             except ValueError as exc:
-                issues.append(ConfigIssue(f"chargers[{i}].comm_timeout_s", f"profile {profile.name!r} cannot be "
-                                          f"programmed with it: {exc}"))
+                issues.append(ConfigIssue(f"chargers[{i}].comm_timeout_s", tr(
+                    "site.profile.timeout_not_programmable", profile=profile.name, error=str(exc))))
     return issues
 
 
@@ -65,18 +66,17 @@ def _meter_profile_issues(data: Any, registry: ProfileRegistry) -> list[ConfigIs
         return []
     name = meter["profile"]
     if name not in registry:
-        return [ConfigIssue("meter.profile", f"no profile named {name!r} (see `powershare profiles --kind meter`)")]
+        return [ConfigIssue("meter.profile", tr("site.meter.profile_unknown", profile=name))]
     try:
         profile = registry.meter(name)
     except KeyError:
-        return [ConfigIssue("meter.profile", f"{name!r} is a charger profile; the meter needs a meter profile "
-                            "(see `powershare profiles --kind meter`)")]
+        return [ConfigIssue("meter.profile", tr("site.meter.charger_profile", profile=name))]
     transport = meter.get("transport")
     kind = transport.get("type") if isinstance(transport, dict) else None
     supported = [t.value for t in profile.transports]
     if isinstance(kind, str) and kind in ("tcp", "rtu", "rtu-over-tcp") and kind not in supported:
-        return [ConfigIssue("meter.transport.type", f"profile {profile.name!r} supports {', '.join(supported)}, "
-                            f"not {kind}")]
+        return [ConfigIssue("meter.transport.type", tr("site.profile.transport", profile=profile.name,
+                                                       supported=", ".join(supported), kind=kind))]
     return []
 
 
@@ -86,19 +86,17 @@ def profile_notes(site: SiteConfig, registry: ProfileRegistry) -> list[str]:
     for charger in site.chargers:
         if isinstance(charger.transport, OcppTransport):
             if charger.transport.failsafe_current_key is None:
-                notes.append(f"{charger.id} (OCPP {charger.transport.charge_point_id}) has no fail-safe "
-                             "configuration key: while unreachable it is booked at its full limit")
+                notes.append(tr("site.note.ocpp_without_failsafe", charger=charger.id,
+                                station=charger.transport.charge_point_id))
             continue
         assert charger.profile is not None  # a validated Modbus charger has one
         profile = registry.charger(charger.profile)
         caps = profile.capabilities()
         if not caps.has_failsafe:
-            notes.append(f"{charger.id} ({profile.name}) has no programmable fail-safe: while unreachable it is "
-                         "booked at its full limit")
+            notes.append(tr("site.note.without_failsafe", charger=charger.id, profile=profile.name))
         fixed = profile.watchdog.fixed_timeout_s
         if fixed is not None:
-            notes.append(f"{charger.id} ({profile.name}) sets its communication timeout on the device "
-                         f"(default {fixed:g} s), not from comm_timeout_s")
+            notes.append(tr("site.note.fixed_timeout", charger=charger.id, profile=profile.name, timeout=fixed))
     return notes
 
 
@@ -156,49 +154,52 @@ def load_running_site(path: Path, registry: ProfileRegistry, state_dir: Path) ->
         document = store.peek()
         overlay = Overlay.from_json(document) if document is not None else Overlay()
     except (ValueError, TypeError, StoreError) as exc:
-        why = f"{store.path} is unreadable ({exc}): the gateway sets it aside and starts from the site file alone"
+        why = tr("site.state.unreadable", path=str(store.path), error=str(exc))
         return RunningSite(site, notes, [], [why], why)
     composed = compose(site, overlay)
     try:
-        running, running_notes = checked_site(composed.data, f"{path} with {store.path}", registry, path.parent)
+        running, running_notes = checked_site(composed.data, f"{path} + {store.path}", registry, path.parent)
     except ConfigError as exc:
-        why = (f"the settings in {store.path} do not fit the site file any more; the gateway sets them aside and "
-               f"starts from the site file alone:\n{exc}")
+        why = tr("site.state.unused", path=str(store.path), problems=text_of(exc))
         return RunningSite(site, notes, [], [*composed.notes, why], why)
     return RunningSite(running, running_notes, describe(site, running, composed.overlay), list(composed.notes))
 
 
 def describe(file: SiteConfig, running: SiteConfig, overlay: Overlay) -> list[str]:
     """What the settings change of the site file, one line each, in the site file's words."""
-    lines = []
-    for key in ("installation_limit_a", "network_limit_a", "enabled"):
+    lines: list[str] = []
+    for key in ("installation_limit_a", "network_limit_a"):
         if getattr(file, key) != getattr(running, key):
-            lines.append(f"{key}: {getattr(running, key)!r} (the file says {getattr(file, key)!r})")
+            lines.append(tr("site.state.limit", key=key, value=getattr(running, key), file=getattr(file, key)))
+    if file.enabled != running.enabled:
+        word = {True: tr("cli.check.enabled"), False: tr("cli.check.disabled")}
+        lines.append(tr("site.state.sharing", now=word[running.enabled], file=word[file.enabled]))
     before = {c.id: c for c in file.circuits}
     after = {c.id: c for c in running.circuits}
-    lines += [f"circuit {c.id} added: limit {c.limit_a:g} A, below {c.parent}" for c in running.circuits
-              if c.id not in before]
-    lines += [f"circuit {c}: limit {after[c].limit_a:g} A, below {after[c].parent}" for c in after
-              if c in before and after[c] != before[c]]
-    lines += [f"circuit {c} removed" for c in before if c not in after]
+    lines += [tr("site.state.circuit_added", circuit=c.id, limit=c.limit_a, parent=c.parent)
+              for c in running.circuits if c.id not in before]
+    lines += [tr("site.state.circuit_changed", circuit=c, limit=after[c].limit_a, parent=after[c].parent)
+              for c in after if c in before and after[c] != before[c]]
+    lines += [tr("site.state.circuit_removed", circuit=c) for c in before if c not in after]
     chargers = {c.id: c for c in file.chargers}
     for charger in running.chargers:
         old = chargers.get(charger.id)
         if old is None:
-            lines.append(f"follower {charger.id} added ({charger.profile or charger.transport.type})")
+            lines.append(tr("site.state.follower_added", charger=charger.id,
+                            device=charger.profile or charger.transport.type))
         elif old != charger:
-            lines.append(f"{charger.id} wiring: breaker {charger.breaker_limit_a or 'nameplate'}, "
-                         f"{charger.phases} phase(s) {charger.phase_rotation}, circuit {charger.circuit}")
+            breaker = f"{charger.breaker_limit_a:g} A" if charger.breaker_limit_a is not None else \
+                tr("site.state.nameplate")
+            lines.append(tr("site.state.wiring", charger=charger.id, breaker=breaker, phases=charger.phases,
+                            rotation=charger.phase_rotation, circuit=charger.circuit))
     kept = {c.id for c in running.chargers}
-    lines += [f"follower {c} removed" for c in chargers if c not in kept]
+    lines += [tr("site.state.follower_removed", charger=c) for c in chargers if c not in kept]
     for key in ("meter", "bms", "ocpp"):
         if getattr(file, key) != getattr(running, key):
-            lines.append(f"{key}: " + ("removed" if getattr(running, key) is None else "set at run time"))
-    lines += [f"unit {cid} limit {limit:g} A (runtime, not a site-file setting)"
+            lines.append(tr("site.state.section_removed", section=key) if getattr(running, key) is None
+                         else tr("site.state.section_set", section=key))
+    lines += [tr("site.state.unit_limit", charger=cid, limit=limit)
               for cid, limit in sorted(overlay.unit_limits_a.items())]
-    if overlay.bms_watchdog_s:
-        lines.append(f"BMS watchdog {overlay.bms_watchdog_s:g} s, fallback limit {overlay.bms_fallback_limit_a:g} A "
-                     "(runtime, not a site-file setting)")
     return lines
 
 
@@ -206,7 +207,7 @@ def read_password(path: Path) -> str:
     """The AuthorizationKey in a file: its first line, without surrounding white space; ``OSError``/``ValueError``."""
     lines = path.read_text(encoding="utf-8").strip().splitlines()
     if not lines or not lines[0].strip():
-        raise ValueError(f"{path} is empty")
+        raise ValueError(tr("site.file.empty", path=str(path)))
     return lines[0].strip()
 
 
@@ -221,17 +222,18 @@ def file_issues(site: SiteConfig, base_dir: Path) -> tuple[list[ConfigIssue], li
         try:
             password = read_password(base_dir / transport.password_file)
         except (OSError, ValueError) as exc:
-            issues.append(ConfigIssue(f"chargers[{i}].transport.password_file", f"cannot read: {exc}"))
+            issues.append(ConfigIssue(f"chargers[{i}].transport.password_file",
+                                      tr("site.file.unreadable", error=text_of(exc))))
             continue
         if len(password) < MIN_PASSWORD_CHARS:
-            notes.append(f"{charger.id}: its password is shorter than {MIN_PASSWORD_CHARS} characters (the OCPP "
-                         "security white paper asks for at least 16 bytes)")
+            notes.append(tr("site.note.short_password", charger=charger.id, chars=MIN_PASSWORD_CHARS))
     config = site.ocpp_endpoint
     if config is not None and config.tls_cert_file is not None and config.tls_key_file is not None:
         try:
             server_tls(base_dir / config.tls_cert_file, base_dir / config.tls_key_file)
         except (OSError, ValueError) as exc:
-            issues.append(ConfigIssue("ocpp_endpoint.tls_cert_file", f"cannot load the certificate and key: {exc}"))
+            issues.append(ConfigIssue("ocpp_endpoint.tls_cert_file", tr("site.ocpp_endpoint.tls_unusable",
+                                                                        error=str(exc))))
     elif any(isinstance(c.transport, OcppTransport) for c in site.chargers):
-        notes.append("the OCPP endpoint has no TLS (security profile 1): use it only on a trusted network")
+        notes.append(tr("site.note.ocpp_without_tls"))
     return issues, notes

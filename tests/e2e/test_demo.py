@@ -81,6 +81,12 @@ async def test_the_live_view_and_the_seam_for_more_faces() -> None:
     for seen in ("powershare demo", "cp1 (3~ L1L2L3)", "cp2 (3~ L2L3L1)", "network limit 30 A per phase, set by "
                  "network", "over the limit: 0.0 A·s", "plugs into", "mbpoll -m tcp -p"):
         assert seen in screen, screen
+    console.print(render(frames[-1], "de"))
+    german = console.export_text()
+    for seen in ("das echte Gateway führt 3 simulierte Ladepunkte", "Sollwert A", "Verbindung", "verfügbar",
+                 "Verbund-Stromgrenze 30 A je Phase, gesetzt durch network", "über der Stromgrenze: 0,0 A·s",
+                 "Strg-C beendet."):
+        assert seen in german, german
     lines: list[str] = []
     printer = LinePrinter(lines.append)
     printer(frames[-1])

@@ -1,6 +1,6 @@
 """The release as a user installs it: a wheel built from the source tree, installed in a fresh virtual environment
-in a temporary directory, with the profiles, the web page's static files and the documentation inside, and the
-systemd unit's ``Documentation=`` pointing at files the installation has."""
+in a temporary directory, with the profiles, the web page's static files, the message catalogs and the documentation
+inside, and the systemd unit's ``Documentation=`` pointing at files the installation has."""
 
 from __future__ import annotations
 
@@ -64,7 +64,15 @@ def test_the_package_is_the_installed_one_with_its_static_files(installed: Path)
             "s = r.files('gateway.faces.web') / 'static'; print(sorted(p.name for p in s.iterdir()))")
     where, static = run(installed / "bin" / "python", "-c", code).splitlines()
     assert where.startswith(str(installed))
-    assert {"index.html", "app.js", "app.css", "favicon.svg"} <= set(eval(static))
+    assert {"index.html", "app.js", "app.css", "favicon.svg", "i18n.js"} <= set(eval(static))
+
+
+def test_the_installed_command_speaks_german_from_the_shipped_catalogs(installed: Path) -> None:
+    """The catalogs are package data of the wheel: without them the German command would fall back to English."""
+    code = ("import importlib.resources as r; "
+            "print(sorted(p.name for p in (r.files('gateway.i18n') / 'catalogs').iterdir()))")
+    assert {"en.json", "de.json"} <= set(eval(run(installed / "bin" / "python", "-c", code)))
+    assert "Geräteprofile" in run(installed / "bin" / "powershare", "--lang", "de", "profiles", "--help")
 
 
 def test_the_systemd_units_documentation_exists_in_an_installation(installed: Path) -> None:

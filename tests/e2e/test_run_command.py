@@ -35,6 +35,7 @@ from drivers.sim.site import SimLine, SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
 from gateway.cli.main import main
 from gateway.cli.run import locked_state_dir
+from gateway.runtime.app import BMS_LIMIT_FILE
 from gateway.site.settings import PERSIST_INTERVAL_S
 
 ROOT = REPO
@@ -243,11 +244,34 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
     assert rig.gateway.text().rstrip().endswith("gateway.run: stopped")
 
 
+async def test_a_kill_9_loses_at_most_the_bms_limits_written_since_the_last_save(rig: Rig) -> None:
+    await rig.connect_bms(await rig.gateway.start())
+    assert rig.bms is not None
+    rig.monitor.lower(30)
+    assert not (await rig.bms.write_register(0, 300, device_id=1)).isError()
+    await until(lambda: _saved_network_limit(rig.gateway.state) == 30, timeout_s=PERSIST_INTERVAL_S + 10)
+    # Within the interval after that save: 25.0 A takes effect at once, and the gateway is killed before it is saved.
+    rig.monitor.lower(25)
+    assert not (await rig.bms.write_register(0, 250, device_id=1)).isError()
+    await until(lambda: _is(rig.inputs(4), [250]))
+    assert (await rig.inputs(13)) == [6]  # the BMS's own limit source binds
+    assert await rig.gateway.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert _saved_network_limit(rig.gateway.state) == 30
+    rig.monitor.limit_a = 30  # what the restarted gateway may let the chargers share: the limit saved before
+
+    await rig.connect_bms(await rig.gateway.start())
+    assert (await rig.bms.read_holding_registers(0, device_id=1)).registers == [300]
+    await until(lambda: _is(rig.inputs(4, 1), [300]))
+    assert (await rig.inputs(13)) == [6]
+    assert await rig.gateway.stop(signal.SIGTERM) == 0
+
+
 def _saved_network_limit(state: Path) -> object:
-    path = state / "settings.json"
+    """The BMS's network limit as its source last saved it (``bms-limit.json``)."""
+    path = state / BMS_LIMIT_FILE
     if not path.exists():
         return None
-    return json.loads(path.read_text(encoding="utf-8")).get("values", {}).get("network_limit_a", {}).get("value")
+    return json.loads(path.read_text(encoding="utf-8")).get("limit_a")
 
 
 async def _is(value: object, expected: list[int]) -> bool:

@@ -320,3 +320,40 @@ async def keep(driver: Driver, size: tuple[int, int], name: str | None, anchor: 
         await asyncio.to_thread(screenshot, driver, Path(folder) / name, *size, mobile=size == PHONE,
                                 whole_page=False, scroll_to=anchor)
 
+
+
+SIGN_IN_JS = """
+const done = arguments[arguments.length - 1];
+fetch('/api/session', {method: 'POST', credentials: 'same-origin', headers: {'Content-Type': 'application/json'},
+                       body: JSON.stringify({password: arguments[0]})}).then((r) => done(r.status));
+"""
+
+
+async def test_the_commissioning_view_speaks_the_pages_language(tmp_path: Path) -> None:
+    """A German browser gets the view in German: its texts, the page's own refusals and the gateway's."""
+    async with running_gateway(tmp_path) as rig:
+        driver = await asyncio.to_thread(open_browser, tmp_path / "chromium", "de-DE,de")
+        try:
+            await asyncio.to_thread(in_german, driver, str(rig.client.base_url) + "/")
+        finally:
+            await asyncio.to_thread(driver.quit)
+
+
+def in_german(driver: Driver, url: str) -> None:
+    driver.get(url)
+    wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == "de", "the page in German")
+    assert driver.execute_async_script(SIGN_IN_JS, PASSWORD) == 200
+    driver.refresh()
+    wait(driver, lambda d: d.find_element(By.ID, "tab-commissioning").text == "Inbetriebnahme", "the tab in German")
+    open_view(driver, 2)
+    assert driver.find_element(By.ID, "cm-circuits-title").text == "Stromkreise"
+    fill(driver, "cm-installation", "")
+    submit(driver, "cm-supply-form", "cm-supply-msg")
+    shows(driver, "cm-supply-msg", "Die Anlagen-Stromgrenze in Ampere eingeben: das Feld ist leer.")
+    fill(driver, "cm-installation", "20")
+    submit(driver, "cm-supply-form", "cm-supply-msg")
+    shows(driver, "cm-supply-msg", "Verbund-Stromgrenze: 32 A liegt über der Anlagen-Stromgrenze von 20 A")
+    fill(driver, "cm-circuit-id", "halle")
+    fill(driver, "cm-circuit-limit", "4.5")
+    submit(driver, "cm-add-circuit", "cm-circuits-msg")
+    assert "Unter 6 A kann an halle kein Fahrzeug laden" in dialog(driver, yes=False)

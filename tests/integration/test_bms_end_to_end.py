@@ -23,6 +23,7 @@ from drivers.sim.server import SimServer, TcpListen
 from drivers.sim.vehicle import VehicleSpec
 from drivers.transport import BusOptions
 from gateway.core.limits import LimitSource
+from gateway.faces.bms.register_map import MAP_VERSION
 from gateway.faces.bms.server import BmsServer
 from gateway.runtime.supervisor import Supervisor
 from gateway.runtime.wiring import ModbusWiring
@@ -99,7 +100,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 async def test_the_bms_reads_the_live_site_and_its_limit_reaches_the_charger(rig: Rig) -> None:
-    assert (await rig.inputs(0, 2)) == [2, 2]
+    assert (await rig.inputs(0, 2)) == [MAP_VERSION, 2]
     await rig.until(lambda: rig.sim[0].pilot_a > 10)  # the car charges at its 16 A breaker limit
 
     rr = await rig.client.write_register(0, 100, device_id=UNIT)  # network limit 10.0 A
@@ -114,7 +115,8 @@ async def test_the_bms_reads_the_live_site_and_its_limit_reaches_the_charger(rig
 
     await rig.until(limited)
     await rig.until(lambda: rig.sim[0].pilot_a <= 10)
-    assert rig.supervisor.settings.config.network_limit_a == 10.0
+    assert rig.supervisor.bms.limit_a == 10.0 and rig.supervisor.settings.config.network_limit_a == 30.0
+    assert (await rig.inputs(13)) == [LimitSource.BMS]  # the BMS's own limit source binds
     assert (await rig.inputs(16, 2)) == [0, 0]  # invariant_violations: the gateway never broke the invariant
 
 
@@ -124,7 +126,7 @@ async def test_the_supervisors_own_rules_refuse_through_the_face(rig: Rig) -> No
     assert rr.isError() and rr.exception_code == 3
     rr = await rig.client.write_register(101, 200, device_id=UNIT)  # above cp2's 16 A breaker
     assert rr.isError() and rr.exception_code == 3
-    assert rig.supervisor.settings.config.network_limit_a == 30.0
+    assert rig.supervisor.bms.limit_a is None and rig.supervisor.settings.config.network_limit_a == 30.0
     assert (await rig.client.read_holding_registers(0, device_id=UNIT)).registers == [300]
     assert not (await rig.client.write_register(101, 80, device_id=UNIT)).isError()
     assert rig.supervisor.settings.unit_limits_a == {"cp2": 8.0}
@@ -138,8 +140,8 @@ async def test_the_watchdog_falls_back_and_a_heartbeat_restores_the_network_limi
         assert await rig.inputs(13) == [source] and await rig.inputs(4) == [limit]
         return True
 
-    await rig.until(lambda: source_and_limit(LimitSource.NETWORK, 200))
+    await rig.until(lambda: source_and_limit(LimitSource.BMS, 200))
     await rig.until(lambda: source_and_limit(LimitSource.BMS_FALLBACK, 60), timeout_s=4)  # no heartbeat for 2 s
     assert not (await rig.client.write_register(4, 1, device_id=UNIT)).isError()
     # Checked well within the next 2 s, before the watchdog could expire again.
-    await rig.until(lambda: source_and_limit(LimitSource.NETWORK, 200), timeout_s=1.5)
+    await rig.until(lambda: source_and_limit(LimitSource.BMS, 200), timeout_s=1.5)

@@ -14,6 +14,7 @@ import pytest
 from support.bms import FakeGateway, bms_config, pty_line, running_server
 from support.paths import REPO
 
+from gateway.faces.bms.register_map import MAP_VERSION
 from gateway.faces.bms.server import BmsServer
 from gateway.runtime.commands import BmsHeartbeat, SetBmsFallbackLimit, SetBmsWatchdog, SetNetworkLimit
 
@@ -42,7 +43,7 @@ async def test_mbpoll_reads_the_site_status_and_power() -> None:
     async with running_server(FakeGateway(), bms_config()) as server:
         code, out, err = await mbpoll(server, "-a 1 -0 -t 3 -r 0 -c 19 -1")
         assert code == 0, err
-        assert values(out) == dict(enumerate([2, 2, 1, 1, 245, 101, 202, 303, 120, 130, 140, 1, 57_920, 4, 1,
+        assert values(out) == dict(enumerate([MAP_VERSION, 2, 1, 1, 245, 101, 202, 303, 120, 130, 140, 1, 57_920, 4, 1,
                                               400, 1, 4_464, 25]))
         code, out, err = await mbpoll(server, "-a 1 -0 -t 3:int -B -r 11 -1")
         assert code == 0, err
@@ -113,5 +114,5 @@ async def test_mbpoll_over_rtu_reads_and_writes() -> None:
                 out, err = await asyncio.wait_for(process.communicate(), 10)
                 assert process.returncode == 0, err.decode()
                 if "-1" in options:
-                    assert values(out.decode()) == dict(enumerate([2, 2, 1, 1, 245]))
+                    assert values(out.decode()) == dict(enumerate([MAP_VERSION, 2, 1, 1, 245]))
     assert gateway.commands == [SetNetworkLimit(17.0), BmsHeartbeat()]

@@ -11,10 +11,11 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusIOException
 from support.bms import FakeGateway, bms_config, pty_line, running_server
 
+from gateway.faces.bms.register_map import MAP_VERSION
 from gateway.faces.bms.server import BmsStartError
 from gateway.runtime.commands import BmsHeartbeat, SetNetworkLimit
 
-SITE_INPUTS_HEAD = [2, 2, 1, 1, 245]
+SITE_INPUTS_HEAD = [MAP_VERSION, 2, 1, 1, 245]
 
 
 @contextlib.asynccontextmanager

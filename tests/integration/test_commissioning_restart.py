@@ -138,7 +138,7 @@ async def test_followers_added_on_the_page_are_seen_by_check_config_and_exported
         out = capsys.readouterr().out
         assert "chargers: 3" in out and "  bay-3: powershare-sim via tcp" in out, out
         for change in ("follower bay-3 added (powershare-sim)", "circuit hall added: limit 63 A, below site",
-                       "installation_limit_a: 80.0 (the file says 100.0)", "meter: set at run time"):
+                       "installation_limit_a: 80 A (the file says 100 A)", "meter: set at run time"):
             assert f"  - {change}" in out, out
         assert KEY not in out
 

@@ -118,7 +118,8 @@ async def test_a_subscriber_sees_the_site_and_a_published_limit_takes_effect(rig
         assert await result_of(sub, "powershare/set/enabled", "banana") == {
             "topic": "powershare/set/enabled", "ok": False,
             "error": "the payload is not a switch value: send ON or OFF (also 1/0, true/false)"}
-        assert rig.app.settings.config.network_limit_a == 12 and rig.app.settings.config.enabled
+        assert rig.app.supervisor.bms.limit_a == 12 and rig.app.settings.config.enabled
+        assert sub.json("powershare/site")["limit_source"] == "bms"  # MQTT rides the BMS's limit source
 
         assert (await result_of(sub, "powershare/set/enabled", "OFF"))["ok"]
         await sub.wait_for(lambda: sub.json("powershare/site")["enabled"] is False, 3)
@@ -138,7 +139,7 @@ async def test_the_bms_watchdog_falls_back_and_an_mqtt_heartbeat_restores_the_ne
         await sub.wait_for(lambda: source() == "network", 1.2)  # well before the watchdog could expire again
         await sub.wait_for(lambda: source() == "bms_fallback", 5)
         assert (await result_of(sub, "powershare/set/network_limit", "20"))["ok"]  # a limit is a heartbeat too
-        await sub.wait_for(lambda: source() == "network" and
+        await sub.wait_for(lambda: source() == "bms" and
                            sub.json("powershare/site")["effective_limit_a"] == [20, 20, 20], 1.2)
 
 

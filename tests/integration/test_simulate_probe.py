@@ -70,6 +70,15 @@ def test_probe_reads_a_simulated_charger_and_meter_and_stop_is_clean(
                  "--timeout", "0.3"]) == EXIT_DEVICE
     assert "hint:" in capsys.readouterr().out
 
+    assert main(["probe", "--lang", "de", "--profile", "powershare-sim", "--tcp", f"127.0.0.1:{port}", "--unit",
+                 "1"]) == EXIT_OK
+    report = capsys.readouterr().out
+    assert "Zustand      B" in report and "Seriennummer SIM-0001" in report and "unplausibel  keine" in report
+    assert "Typenschild  32 A (Profil), Gerät meldet 32 A" in report and "L1 230 V" in report
+    assert main(["probe", "--profile", "powershare-sim-meter", "--tcp", f"127.0.0.1:{port}", "--unit", "100",
+                 "--lang", "de"]) == EXIT_OK
+    assert "L1 10,0 A  L2 5,0 A  L3 2,0 A" in capsys.readouterr().out
+
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=5) == 0
     assert process.stdout is not None and "stopped" in process.stdout.read()

@@ -13,7 +13,7 @@ from support.paths import REPO
 from drivers.profile import ProfileRegistry
 from gateway.faces.ocpp.station import Station
 from gateway.faces.web.auth import PasswordStore
-from gateway.runtime.app import SETTINGS_FILE, TRANSACTION_IDS_FILE, GatewayApp
+from gateway.runtime.app import BMS_LIMIT_FILE, SETTINGS_FILE, TRANSACTION_IDS_FILE, GatewayApp
 from gateway.runtime.ocpp_wiring import PersistentIds
 from gateway.site.config import OcppConfig, load_site
 from gateway.site.store import JsonStore
@@ -32,7 +32,10 @@ async def test_a_state_directory_of_0_1_0_is_read_with_nothing_lost(tmp_path: Pa
     assert (config.network_limit_a, config.enabled) == (25.0, True)
     assert [c.id for c in config.chargers] == ["cp1", "cp2", "cp4"]
     assert app.settings.unit_limits_a == {"cp2": 10.0}
-    assert (app.settings.bms_watchdog_s, app.settings.bms_fallback_limit_a) == (30.0, 8.0)
+    assert (app.supervisor.bms.watchdog_s, app.supervisor.bms.fallback_a) == (30.0, 8.0)
+    assert (state / BMS_LIMIT_FILE).exists(), "the BMS watchdog is carried over to its own file at once"
+    again = GatewayApp.build(site, REGISTRY, state_dir=state)
+    assert (again.supervisor.bms.watchdog_s, again.supervisor.bms.fallback_a) == (30.0, 8.0)
 
     assert await PasswordStore(state).verify("installer-pass-0.1.0")
     assert PersistentIds(JsonStore(state / TRANSACTION_IDS_FILE)).next_id() == 101  # never an id issued before

@@ -55,12 +55,16 @@ return small;
 """Every visible button, field and link smaller than a 48 px touch target, described (the page's rule)."""
 
 
-def open_browser(profile_dir: Path) -> Driver:
+def open_browser(profile_dir: Path, accept_language: str = "en-US,en") -> Driver:
+    """A fresh browser; its Accept-Language is set (not the machine's locale's), so the page's language is the
+    test's choice."""
     assert CHROMIUM is not None and CHROMEDRIVER is not None
     options = Options()
     options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={profile_dir}", "--window-size=1280,1000"):
+    for flag in (*FLAGS, f"--user-data-dir={profile_dir}", "--window-size=1280,1000",
+                 f"--lang={accept_language.split(',')[0]}"):
         options.add_argument(flag)
+    options.add_experimental_option("prefs", {"intl.accept_languages": accept_language})
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 

@@ -6,6 +6,7 @@ from gateway.core.limits import (
     LimitSources,
     MeterTerm,
     bms_fallback_in_force,
+    bms_watchdog_deadline,
     effective_limits,
     other_load_a,
 )
@@ -60,3 +61,21 @@ def test_the_named_source_does_not_flap_between_two_nearly_equal_limits() -> Non
     moved = effective_limits(LimitSources(100, 100, {}, ocpp_site_a=(40, 40, 40), meter=falling),
                              previous=LimitSource.OCPP)
     assert moved.site_source is LimitSource.SITE_METER
+
+
+def test_the_bms_limit_stands_in_for_the_network_limit_and_is_named() -> None:
+    raised = effective_limits(LimitSources(installation_a=100, network_a=40, circuits_a={}, bms_a=60))
+    assert raised.node_limits_a["site"] == (60, 60, 60) and raised.site_source is LimitSource.BMS
+    capped = effective_limits(LimitSources(installation_a=50, network_a=40, circuits_a={}, bms_a=60))
+    assert capped.node_limits_a["site"] == (50, 50, 50) and capped.site_source is LimitSource.INSTALLATION
+    tie = effective_limits(LimitSources(100, 40, {}, bms_a=30, ocpp_site_a=(30, 30, 30)))
+    assert tie.site_source is LimitSource.OCPP  # as specific as the installer's network limit, no more
+    fallback = effective_limits(LimitSources(100, 40, {}, bms_a=30, bms_fallback_a=10))
+    assert fallback.node_limits_a["site"] == (10, 10, 10) and fallback.site_source is LimitSource.BMS_FALLBACK
+
+
+def test_the_bms_watchdog_deadline() -> None:
+    assert bms_watchdog_deadline(watchdog_s=10, last_heartbeat_s=80) == 90
+    assert bms_watchdog_deadline(watchdog_s=0, last_heartbeat_s=80) is None
+    assert not bms_fallback_in_force(now=89.999, watchdog_s=10, last_heartbeat_s=80)
+    assert bms_fallback_in_force(now=90, watchdog_s=10, last_heartbeat_s=80)  # from the deadline on

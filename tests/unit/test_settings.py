@@ -11,7 +11,6 @@ from gateway.runtime.commands import (
     AddFollower,
     CommandRejected,
     RemoveFollower,
-    SetBmsWatchdog,
     SetEnabled,
     SetNetworkLimit,
     SetUnitLimit,
@@ -42,34 +41,47 @@ def test_changes_survive_a_restart(tmp_path: Path) -> None:
     s.apply(SetNetworkLimit(45))
     s.apply(SetEnabled(True))
     s.apply(SetUnitLimit("cp1", 10))
-    s.apply(SetBmsWatchdog(30))
     s.apply(AddFollower(ChargerConfig.model_validate(
         {"id": "cp9", "profile": "sim", "transport": {"type": "tcp", "host": "h"}})))
     s.apply(RemoveFollower("cp0"))
     again = settings(tmp_path)
     assert again.config.network_limit_a == 45 and again.config.enabled
-    assert again.unit_limits_a == {"cp1": 10} and again.bms_watchdog_s == 30
+    assert again.unit_limits_a == {"cp1": 10}
     assert [c.id for c in again.config.chargers] == ["cp1", "cp2", "cp9"]
 
 
 @pytest.mark.parametrize("command", [
     SetNetworkLimit(101), SetNetworkLimit(-1), SetNetworkLimit(float("nan")), SetUnitLimit("cp1", 33),
-    SetUnitLimit("nope", 10), SetBmsWatchdog(-5), RemoveFollower("nope"),
+    SetUnitLimit("nope", 10), RemoveFollower("nope"),
     AddFollower(ChargerConfig.model_validate(
         {"id": "cp1", "profile": "sim", "transport": {"type": "tcp", "host": "h"}})),
 ])
 def test_bad_commands_are_refused_and_change_nothing(tmp_path: Path, command: object) -> None:
     s = settings(tmp_path)
-    before = (s.config, s.unit_limits_a, s.bms_watchdog_s)
+    before = (s.config, s.unit_limits_a)
     with pytest.raises(CommandRejected):
         s.apply(command)  # type: ignore[arg-type]
-    assert (s.config, s.unit_limits_a, s.bms_watchdog_s) == before
+    assert (s.config, s.unit_limits_a) == before
     assert not (tmp_path / "settings.json").exists()
 
 
 def test_network_limit_above_what_chargers_can_draw_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CommandRejected, match="busiest phase"):
         settings(tmp_path).apply(SetNetworkLimit(97))
+
+
+def test_the_network_limit_rule_alone_is_the_site_file_rule(tmp_path: Path) -> None:
+    """What the BMS's limit source checks: the site file's network limit rule, without revalidating the site."""
+    s = settings(tmp_path)
+    s.check_network_limit(96)
+    for limit, words in ((97, "busiest phase"), (101, "installation limit"), (-1, "between 0 A"),
+                         (float("nan"), "between 0 A")):
+        with pytest.raises(CommandRejected, match=words):
+            s.check_network_limit(limit)
+    s.apply(RemoveFollower("cp0"))  # the chargers' sum follows the configuration in force
+    with pytest.raises(CommandRejected, match=r"busiest phase \(64 A\)"):
+        s.check_network_limit(65)
+    assert s.config.network_limit_a == 60
 
 
 def test_an_edited_site_file_wins_for_the_keys_it_changed(tmp_path: Path) -> None:

@@ -33,8 +33,9 @@ from gateway.runtime.commands import (
 )
 from gateway.runtime.read_model import SiteStatus, UnitStatus
 
-MAP_VERSION = 2
-"""IR0. Raised whenever a register is added; existing registers never change meaning."""
+MAP_VERSION = 3
+"""IR0. Raised whenever a register is added or an enumeration gains a value (3: IR13 value 6, the BMS's own limit);
+existing registers and values never change meaning."""
 
 UNIT_LIMIT_BASE = 100
 """HR100 + i: the current limit of charger i."""
@@ -192,7 +193,8 @@ NETWORK_LIMIT = SiteSetting(
     maximum=lambda s: s.installation_limit_a,
     command=lambda v: SetNetworkLimit(limit_a=v),
     range="0 – installation limit (IR15)",
-    description="Network limit per phase; 0 pauses all charging. A write also counts as a heartbeat (HR4).")
+    description="Network limit per phase; 0 pauses all charging. A write replaces the installer's network limit "
+                "(IR13 reads 6 while it binds) until the installer sets it again, and counts as a heartbeat (HR4).")
 SHARING_ENABLED = SiteSetting(
     1, "sharing_enabled", "", 1.0,
     read=lambda s: 1.0 if s.enabled else 0.0,
@@ -252,9 +254,9 @@ SITE_VALUES: tuple[SiteValue, ...] = (
               "Sum of the chargers' booked setpoints, site phase L3."),
     SiteValue(11, "active_power", "W", 1.0, lambda s: s.power_w, "≥ 0", "Total active power of the chargers.",
               words=2),
-    SiteValue(13, "limit_source", "", 1.0, lambda s: int(s.limit_source), "1–5",
-              "What sets the effective limit: 1 installation, 2 network limit, 3 BMS fallback, 4 OCPP, "
-              "5 site meter."),
+    SiteValue(13, "limit_source", "", 1.0, lambda s: int(s.limit_source), "1–6",
+              "What sets the effective limit: 1 installation, 2 network limit (the installer's), 3 BMS fallback, "
+              "4 OCPP, 5 site meter, 6 network limit written by the BMS (HR0; from map version 3)."),
     SiteValue(14, "gateway_status", "", 1.0, lambda s: int(s.health), "0–2",
               "0 ok, 1 degraded (a charger unavailable), 2 fault."),
     SiteValue(15, "installation_limit", AMPS, DECI, lambda s: s.installation_limit_a, "≥ 0",

@@ -72,7 +72,7 @@ class Discovery:
             ("sensor", "site_state", _enum("State", t.site, "value_json.health", ["ok", "degraded", "fault"])),
             ("sensor", "site_limit_source", _enum("Limit source", t.site, "value_json.limit_source",
                                                    ["installation", "network", "bms_fallback", "ocpp",
-                                                    "site_meter"])),
+                                                    "site_meter", "bms"])),
             ("sensor", "site_online", {"name": "Chargers online", "state_topic": t.site,
                                        "value_template": "{{ value_json.online }}", "state_class": "measurement"}),
             ("number", "site_network_limit", {

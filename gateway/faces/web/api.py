@@ -6,6 +6,10 @@ Adding a follower reads the device first (``gateway.runtime.follower_probe``): o
 nonsense, is refused with what to check. Reads are open or need a session (``web.read_access``); writes always
 need one (``gateway.faces.web.auth``). The OpenAPI document is at ``/openapi.json`` and browsable at ``/docs`` (served
 from the gateway itself: a site often has no internet).
+
+A refusal's ``detail`` is in the client's language: the page's choice (the ``powershare_lang`` cookie its language
+switch sets), else Accept-Language, else English (``gateway.i18n.language.web_language``); ``field`` and every
+other name in the API stay as they are. The page's own texts are served by ``GET /api/i18n/{lang}``.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ from gateway.faces.web.messages import readable
 from gateway.faces.web.schemas import (
     AddedOut,
     AuthOut,
+    CatalogOut,
     EnabledIn,
     EventOut,
     HistoryPoint,
+    LanguageOut,
+    LanguagesOut,
     LimitIn,
     LimitOut,
     PasswordChangeIn,
@@ -57,6 +64,9 @@ from gateway.faces.web.schemas import (
     status_out,
     unit_out,
 )
+from gateway.i18n.catalog import SHIPPED
+from gateway.i18n.language import web_language
+from gateway.i18n.text import joined, localized, text_of, tr
 from gateway.runtime.commands import (
     AddFollower,
     Command,
@@ -78,6 +88,10 @@ from gateway.site.validation import profile_issues
 log = logging.getLogger("gateway.faces.web")
 
 COOKIE = "powershare_session"
+LANG_COOKIE = "powershare_lang"
+"""The page's language switch sets it (``static/i18n.js``); not a secret, so readable by the page."""
+PAGE_MESSAGES = "page."
+"""The ids ``GET /api/i18n/{lang}`` serves: the page's texts."""
 SETTLE_S = 2.0
 """A write is answered with the next snapshot's limits, or the latest one if none comes within this."""
 STATIC = files("gateway.faces.web") / "static"
@@ -136,6 +150,19 @@ class NotFound(CommandRejected):
     """A read of something the site does not have."""
 
 
+def language_of(request: Request) -> str:
+    """The language the client reads: the page's choice, else Accept-Language, else English."""
+    return web_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def refusal(request: Request, status: int, detail: str, field: str | None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    """A refusal in the client's language (``detail``); ``field`` stays the request's own name."""
+    lang = language_of(request)
+    return JSONResponse({"detail": localized(detail, lang), "field": field}, status_code=status,
+                        headers={**(headers or {}), "Content-Language": lang})
+
+
 def client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -183,7 +210,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
         try:
             control.apply(command, f"web installer@{client_of(request)}")
         except CommandRejected as exc:
-            raise CommandRejected(str(exc), field=_request_field(command, exc.field)) from None
+            raise CommandRejected(text_of(exc), field=_request_field(command, exc.field)) from None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE_S):  # not wait_for: on 3.11 it can lose a cancellation at shutdown
                 await published.wait()
@@ -192,23 +219,22 @@ def build_app(ctx: ApiContext) -> FastAPI:
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
         headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))} if exc.retry_after_s else None
-        return JSONResponse({"detail": str(exc), "field": None}, status_code=exc.status, headers=headers)
+        return refusal(request, exc.status, text_of(exc), None, headers)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=404)
+        return refusal(request, 404, text_of(exc), exc.field)
 
     @app.exception_handler(CommandRejected)
     async def _rejected(request: Request, exc: CommandRejected) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=422)
+        return refusal(request, 422, text_of(exc), exc.field)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         fields = [_field(e.get("loc", ())) for e in errors]
-        detail = "; ".join(readable(f, e) for f, e in zip(fields, errors, strict=True))
-        return JSONResponse({"detail": detail or "invalid request", "field": fields[0] if fields else None},
-                            status_code=422)
+        detail = joined(readable(f, e) for f, e in zip(fields, errors, strict=True))
+        return refusal(request, 422, detail or tr("web.invalid_request"), fields[0] if fields else None)
 
     # -- the page ------------------------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -221,6 +247,19 @@ def build_app(ctx: ApiContext) -> FastAPI:
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:
         return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml")
+
+    # -- the page's languages (open like the page itself: the sign-in dialog needs them too) ---------------------
+    @app.get("/api/i18n", tags=["page"], summary="The languages there are texts for, and the one this client gets")
+    async def languages(request: Request) -> LanguagesOut:
+        return LanguagesOut(lang=language_of(request),
+                            languages=[LanguageOut(code=c, name=SHIPPED.name(c)) for c in SHIPPED.languages])
+
+    @app.get("/api/i18n/{lang}", tags=["page"], responses={404: {"model": Refusal, "description": "no such language"}},
+             summary="The page's texts in one language (English where a text is not translated yet)")
+    async def catalog(lang: str) -> CatalogOut:
+        if lang not in SHIPPED.languages:
+            raise NotFound(tr("web.no_language", lang=lang), field="lang")
+        return CatalogOut(lang=lang, messages=SHIPPED.complete(lang, PAGE_MESSAGES))
 
     # -- sessions ------------------------------------------------------------------------------------------------
     def signed_in(response: Response, session: Session) -> SessionOut:
@@ -272,7 +311,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def metrics() -> Response:
         """Prometheus scrapes here; readable like the status (``web.read_access``)."""
         if ctx.metrics is None:
-            raise NotFound("no metrics on this server")
+            raise NotFound(tr("web.no_metrics"))
         return Response(ctx.metrics(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     @app.get("/api/status", tags=["status"], dependencies=read_deps, responses=read_errors,
@@ -292,7 +331,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
         for u in control.status().units:
             if u.id == unit_id:
                 return unit_out(u)
-        raise NotFound(f"no unit {unit_id!r} on this site", field="unit_id")
+        raise NotFound(tr("web.no_unit", unit=unit_id), field="unit_id")
 
     @app.get("/api/limit", tags=["status"], dependencies=read_deps, responses=read_errors,
              summary="The effective limit and which source sets it")
@@ -342,16 +381,16 @@ def build_app(ctx: ApiContext) -> FastAPI:
               summary="Step 1: add a follower, after reading it live with its profile and transport")
     async def add_follower(body: ChargerConfig, session: Write, request: Request) -> AddedOut:
         if any(u.id == body.id for u in control.status().units):
-            raise CommandRejected(f"a charger {body.id!r} is already on this site", field="id")
+            raise CommandRejected(tr("settings.charger.exists", charger=body.id), field="id")
         issues = profile_issues({"chargers": [body.model_dump(mode="json", exclude_unset=True)]}, ctx.profiles)
         if issues:
-            raise CommandRejected("; ".join(i.message for i in issues), field=issues[0].path.split(".", 1)[1])
+            raise CommandRejected(joined(i.message for i in issues), field=issues[0].path.split(".", 1)[1])
         if body.profile not in ctx.profiles.names("charger"):
-            raise CommandRejected(f"no charger profile named {body.profile!r}", field="profile")
+            raise CommandRejected(tr("probe.profile_unknown", profile=body.profile), field="profile")
         try:
             report = await ctx.probe(body)
         except ProbeFailed as exc:
-            raise CommandRejected(str(exc), field=exc.field) from None
+            raise CommandRejected(text_of(exc), field=exc.field) from None
         await apply(AddFollower(body), request)
         return AddedOut(follower=body, probe=probe_out(report))
 
@@ -363,13 +402,13 @@ def build_app(ctx: ApiContext) -> FastAPI:
     @app.put("/api/network-limit", tags=["commissioning"], responses=_WRITE_ERRORS,
              summary="Step 2: set the network limit (per phase; 0 A needs confirm_zero)")
     async def set_network_limit(body: LimitIn, session: Write, request: Request) -> LimitOut:
-        _zero_confirmed(body, "every car on the site")
+        _zero_confirmed(body, tr("web.zero.every_car"))
         return await apply(SetNetworkLimit(body.limit_a), request)
 
     @app.put("/api/units/{unit_id}/limit", tags=["commissioning"], responses=_WRITE_ERRORS,
              summary="Step 2: set one unit's limit (0 A keeps it at 0 A, with confirm_zero)")
     async def set_unit_limit(unit_id: str, body: LimitIn, session: Write, request: Request) -> LimitOut:
-        _zero_confirmed(body, f"charging at {unit_id}")
+        _zero_confirmed(body, tr("web.zero.unit", unit=unit_id))
         return await apply(SetUnitLimit(unit_id, body.limit_a), request)
 
     @app.put("/api/units/{unit_id}/session-need", tags=["sessions"], responses=_WRITE_ERRORS,
@@ -382,7 +421,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def set_enabled(body: EnabledIn, session: Write, request: Request) -> LimitOut:
         return await apply(SetEnabled(body.enabled), request)
 
-    add_commissioning_routes(app, ctx, write=Depends(writer), read=read_deps, read_errors=read_errors)
+    add_commissioning_routes(app, ctx, write=Depends(writer), read=read_deps, read_errors=read_errors,
+                             refusal=refusal)
     return app
 
 
@@ -391,7 +431,7 @@ async def _stored(operation: Any) -> Session:
     try:
         session: Session = await operation
     except StoreError as exc:
-        raise CommandRejected(f"the password could not be saved: {exc}", field="password") from exc
+        raise CommandRejected(tr("web.password_not_saved", error=str(exc)), field="password") from exc
     return session
 
 
@@ -399,8 +439,7 @@ def _zero_confirmed(body: LimitIn, what: str) -> None:
     """0 A is a legitimate choice (stop charging on purpose) but also what an empty field used to send: it is
     taken only when the request says it means it."""
     if body.limit_a == 0 and not body.confirm_zero:
-        raise CommandRejected(f"0 A stops {what}; confirm that this is meant (confirm_zero: true) to set it",
-                              field="confirm_zero")
+        raise CommandRejected(tr("web.zero_unconfirmed", what=what), field="confirm_zero")
 
 
 def _request_field(command: Command, field: str | None) -> str | None:

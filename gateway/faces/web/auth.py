@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.i18n.text import tr
 from gateway.site.store import JsonStore
 
 PASSWORD_FILE = "web-password.json"
@@ -74,7 +75,7 @@ def scrypt_hash(password: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R
 
 def check_password_rules(password: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise AuthError(422, f"the password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
+        raise AuthError(422, tr("auth.password_length", least=MIN_PASSWORD, most=MAX_PASSWORD))
 
 
 class PasswordStore:
@@ -271,12 +272,11 @@ class Guard:
         """Admit ``client`` (its own backoff, then the global budget) and hold the one checking slot."""
         self._admit(client)
         if client in self._waiting:
-            raise AuthError(429, "an attempt from this address is still being checked", retry_after_s=1.0)
+            raise AuthError(429, tr("auth.still_checking"), retry_after_s=1.0)
         wait = self.budget.reserve()
         if wait is None:
             retry = self.budget.retry_after_s()
-            raise AuthError(429, f"too many sign-in attempts on this gateway right now: try again in {retry:.0f} s",
-                            retry_after_s=retry)
+            raise AuthError(429, tr("auth.too_many_here", seconds=_seconds(retry)), retry_after_s=retry)
         self._waiting.add(client)
         try:
             if wait > 0:
@@ -291,9 +291,9 @@ class Guard:
         check_password_rules(password)
         async with self._turn(client):
             if self.setup_code is None:
-                raise AuthError(409, "the installer password is already set: sign in, or change it there")
+                raise AuthError(409, tr("auth.password_already_set"))
             if not hmac.compare_digest(_normalise_code(setup_code), _normalise_code(self.setup_code)):
-                self._refuse(client, "wrong setup code (it is printed in the gateway's log at start)")
+                self._refuse(client, tr("auth.wrong_setup_code"))
             await self.passwords.set(password)
             self.setup_code = None
             self.throttle.succeeded(client)
@@ -302,9 +302,9 @@ class Guard:
     async def sign_in(self, password: str, client: str) -> Session:
         async with self._turn(client):
             if not self.passwords.is_set:
-                raise AuthError(409, "no installer password yet: set one with the setup code")
+                raise AuthError(409, tr("auth.no_password_yet"))
             if not await self.passwords.verify(password):
-                self._refuse(client, "wrong password")
+                self._refuse(client, tr("auth.wrong_password"))
             self.throttle.succeeded(client)
             return self.sessions.open()
 
@@ -313,7 +313,7 @@ class Guard:
         check_password_rules(new)
         async with self._turn(client):
             if not await self.passwords.verify(current):
-                self._refuse(client, "wrong current password")
+                self._refuse(client, tr("auth.wrong_current_password"))
             await self.passwords.set(new)
             self.throttle.succeeded(client)
             self.sessions.close_all()
@@ -322,26 +322,26 @@ class Guard:
     def _admit(self, client: str) -> None:
         wait = self.throttle.wait_s(client)
         if wait > 0:
-            raise AuthError(429, f"too many wrong attempts: try again in {_seconds(wait)}", retry_after_s=wait)
+            raise AuthError(429, tr("auth.too_many_wrong", seconds=_seconds(wait)), retry_after_s=wait)
 
     def _refuse(self, client: str, message: str) -> None:
         delay = self.throttle.failed(client)
-        raise AuthError(401, f"{message}; the next attempt is possible in {_seconds(delay)}", retry_after_s=delay)
+        raise AuthError(401, tr("auth.refused", reason=message, seconds=_seconds(delay)), retry_after_s=delay)
 
     def authenticate(self, token: str | None, csrf_token: str | None, *, by_cookie: bool, write: bool) -> Session:
         """The session behind a request, or ``AuthError``: 401 without one, 403 for a cookie write without CSRF."""
         session = self.sessions.find(token)
         if session is None:
-            raise AuthError(401, "sign in with the installer password first")
+            raise AuthError(401, tr("auth.sign_in_first"))
         if write and by_cookie and not (csrf_token and hmac.compare_digest(csrf_token, session.csrf_token)):
-            raise AuthError(403, "missing or wrong X-CSRF-Token header (reload the page)")
+            raise AuthError(403, tr("auth.csrf"))
         return session
 
 
 def _seconds(wait_s: float) -> str:
     """Rounded up, so a refusal never says "0 s" while it still refuses."""
     whole = max(1, math.ceil(wait_s))
-    return "1 second" if whole == 1 else f"{whole} seconds"
+    return tr("auth.seconds.one") if whole == 1 else tr("auth.seconds.other", n=whole)
 
 
 def _normalise_code(code: str) -> str:

@@ -11,7 +11,7 @@ page shows what the gateway now holds, and which saved sections wait for a resta
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +33,7 @@ from gateway.faces.web.commissioning_schemas import (
     meter_profile_out,
 )
 from gateway.faces.web.schemas import LimitIn, Refusal
+from gateway.i18n.text import text_of, tr
 from gateway.runtime.commands import (
     Command,
     CommandRejected,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from gateway.faces.web.api import ApiContext
 
 _SECRETS = ("password", "password_file", "password_env")
+Refuse = Callable[[Request, int, str, str | None], JSONResponse]
 
 
 class NotAvailable(CommandRejected):
@@ -68,28 +70,29 @@ _TAGS: list[str | Enum] = ["commissioning"]
 
 
 def add_commissioning_routes(app: FastAPI, ctx: ApiContext, *, write: Depends, read: Sequence[Depends],
-                             read_errors: dict[int | str, dict[str, Any]]) -> None:
-    """The routes on ``app``; ``write``/``read`` are the session checks of the other routes."""
+                             read_errors: dict[int | str, dict[str, Any]], refusal: Refuse) -> None:
+    """The routes on ``app``; ``write``/``read`` are the session checks of the other routes, ``refusal`` how they
+    answer a refusal (in the reader's language)."""
 
     def settings() -> SiteSettings:
         if ctx.settings is None:
-            raise NotAvailable("this server has no commissioning settings")
+            raise NotAvailable(tr("web.commissioning.no_settings"))
         return ctx.settings
 
     def state() -> CommissioningOut:
-        return commissioning_out(settings(), ctx.instance, ctx.restart is not None)
+        return commissioning_out(settings(), ctx.control.status(), ctx.instance, ctx.restart is not None)
 
     def change(command: Command, request: Request) -> CommissioningOut:
         settings()
         try:
             ctx.control.apply(command, f"web installer@{_client(request)}")
         except CommandRejected as exc:
-            raise CommandRejected(str(exc), field=request_field(command, exc.field)) from None
+            raise CommandRejected(text_of(exc), field=request_field(command, exc.field)) from None
         return state()
 
     @app.exception_handler(NotAvailable)
     async def _not_available(request: Request, exc: NotAvailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=409)
+        return refusal(request, 409, text_of(exc), exc.field)
 
     @app.get("/api/commissioning", tags=_TAGS, dependencies=list(read), responses=read_errors,
              summary="What the installer sets: limits, circuits, wiring, meter, BMS, central system, restart")
@@ -104,19 +107,19 @@ def add_commissioning_routes(app: FastAPI, ctx: ApiContext, *, write: Depends, r
     @app.put("/api/installation-limit", tags=_TAGS, dependencies=[write], responses=_WRITE,
              summary="The installation limit (main breaker) per phase; applies at the next control step")
     async def set_installation_limit(body: LimitIn, request: Request) -> CommissioningOut:
-        _zero_confirmed(body.limit_a, body.confirm_zero, "every car on the site")
+        _zero_confirmed(body.limit_a, body.confirm_zero, tr("web.zero.every_car"))
         return change(SetInstallationLimit(body.limit_a), request)
 
     @app.post("/api/circuits", tags=_TAGS, dependencies=[write], responses=_WRITE, status_code=201,
               summary="Add a circuit (a distribution board with its own breaker)")
     async def add_circuit(body: CircuitIn, request: Request) -> CommissioningOut:
-        _zero_confirmed(body.limit_a, body.confirm_zero, f"every car on {body.id}")
+        _zero_confirmed(body.limit_a, body.confirm_zero, tr("web.zero.circuit", circuit=body.id))
         return change(SetCircuit(None, _circuit(body)), request)
 
     @app.put("/api/circuits/{circuit_id}", tags=_TAGS, dependencies=[write], responses=_WRITE,
              summary="Change a circuit: its limit, its parent, its name (its units follow a new name)")
     async def set_circuit(circuit_id: str, body: CircuitIn, request: Request) -> CommissioningOut:
-        _zero_confirmed(body.limit_a, body.confirm_zero, f"every car on {circuit_id}")
+        _zero_confirmed(body.limit_a, body.confirm_zero, tr("web.zero.circuit", circuit=circuit_id))
         return change(SetCircuit(circuit_id, _circuit(body)), request)
 
     @app.delete("/api/circuits/{circuit_id}", tags=_TAGS, dependencies=[write], responses=_WRITE,
@@ -174,8 +177,7 @@ def add_commissioning_routes(app: FastAPI, ctx: ApiContext, *, write: Depends, r
         summary="Restart the gateway in its process, to apply what waits for a restart; sign in again after it")
     async def restart(request: Request) -> RestartOut:
         if ctx.restart is None:
-            raise NotAvailable("this gateway cannot restart itself (it is not run by `powershare run`): restart it "
-                               "the way it was started")
+            raise NotAvailable(tr("web.commissioning.no_restart"))
         ctx.restart(f"web installer@{_client(request)}")
         return RestartOut(restarting=True)
 
@@ -187,8 +189,7 @@ def _client(request: Request) -> str:
 def _zero_confirmed(limit: float, confirmed: bool, what: str) -> None:
     """As for the network limit: 0 A stops cars, so it is taken only when the request says it means it."""
     if limit == 0 and not confirmed:
-        raise CommandRejected(f"0 A stops {what}; confirm that this is meant (confirm_zero: true) to set it",
-                              field="confirm_zero")
+        raise CommandRejected(tr("web.zero_unconfirmed", what=what), field="confirm_zero")
 
 
 def _circuit(body: CircuitIn) -> CircuitConfig:

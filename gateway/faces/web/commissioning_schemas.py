@@ -15,8 +15,10 @@ from pydantic import BaseModel, Field
 from drivers.profile import MeterProfile
 from gateway.core.limits import SITE_NODE
 from gateway.faces.web.schemas import Body
+from gateway.runtime.bms_limit import MAX_WATCHDOG_S
+from gateway.runtime.read_model import SiteStatus
 from gateway.site.config import BmsConfig, CircuitConfig, MeterConfig, OcppTransport, SiteConfig
-from gateway.site.settings import KEY_FILE, MAX_WATCHDOG_S, SiteSettings
+from gateway.site.settings import KEY_FILE, SiteSettings
 
 Section = Literal["meter", "bms", "ocpp"]
 SECTIONS: tuple[Section, ...] = ("meter", "bms", "ocpp")
@@ -106,7 +108,10 @@ class RestartOut(BaseModel):
     restarting: bool
 
 
-def commissioning_out(settings: SiteSettings, instance: str, restart_available: bool) -> CommissioningOut:
+def commissioning_out(settings: SiteSettings, status: SiteStatus, instance: str,
+                      restart_available: bool) -> CommissioningOut:
+    """The settings as the gateway starts with them; the BMS watchdog as the read model has it (the BMS's limit
+    source holds it)."""
     saved: SiteConfig = settings.saved
     added = set(settings.added_here)
     counts: dict[str, int] = {}
@@ -125,8 +130,8 @@ def commissioning_out(settings: SiteSettings, instance: str, restart_available: 
         network_limit_a=saved.network_limit_a,
         circuits=[CircuitOut(id=c.id, parent=c.parent, limit_a=c.limit_a, units=counts.get(c.id, 0))
                   for c in saved.circuits],
-        units=units, meter=saved.meter, bms=saved.bms, bms_watchdog_s=settings.bms_watchdog_s,
-        bms_fallback_limit_a=settings.bms_fallback_limit_a, ocpp=ocpp_out(saved),
+        units=units, meter=saved.meter, bms=saved.bms, bms_watchdog_s=status.bms_watchdog_s,
+        bms_fallback_limit_a=status.bms_fallback_limit_a, ocpp=ocpp_out(saved),
         restart_needed=[k for k in SECTIONS if k in settings.restart_needed],
         restart_available=restart_available)
 

@@ -1,8 +1,9 @@
 """Refusals as an installer reads them: "Port must be a whole number", not "transport.port: Input should be a
-valid integer".
+valid integer"; in the reader's language (``gateway.i18n``).
 
 The request's own field names stay in the refusal's ``field`` (the page highlights that input; scripts match on
-it); the ``detail`` text names the setting the way the page labels it.
+it); the ``detail`` text names the setting the way the page labels it. The predicates ("must be a number") are the
+site file's (``gateway.site.input_problems``), so the page and ``check-config`` word a rule alike.
 """
 
 from __future__ import annotations
@@ -11,77 +12,50 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.i18n.text import capitalized, msgid, tr
+from gateway.site.input_problems import explanation, predicate
+
 LABELS = {
-    "limit_a": "the limit", "confirm_zero": "the confirmation of 0 A", "enabled": "on/off",
-    "id": "the name", "profile": "the device profile", "transport": "the connection",
-    "transport.type": "the connection type", "transport.host": "the address", "transport.port": "the port",
-    "transport.unit": "the unit id", "transport.device": "the serial device", "transport.baudrate": "the baud rate",
-    "transport.parity": "the parity", "transport.timeout_s": "the timeout", "breaker_limit_a": "the breaker limit",
-    "phases": "the phases wired", "phase_rotation": "the phase rotation", "circuit": "the circuit",
-    "password": "the password", "new_password": "the new password", "current_password": "the current password",
-    "setup_code": "the setup code",
-    "parent": "the parent circuit", "fallback_limit_a": "the fallback limit", "margin_a": "the margin",
-    "stale_after_s": "the time until the meter counts as silent", "host": "the listen address", "port": "the port",
-    "unit_id": "the unit id", "allow_write_from": "the addresses allowed to write", "read_only": "read only",
-    "timeout_s": "the watchdog", "url": "the central system's address", "charge_point_id": "the charge point id",
-    "security_profile": "the security profile", "password_file": "the key file", "password_env": "the key variable",
-    "ca_file": "the CA certificates file", "client_cert": "the client certificate", "client_key": "the client key",
-    "rtu.device": "the serial device", "rtu.baudrate": "the baud rate",
+    "limit_a": msgid("web.label.limit_a"), "confirm_zero": msgid("web.label.confirm_zero"),
+    "enabled": msgid("web.label.enabled"), "id": msgid("web.label.id"), "profile": msgid("web.label.profile"),
+    "transport": msgid("web.label.transport"), "transport.type": msgid("web.label.transport_type"),
+    "transport.host": msgid("web.label.host"), "transport.port": msgid("web.label.port"),
+    "transport.unit": msgid("web.label.unit"), "transport.device": msgid("web.label.device"),
+    "transport.baudrate": msgid("web.label.baudrate"), "transport.parity": msgid("web.label.parity"),
+    "transport.timeout_s": msgid("web.label.timeout"), "breaker_limit_a": msgid("web.label.breaker_limit_a"),
+    "phases": msgid("web.label.phases"), "phase_rotation": msgid("web.label.phase_rotation"),
+    "circuit": msgid("web.label.circuit"), "password": msgid("web.label.password"),
+    "new_password": msgid("web.label.new_password"), "current_password": msgid("web.label.current_password"),
+    "setup_code": msgid("web.label.setup_code"),
+    "parent": msgid("web.label.parent"), "fallback_limit_a": msgid("web.label.fallback_limit_a"),
+    "margin_a": msgid("web.label.margin_a"), "stale_after_s": msgid("web.label.stale_after_s"),
+    "host": msgid("web.label.listen"), "port": msgid("web.label.port"), "unit_id": msgid("web.label.unit"),
+    "allow_write_from": msgid("web.label.allow_write_from"), "read_only": msgid("web.label.read_only"),
+    "timeout_s": msgid("web.label.watchdog"), "url": msgid("web.label.url"),
+    "charge_point_id": msgid("web.label.charge_point_id"), "security_profile": msgid("web.label.security_profile"),
+    "password_file": msgid("web.label.password_file"), "password_env": msgid("web.label.password_env"),
+    "ca_file": msgid("web.label.ca_file"), "client_cert": msgid("web.label.client_cert"),
+    "client_key": msgid("web.label.client_key"),
 }
-
-_BY_TYPE = {
-    "missing": "{label} is missing",
-    "float_type": "{label} must be a number",
-    "float_parsing": "{label} must be a number",
-    "int_type": "{label} must be a whole number",
-    "int_parsing": "{label} must be a whole number",
-    "int_from_float": "{label} must be a whole number",
-    "finite_number": "{label} must be a finite number",
-    "bool_type": "{label} must be true or false",
-    "bool_parsing": "{label} must be true or false",
-    "string_type": "{label} must be text",
-    "extra_forbidden": "{label} is not a setting here",
-    "too_short": "{label} is too short",
-    "string_too_short": "{label} is too short",
-    "string_too_long": "{label} is too long",
-    "string_pattern_mismatch": "{label} may hold only letters, digits, '-', '_' and '.'",
-    "greater_than_equal": "{label} must be at least {ge}",
-    "greater_than": "{label} must be above {gt}",
-    "less_than_equal": "{label} must be at most {le}",
-    "less_than": "{label} must be below {lt}",
-    "literal_error": "{label} must be one of {expected}",
-    "union_tag_invalid": "{label} must be one of {expected_tags}",
-}
-
-
-_PATTERNS = {
-    "url": "{label} must start with ws:// or wss:// and hold no spaces",
-    "charge_point_id": "{label} may hold only letters, digits and * - _ = + | @ . (up to 48)",
-    "password_env": "{label} must be an environment variable's name (letters, digits and '_')",
-}
-"""What a value must look like where the site file's pattern is not a plain name's."""
+"""A request field -> the setting as the page labels it, with its article ("the limit"), to begin a sentence."""
 
 
 def label(field: str | None) -> str:
     if not field:
-        return "the request"
+        return tr("web.label.request")
     field = re.sub(r"\.\d+$", "", field)  # an entry of a list: the list's label
-    return LABELS.get(field, field.rsplit(".", 1)[-1].replace("_", " "))
+    if field in LABELS:
+        return tr(LABELS[field])
+    return field.rsplit(".", 1)[-1].replace("_", " ")
 
 
 def readable(field: str | None, error: Mapping[str, Any]) -> str:
-    """One validation error in plain words; pydantic's own text where no plainer one is known."""
-    if error.get("type") == "value_error":  # a rule of the site file's schema: its own words, without pydantic's
-        reason = str(error.get("msg")).removeprefix("Value error, ")
-        text = f"{label(field)}: {reason}" if field else reason
-        return text[0].upper() + text[1:]
-    template = _BY_TYPE.get(str(error.get("type")))
-    if error.get("type") == "string_pattern_mismatch" and field in _PATTERNS:
-        template = _PATTERNS[field]
-    context = {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, (str, int, float))}
-    what = label(field)
-    try:
-        text = template.format(label=what, **context) if template else f"{what}: {error.get('msg')}"
-    except (KeyError, IndexError):
-        text = f"{what}: {error.get('msg')}"
-    return text[0].upper() + text[1:]
+    """One validation error in plain words; the rule's or pydantic's own text where no plainer one is known. A rule
+    of a whole section (``ocpp``: "security profile 1 needs ...") has no field: its own words alone."""
+    if not field and error.get("type") == "value_error":
+        return capitalized(explanation(error))
+    what = capitalized(label(field))
+    plain = predicate(error)
+    if plain is not None:
+        return tr("web.invalid", setting=what, problem=plain)
+    return tr("web.invalid_other", setting=what, problem=explanation(error))

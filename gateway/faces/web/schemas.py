@@ -104,7 +104,7 @@ class UnitOut(BaseModel):
 
 class LimitOut(BaseModel):
     effective_limit_a: Phases = Field(description="per phase, after every source is applied")
-    source: Literal["installation", "network", "bms_fallback", "ocpp", "site_meter"]
+    source: Literal["installation", "network", "bms_fallback", "ocpp", "site_meter", "bms"]
     installation_limit_a: float
     network_limit_a: float
     bms_watchdog_s: float
@@ -188,11 +188,29 @@ class SessionOut(BaseModel):
     csrf_token: str
 
 
+class LanguageOut(BaseModel):
+    code: str = Field(description="a language code, as in GET /api/i18n/{lang}: en, de")
+    name: str = Field(description="the language's own name: English, Deutsch")
+
+
+class LanguagesOut(BaseModel):
+    lang: str = Field(description="the language this client gets: its powershare_lang cookie (set by the page's "
+                                  "language switch), else its Accept-Language, else en")
+    languages: list[LanguageOut]
+
+
+class CatalogOut(BaseModel):
+    lang: str
+    messages: dict[str, str] = Field(description="the page's texts by message id (page.*), with {placeholders}; "
+                                                 "English where a text is not translated")
+
+
 _AVAILABILITY: dict[Availability, Literal["available", "unavailable", "disabled"]] = {
     Availability.AVAILABLE: "available", Availability.UNAVAILABLE: "unavailable", Availability.DISABLED: "disabled"}
-_SOURCE: dict[LimitSource, Literal["installation", "network", "bms_fallback", "ocpp", "site_meter"]] = {
+_SOURCE: dict[LimitSource, Literal["installation", "network", "bms_fallback", "ocpp", "site_meter", "bms"]] = {
     LimitSource.INSTALLATION: "installation", LimitSource.NETWORK: "network",
-    LimitSource.BMS_FALLBACK: "bms_fallback", LimitSource.OCPP: "ocpp", LimitSource.SITE_METER: "site_meter"}
+    LimitSource.BMS_FALLBACK: "bms_fallback", LimitSource.OCPP: "ocpp", LimitSource.SITE_METER: "site_meter",
+    LimitSource.BMS: "bms"}
 _HEALTH: dict[GatewayHealth, Literal["ok", "degraded", "fault"]] = {
     GatewayHealth.OK: "ok", GatewayHealth.DEGRADED: "degraded", GatewayHealth.FAULT: "fault"}
 

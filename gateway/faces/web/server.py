@@ -30,6 +30,7 @@ from gateway.faces.web.connections import HEAD_TIMEOUT_S, MAX_CONNECTIONS, cappe
 from gateway.faces.web.live import Broadcast, History, follow
 from gateway.faces.web.metrics import GatewayCollector, MetricsSource, registry_for
 from gateway.faces.web.middleware import BodyLimit, SecurityHeaders
+from gateway.i18n.text import tr
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.file_limits import face_cap
 from gateway.runtime.follower_probe import Probe
@@ -160,8 +161,7 @@ class WebServer:
             raise
         log.info("web page on %s://%s:%d/", self.scheme, self.config.host, self.port)
         if self.setup_code is not None:
-            log.warning("no installer password yet: open %s and set one with the setup code %s", self.url,
-                        self.setup_code)
+            log.warning(tr("web.setup_code", url=self.url, code=self.setup_code))
 
     async def stop(self) -> None:
         """End every live stream, let requests in flight finish (at most a few seconds), then stop."""

@@ -32,7 +32,7 @@ const app = {
 
 const SOURCE_TEXT = {
   installation: "the installation limit", network: "the network limit", ocpp: "the central system (OCPP)",
-  bms_fallback: "the BMS fallback (no word from the BMS)", site_meter: "the site meter",
+  bms: "the building management system (BMS)", bms_fallback: "the BMS fallback (no word from the BMS)", site_meter: "the site meter",
 };
 const sourceText = (source) => SOURCE_TEXT[source] || source;
 

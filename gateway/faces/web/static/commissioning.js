@@ -7,200 +7,15 @@
  * refuses an empty number field and asks before anything that stops cars, and shows the gateway's refusal as it is,
  * with the field at fault highlighted.
  *
- * Uses app.js's helpers ($, h, api, setMessage, askConfirm, loadAuth, loadFollowers, VIEWS, app). Every text the
- * installer reads comes from TEXT through t(), so the view can be translated in one place.
+ * Uses app.js's helpers ($, h, api, setMessage, askConfirm, loadAuth, loadFollowers, VIEWS, app) and i18n.js. Every
+ * text the installer reads is a message of the catalogs (page.commissioning.*), in the page's language.
  */
 "use strict";
 
 (() => {
-  const TEXT = {
-    tab: "Commissioning",
-    title: "Commissioning",
-    locked: "Sign in with the installer password to change the installation.",
-    signIn: "Sign in",
-    loading: "Loading…",
-    site: "Supply",
-    onSupply: "site",
-    amps: "A",
-    set: "Set",
-    save: "Save",
-    cancel: "Cancel",
-    edit: "Edit",
-    remove: "Remove",
-    tapAgain: "Tap again to remove",
-    saved: "Saved.",
-    savedRestart: "Saved: applies when the gateway restarts.",
-    waitsForRestart: "{now} (saved; applies when the gateway restarts)",
-    appliedNow: "Applied: the gateway takes it at its next control step.",
-    emptyField: "Enter {what}: the field is empty.",
-    notNumber: "Enter {what} as a number.",
-    // installation limit
-    supplyTitle: "Installation limit",
-    installationLimit: "Installation limit per phase",
-    installationHint: "The main breaker. Nothing the gateway is told (BMS, central system, this page) goes above it. Network limit now: {network} A (Power Sharing, step 2).",
-    theInstallationLimit: "the installation limit in amperes",
-    zeroTitle: "Set 0 A?",
-    zeroInstallation: "0 A stops every car on the site until the limit is raised again.",
-    zeroYes: "Stop charging: 0 A",
-    // circuits
-    circuitsTitle: "Circuits",
-    circuitsHint: "Distribution boards and feeders, each with its own breaker, below the supply or below another circuit.",
-    supplyNode: "Supply",
-    circuitLine: "{limit} A · {units}",
-    units: "{n} units",
-    oneUnit: "1 unit",
-    noUnits: "no units",
-    name: "Name",
-    parent: "Below",
-    limitPerPhase: "Limit per phase (A)",
-    addCircuit: "Add circuit",
-    theCircuitLimit: "the circuit's limit in amperes",
-    circuitAdded: "Circuit {id} added.",
-    circuitSaved: "Circuit {id} saved.",
-    circuitRemoved: "Circuit {id} removed.",
-    lowCircuitTitle: "Limit {id} to {limit} A?",
-    lowCircuit: "Below 6 A no car on {id} can charge: every car on it stops.",
-    lowCircuitYes: "Stop its cars",
-    // units
-    unitsTitle: "Units: breaker and wiring",
-    unitsHint: "Each unit's own breaker, the phases wired to it, which site phase its L1, L2, L3 land on, and the circuit it hangs from. Applies at the next control step.",
-    findUnit: "Find a unit or circuit",
-    unitLine: "breaker {breaker} · {phases} · {circuit}",
-    nameplate: "{limit} A (nameplate)",
-    threePhases: "3 phases {rotation}",
-    onePhase: "1 phase on {rotation}",
-    addedHere: "added here",
-    breaker: "Breaker limit (A)",
-    breakerPlaceholder: "nameplate ({limit} A)",
-    phases: "Phases wired",
-    phases3: "3 phases",
-    phases1: "1 phase",
-    rotation: "Phase rotation",
-    circuit: "Circuit",
-    unitSaved: "{id}: wiring saved.",
-    noUnitMatches: "No unit matches.",
-    theBreaker: "the breaker limit in amperes",
-    // meter
-    meterTitle: "Site meter",
-    meterHint: "A meter on the supply or on a circuit: the load that is not the chargers' becomes less room for them.",
-    noMeter: "No site meter.",
-    meterLine: "{profile} on {circuit}: limit {limit} A, margin {margin} A, {fallback} A while silent",
-    profile: "Meter profile",
-    chooseProfile: "choose the meter…",
-    connection: "Connection",
-    tcp: "Modbus TCP",
-    rtuOverTcp: "RS-485 via serial server (TCP)",
-    rtu: "RS-485 on this gateway",
-    address: "Address",
-    port: "Port",
-    unitId: "Unit id",
-    device: "Serial device",
-    baud: "Baud rate",
-    parity: "Parity",
-    parityN: "none",
-    parityE: "even",
-    parityO: "odd",
-    meterLimit: "Breaker it measures (A)",
-    margin: "Margin (A)",
-    fallback: "While silent (A)",
-    staleAfter: "Silent after (s)",
-    saveMeter: "Save meter",
-    removeMeter: "Remove meter",
-    meterRemoved: "Site meter removed: applies when the gateway restarts.",
-    lowFallbackTitle: "Stop the cars while the meter is silent?",
-    lowFallback: "Below 6 A no car on {circuit} charges while the meter gives no reading.",
-    lowFallbackYes: "Yes, stop them",
-    removeMeterTitle: "Remove the site meter?",
-    removeMeterText: "The chargers no longer make room for the building's own load: only the fixed limits protect the breaker.",
-    removeMeterYes: "Remove the meter",
-    theMeterLimit: "the metered breaker in amperes",
-    theMargin: "the margin in amperes",
-    theFallback: "the limit while silent in amperes",
-    theStale: "the seconds until the meter counts as silent",
-    theUnitId: "the unit id",
-    thePort: "the port",
-    // bms
-    bmsTitle: "Building management (BMS)",
-    bmsHint: "The Modbus server a BMS reads the site from and sets the network limit through.",
-    noBms: "No BMS face.",
-    bmsLine: "{state} on {host}:{port}, unit {unit}, {access}",
-    bmsOn: "Serving",
-    bmsOff: "Off",
-    bmsFace: "BMS face",
-    on: "On",
-    off: "Off",
-    listen: "Listen address",
-    access: "Access",
-    readWrite: "read and write",
-    readOnly: "read only",
-    writesFrom: "Writes accepted from",
-    writesFromPlaceholder: "e.g. 10.0.8.21, 10.0.9.0/24",
-    writesNone: "no TCP writes",
-    writesFromList: "writes from {list}",
-    saveBms: "Save BMS face",
-    watchdogTitle: "BMS watchdog",
-    watchdogHint: "If the BMS writes nothing for this long, the limit below applies until it writes again (0: off). Applies at once.",
-    watchdog: "Watchdog (s)",
-    watchdogFallback: "Limit while silent (A)",
-    watchdogSet: "Watchdog {timeout} s, {fallback} A while the BMS is silent.",
-    watchdogOff: "Watchdog off.",
-    theWatchdog: "the watchdog in seconds",
-    theWatchdogFallback: "the limit while the BMS is silent in amperes",
-    lowWatchdogTitle: "Stop the cars while the BMS is silent?",
-    lowWatchdog: "Below 6 A no car charges while the BMS writes nothing.",
-    // ocpp
-    ocppTitle: "Central system (OCPP)",
-    ocppHint: "The operator's OCPP 1.6J central system: the site is one charge point, the units its connectors.",
-    noOcpp: "Not connected to a central system.",
-    ocppLine: "{url} as {id}, security profile {profile}",
-    url: "Central system address",
-    urlPlaceholder: "wss://csms.example.com/ocpp",
-    chargePointId: "Charge point id",
-    security: "Security",
-    security0: "0: none",
-    security1: "1: password over ws://",
-    security2: "2: password over wss://",
-    security3: "3: client certificate over wss://",
-    key: "AuthorizationKey",
-    keyNew: "16 to 40 characters",
-    keyKept: "set ({source}): leave empty to keep it",
-    keyHere: "kept on the gateway",
-    keyFile: "in a file",
-    keyEnv: "in an environment variable",
-    keySiteFile: "in the site file",
-    keyNeeded: "Enter the AuthorizationKey: this security profile sends one.",
-    caFile: "CA certificates file (PEM)",
-    caPlaceholder: "the system's trust store",
-    clientCert: "Client certificate file (PEM)",
-    clientKey: "Client key file (PEM)",
-    saveOcpp: "Save central system",
-    removeOcpp: "Disconnect",
-    ocppRemoved: "Central system removed: applies when the gateway restarts.",
-    removeOcppTitle: "Disconnect from the central system?",
-    removeOcppText: "After the next restart the operator no longer sees the site nor sets its limits.",
-    removeOcppYes: "Disconnect",
-    // restart
-    restartWaiting: "Saved, applies when the gateway restarts: {what}.",
-    restartNow: "Restart the gateway",
-    restartHow: "Restart the gateway to apply it (for example: sudo systemctl restart powershare).",
-    restartTitle: "Restart the gateway?",
-    restartText: "The gateway stops for a few seconds and starts again with the saved settings. Cars keep their current meanwhile. You will need to sign in again.",
-    restartYes: "Restart",
-    restarting: "Restarting… the page reconnects by itself.",
-    restarted: "Restarted with the saved settings. Sign in again to change settings.",
-    restartLost: "The gateway did not come back within a minute: check its log.",
-    section_meter: "site meter",
-    section_bms: "BMS face",
-    section_ocpp: "central system",
-    exportText: "The site as the gateway starts with it, with the changes made here, as one site file (for powershare check-config, or to replace the original):",
-    exportLink: "Download site.yaml",
-  };
-
-  /* The one way a text reaches the installer: t("unitSaved", { id: "bay-3" }). */
-  function t(key, vars) {
-    const text = TEXT[key] === undefined ? key : TEXT[key];
-    return text.replace(/\{(\w+)\}/g, (all, name) => (vars && vars[name] !== undefined ? String(vars[name]) : all));
-  }
+  /* Every text the installer reads is a catalog message (page.commissioning.*, gateway/i18n/catalogs), through
+   * i18n.t: t("page.commissioning.unit_saved", { id: "bay-3" }). */
+  const t = (id, params) => i18n.t(id, params);
 
   const ROTATIONS3 = ["L1L2L3", "L2L3L1", "L3L1L2", "L1L3L2", "L3L2L1", "L2L1L3"];
   const ROTATIONS1 = ["L1", "L2", "L3"];
@@ -208,7 +23,7 @@
     treeKey: "", unitsKey: "" };
 
   /* -- small helpers ---------------------------------------------------------------------------------------- */
-  const num = (value) => (Math.round(Number(value) * 10) / 10).toString();
+  const num = (value) => Math.round(Number(value) * 10) / 10;  /* a number: i18n.t writes it the language's way */
 
   function field(labelKey, input, extraClass) {
     return h("label", { class: extraClass || null }, t(labelKey), input);
@@ -235,10 +50,10 @@
   /* A number as typed; { error } names what is missing, in the table's words. An empty field is never 0. */
   function readNumber(el, whatKey, optional) {
     const text = el.value.trim();
-    if (el.validity && el.validity.badInput) return { error: t("notNumber", { what: t(whatKey) }) };
-    if (text === "") return optional ? { value: null } : { error: t("emptyField", { what: t(whatKey) }) };
+    if (el.validity && el.validity.badInput) return { error: t("page.commissioning.not_number", { what: t(whatKey) }) };
+    if (text === "") return optional ? { value: null } : { error: t("page.commissioning.empty_field", { what: t(whatKey) }) };
     const value = Number(text);
-    if (!Number.isFinite(value)) return { error: t("notNumber", { what: t(whatKey) }) };
+    if (!Number.isFinite(value)) return { error: t("page.commissioning.not_number", { what: t(whatKey) }) };
     return { value };
   }
 
@@ -297,110 +112,110 @@
       h("h3", { id: `${id}-title` }, t(titleKey)), hintKey ? h("p", { class: "hint" }, t(hintKey)) : null, ...children);
 
     const supply = h("form", { id: "cm-supply-form", class: "inline-form", novalidate: true },
-      field("installationLimit", h("span", { class: "with-unit" },
-        numberInput("limit_a", { id: "cm-installation", min: "0", required: true }), h("span", {}, t("amps")))),
-      h("button", { class: "btn btn-primary", type: "submit" }, t("set")));
+      field("page.commissioning.installation_limit", h("span", { class: "with-unit" },
+        numberInput("limit_a", { id: "cm-installation", min: "0", required: true }), h("span", {}, t("page.commissioning.amps")))),
+      h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.set")));
 
     const circuitForm = h("form", { id: "cm-circuit-form", class: "cm-subform", novalidate: true, hidden: true },
       h("div", { class: "grid2" },
-        field("name", input("id", { maxlength: "32", required: true })),
-        field("parent", h("select", { name: "parent" })),
-        field("limitPerPhase", numberInput("limit_a", { min: "0", required: true }))),
+        field("page.commissioning.name", input("id", { maxlength: "32", required: true })),
+        field("page.commissioning.parent", h("select", { name: "parent" })),
+        field("page.commissioning.limit_per_phase", numberInput("limit_a", { min: "0", required: true }))),
       h("div", { class: "cm-buttons" },
-        h("button", { class: "btn btn-light-outline", type: "button", "data-cancel": "1" }, t("cancel")),
-        h("button", { class: "btn btn-primary", type: "submit" }, t("save"))));
+        h("button", { class: "btn btn-light-outline", type: "button", "data-cancel": "1" }, t("page.commissioning.cancel")),
+        h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.save"))));
 
     const addCircuit = h("form", { id: "cm-add-circuit", novalidate: true },
       h("div", { class: "grid2" },
-        field("name", input("id", { id: "cm-circuit-id", maxlength: "32", placeholder: "e.g. board-2" })),
-        field("parent", h("select", { name: "parent", id: "cm-circuit-parent" })),
-        field("limitPerPhase", numberInput("limit_a", { id: "cm-circuit-limit", min: "0" }))),
-      h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("addCircuit")));
+        field("page.commissioning.name", input("id", { id: "cm-circuit-id", maxlength: "32", placeholder: "e.g. board-2" })),
+        field("page.commissioning.parent", h("select", { name: "parent", id: "cm-circuit-parent" })),
+        field("page.commissioning.limit_per_phase", numberInput("limit_a", { id: "cm-circuit-limit", min: "0" }))),
+      h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("page.commissioning.add_circuit")));
 
     const wiringForm = h("form", { id: "cm-wiring-form", class: "cm-subform", novalidate: true, hidden: true },
       h("div", { class: "grid2" },
-        field("breaker", numberInput("breaker_limit_a", { min: "6" })),
-        field("phases", select("phases", [["3", t("phases3")], ["1", t("phases1")]], "3")),
-        field("rotation", h("select", { name: "phase_rotation" })),
-        field("circuit", h("select", { name: "circuit" }))),
+        field("page.commissioning.breaker", numberInput("breaker_limit_a", { min: "6" })),
+        field("page.commissioning.phases", select("phases", [["3", t("page.commissioning.phases_3")], ["1", t("page.commissioning.phases_1")]], "3")),
+        field("page.commissioning.rotation", h("select", { name: "phase_rotation" })),
+        field("page.commissioning.circuit", h("select", { name: "circuit" }))),
       h("div", { class: "cm-buttons" },
-        h("button", { class: "btn btn-light-outline", type: "button", "data-cancel": "1" }, t("cancel")),
-        h("button", { class: "btn btn-primary", type: "submit" }, t("save"))));
+        h("button", { class: "btn btn-light-outline", type: "button", "data-cancel": "1" }, t("page.commissioning.cancel")),
+        h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.save"))));
 
     const meterForm = h("form", { id: "cm-meter-form", novalidate: true },
       h("div", { class: "grid2" },
-        field("profile", h("select", { name: "profile", id: "cm-meter-profile" })),
-        field("connection", select("type", [["tcp", t("tcp")], ["rtu-over-tcp", t("rtuOverTcp")], ["rtu", t("rtu")]], "tcp")),
-        field("address", input("host", { placeholder: "e.g. 192.168.1.30" }), "cm-net"),
-        field("port", numberInput("port", { min: "1", max: "65535", value: "502", inputmode: "numeric" }), "cm-net"),
-        field("device", input("device", { placeholder: "/dev/ttyUSB0" }), "cm-serial"),
-        field("baud", select("baudrate", ["9600", "19200", "38400", "57600", "115200"].map((b) => [b, b]), "9600"), "cm-serial"),
-        field("parity", select("parity", [["N", t("parityN")], ["E", t("parityE")], ["O", t("parityO")]], "N"), "cm-serial"),
-        field("unitId", numberInput("unit", { min: "0", max: "255", value: "1", inputmode: "numeric" })),
-        field("circuit", h("select", { name: "circuit" })),
-        field("meterLimit", numberInput("limit_a", { min: "0" })),
-        field("margin", numberInput("margin_a", { min: "0", value: "2" })),
-        field("fallback", numberInput("fallback_limit_a", { min: "0" })),
-        field("staleAfter", numberInput("stale_after_s", { min: "1", value: "5" }))),
+        field("page.commissioning.profile", h("select", { name: "profile", id: "cm-meter-profile" })),
+        field("page.commissioning.connection", select("type", [["tcp", t("page.commissioning.tcp")], ["rtu-over-tcp", t("page.commissioning.rtu_over_tcp")], ["rtu", t("page.commissioning.rtu")]], "tcp")),
+        field("page.commissioning.address", input("host", { placeholder: "e.g. 192.168.1.30" }), "cm-net"),
+        field("page.commissioning.port", numberInput("port", { min: "1", max: "65535", value: "502", inputmode: "numeric" }), "cm-net"),
+        field("page.commissioning.device", input("device", { placeholder: "/dev/ttyUSB0" }), "cm-serial"),
+        field("page.commissioning.baud", select("baudrate", ["9600", "19200", "38400", "57600", "115200"].map((b) => [b, b]), "9600"), "cm-serial"),
+        field("page.commissioning.parity", select("parity", [["N", t("page.commissioning.parity_n")], ["E", t("page.commissioning.parity_e")], ["O", t("page.commissioning.parity_o")]], "N"), "cm-serial"),
+        field("page.commissioning.unit_id", numberInput("unit", { min: "0", max: "255", value: "1", inputmode: "numeric" })),
+        field("page.commissioning.circuit", h("select", { name: "circuit" })),
+        field("page.commissioning.meter_limit", numberInput("limit_a", { min: "0" })),
+        field("page.commissioning.margin", numberInput("margin_a", { min: "0", value: "2" })),
+        field("page.commissioning.fallback", numberInput("fallback_limit_a", { min: "0" })),
+        field("page.commissioning.stale_after", numberInput("stale_after_s", { min: "1", value: "5" }))),
       h("div", { class: "cm-buttons" },
-        h("button", { class: "btn btn-danger", type: "button", id: "cm-meter-remove" }, t("removeMeter")),
-        h("button", { class: "btn btn-primary", type: "submit" }, t("saveMeter"))));
+        h("button", { class: "btn btn-danger", type: "button", id: "cm-meter-remove" }, t("page.commissioning.remove_meter")),
+        h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.save_meter"))));
 
     const bmsForm = h("form", { id: "cm-bms-form", novalidate: true },
       h("div", { class: "grid2" },
-        field("bmsFace", select("enabled", [["1", t("on")], ["0", t("off")]], "1")),
-        field("access", select("read_only", [["0", t("readWrite")], ["1", t("readOnly")]], "0")),
-        field("listen", input("host", { value: "0.0.0.0" })),
-        field("port", numberInput("port", { min: "0", max: "65535", value: "502", inputmode: "numeric" })),
-        field("unitId", numberInput("unit_id", { min: "1", max: "247", value: "1", inputmode: "numeric" })),
-        field("writesFrom", input("allow_write_from", { placeholder: t("writesFromPlaceholder") }))),
-      h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("saveBms")));
+        field("page.commissioning.bms_face", select("enabled", [["1", t("page.commissioning.on")], ["0", t("page.commissioning.off")]], "1")),
+        field("page.commissioning.access", select("read_only", [["0", t("page.commissioning.read_write")], ["1", t("page.commissioning.read_only")]], "0")),
+        field("page.commissioning.listen", input("host", { value: "0.0.0.0" })),
+        field("page.commissioning.port", numberInput("port", { min: "0", max: "65535", value: "502", inputmode: "numeric" })),
+        field("page.commissioning.unit_id", numberInput("unit_id", { min: "1", max: "247", value: "1", inputmode: "numeric" })),
+        field("page.commissioning.writes_from", input("allow_write_from", { placeholder: t("page.commissioning.writes_from_placeholder") }))),
+      h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("page.commissioning.save_bms")));
 
     const watchdogForm = h("form", { id: "cm-watchdog-form", novalidate: true },
       h("div", { class: "grid2" },
-        field("watchdog", numberInput("timeout_s", { min: "0", max: "65535" })),
-        field("watchdogFallback", numberInput("fallback_limit_a", { min: "0" }))),
-      h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("set")));
+        field("page.commissioning.watchdog", numberInput("timeout_s", { min: "0", max: "65535" })),
+        field("page.commissioning.watchdog_fallback", numberInput("fallback_limit_a", { min: "0" }))),
+      h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("page.commissioning.set")));
 
     const ocppForm = h("form", { id: "cm-ocpp-form", novalidate: true },
       h("div", { class: "grid2" },
-        field("url", input("url", { placeholder: t("urlPlaceholder"), type: "url" }), "cm-wide"),
-        field("chargePointId", input("charge_point_id", { maxlength: "48" })),
-        field("security", select("security_profile", [0, 1, 2, 3].map((n) => [String(n), t(`security${n}`)]), "0")),
-        field("key", input("password", { type: "password", autocomplete: "new-password", maxlength: "40" }), "cm-key"),
-        field("caFile", input("ca_file", { placeholder: t("caPlaceholder") }), "cm-tls"),
-        field("clientCert", input("client_cert", {}), "cm-cert"),
-        field("clientKey", input("client_key", {}), "cm-cert")),
+        field("page.commissioning.url", input("url", { placeholder: t("page.commissioning.url_placeholder"), type: "url" }), "cm-wide"),
+        field("page.commissioning.charge_point_id", input("charge_point_id", { maxlength: "48" })),
+        field("page.commissioning.security", select("security_profile", [0, 1, 2, 3].map((n) => [String(n), t(`page.commissioning.security_${n}`)]), "0")),
+        field("page.commissioning.key", input("password", { type: "password", autocomplete: "new-password", maxlength: "40" }), "cm-key"),
+        field("page.commissioning.ca_file", input("ca_file", { placeholder: t("page.commissioning.ca_placeholder") }), "cm-tls"),
+        field("page.commissioning.client_cert", input("client_cert", {}), "cm-cert"),
+        field("page.commissioning.client_key", input("client_key", {}), "cm-cert")),
       h("div", { class: "cm-buttons" },
-        h("button", { class: "btn btn-danger", type: "button", id: "cm-ocpp-remove" }, t("removeOcpp")),
-        h("button", { class: "btn btn-primary", type: "submit" }, t("saveOcpp"))));
+        h("button", { class: "btn btn-danger", type: "button", id: "cm-ocpp-remove" }, t("page.commissioning.remove_ocpp")),
+        h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.save_ocpp"))));
 
     view.replaceChildren(h("section", { class: "card narrow cm", "aria-labelledby": "cm-title" },
-      h("h2", { id: "cm-title" }, t("title")),
-      h("p", { class: "locked", id: "cm-locked" }, t("locked"),
-        h("button", { type: "button", class: "btn btn-primary", id: "cm-sign-in" }, t("signIn"))),
+      h("h2", { id: "cm-title" }, t("page.commissioning.title")),
+      h("p", { class: "locked", id: "cm-locked" }, t("page.commissioning.locked"),
+        h("button", { type: "button", class: "btn btn-primary", id: "cm-sign-in" }, t("page.commissioning.sign_in"))),
       h("div", { class: "cm-restart", id: "cm-restart", role: "status", hidden: true },
         h("p", { id: "cm-restart-text" }),
-        h("button", { type: "button", class: "btn btn-primary", id: "cm-restart-button" }, t("restartNow")),
-        h("p", { class: "hint", id: "cm-restart-how" }, t("restartHow"))),
+        h("button", { type: "button", class: "btn btn-primary", id: "cm-restart-button" }, t("page.commissioning.restart_now")),
+        h("p", { class: "hint", id: "cm-restart-how" }, t("page.commissioning.restart_how"))),
       message("cm-restart-msg"),
       h("fieldset", { id: "cm-fields", disabled: true },
-        h("legend", { class: "visually-hidden" }, t("title")),
-        part("cm-supply", "supplyTitle", null, supply, h("p", { class: "hint", id: "cm-supply-hint" }), message("cm-supply-msg")),
-        part("cm-circuits", "circuitsTitle", "circuitsHint", h("ul", { class: "cm-tree", id: "cm-tree" }), circuitForm,
+        h("legend", { class: "visually-hidden" }, t("page.commissioning.title")),
+        part("cm-supply", "page.commissioning.supply_title", null, supply, h("p", { class: "hint", id: "cm-supply-hint" }), message("cm-supply-msg")),
+        part("cm-circuits", "page.commissioning.circuits_title", "page.commissioning.circuits_hint", h("ul", { class: "cm-tree", id: "cm-tree" }), circuitForm,
           message("cm-circuits-msg"), addCircuit),
-        part("cm-units", "unitsTitle", "unitsHint",
-          input("search", { type: "search", id: "cm-unit-search", placeholder: t("findUnit"), "aria-label": t("findUnit") }),
+        part("cm-units", "page.commissioning.units_title", "page.commissioning.units_hint",
+          input("search", { type: "search", id: "cm-unit-search", placeholder: t("page.commissioning.find_unit"), "aria-label": t("page.commissioning.find_unit") }),
           h("ul", { class: "cm-units", id: "cm-unit-list" }), wiringForm, message("cm-units-msg")),
-        part("cm-meter", "meterTitle", "meterHint", h("p", { class: "cm-now", id: "cm-meter-now" }), meterForm,
+        part("cm-meter", "page.commissioning.meter_title", "page.commissioning.meter_hint", h("p", { class: "cm-now", id: "cm-meter-now" }), meterForm,
           message("cm-meter-msg")),
-        part("cm-bms", "bmsTitle", "bmsHint", h("p", { class: "cm-now", id: "cm-bms-now" }), bmsForm, message("cm-bms-msg"),
-          h("h4", {}, t("watchdogTitle")), h("p", { class: "hint" }, t("watchdogHint")), watchdogForm,
+        part("cm-bms", "page.commissioning.bms_title", "page.commissioning.bms_hint", h("p", { class: "cm-now", id: "cm-bms-now" }), bmsForm, message("cm-bms-msg"),
+          h("h4", {}, t("page.commissioning.watchdog_title")), h("p", { class: "hint" }, t("page.commissioning.watchdog_hint")), watchdogForm,
           message("cm-watchdog-msg")),
-        part("cm-ocpp", "ocppTitle", "ocppHint", h("p", { class: "cm-now", id: "cm-ocpp-now" }), ocppForm,
+        part("cm-ocpp", "page.commissioning.ocpp_title", "page.commissioning.ocpp_hint", h("p", { class: "cm-now", id: "cm-ocpp-now" }), ocppForm,
           message("cm-ocpp-msg"))),
-      h("p", { class: "hint export" }, t("exportText"),
-        h("a", { class: "btn btn-light-outline", href: "/api/site.yaml", download: "site.yaml" }, t("exportLink")))));
+      h("p", { class: "hint export" }, t("page.commissioning.export_text"),
+        h("a", { class: "btn btn-light-outline", href: "/api/site.yaml", download: "site.yaml" }, t("page.commissioning.export_link")))));
 
     for (const form of view.querySelectorAll("form")) {
       form.addEventListener("input", () => { form.dataset.dirty = "1"; });
@@ -455,7 +270,7 @@
 
     const supply = $("cm-supply-form");
     if (fresh(supply)) { supply.elements.limit_a.value = num(state.installation_limit_a); clean(supply); }
-    $("cm-supply-hint").textContent = t("installationHint", { network: num(state.network_limit_a) });
+    $("cm-supply-hint").textContent = t("page.commissioning.installation_hint", { network: num(state.network_limit_a) });
 
     const treeKey = JSON.stringify([state.circuits, state.installation_limit_a, state.units.map((u) => u.circuit)]);
     if (treeKey !== cm.treeKey) { cm.treeKey = treeKey; renderTree(state); }
@@ -472,18 +287,18 @@
     fillMeterProfiles(meter);
     fillCircuits(meter.elements.circuit, fresh(meter) ? (state.meter ? state.meter.circuit : "site") : meter.elements.circuit.value);
     if (fresh(meter)) { fillMeter(meter, state.meter); clean(meter); }
-    const pending = (section, text) => (state.restart_needed.includes(section) ? t("waitsForRestart", { now: text }) : text);
-    $("cm-meter-now").textContent = pending("meter", state.meter ? t("meterLine", { profile: state.meter.profile, circuit: state.meter.circuit,
-      limit: num(state.meter.limit_a), margin: num(state.meter.margin_a), fallback: num(state.meter.fallback_limit_a) }) : t("noMeter"));
+    const pending = (section, text) => (state.restart_needed.includes(section) ? t("page.commissioning.waits_for_restart", { now: text }) : text);
+    $("cm-meter-now").textContent = pending("meter", state.meter ? t("page.commissioning.meter_line", { profile: state.meter.profile, circuit: state.meter.circuit,
+      limit: num(state.meter.limit_a), margin: num(state.meter.margin_a), fallback: num(state.meter.fallback_limit_a) }) : t("page.commissioning.no_meter"));
     $("cm-meter-remove").hidden = !state.meter;
 
     const bms = $("cm-bms-form");
     if (fresh(bms)) { fillBms(bms, state.bms); clean(bms); }
-    $("cm-bms-now").textContent = pending("bms", state.bms ? t("bmsLine", { state: state.bms.enabled ? t("bmsOn") : t("bmsOff"),
+    $("cm-bms-now").textContent = pending("bms", state.bms ? t("page.commissioning.bms_line", { state: state.bms.enabled ? t("page.commissioning.bms_on") : t("page.commissioning.bms_off"),
       host: state.bms.host, port: state.bms.port, unit: state.bms.unit_id,
-      access: state.bms.read_only ? t("readOnly") : (state.bms.allow_write_from.length
-        ? t("writesFromList", { list: state.bms.allow_write_from.join(", ") }) : t("writesNone")) })
-      : t("noBms"));
+      access: state.bms.read_only ? t("page.commissioning.read_only") : (state.bms.allow_write_from.length
+        ? t("page.commissioning.writes_from_list", { list: state.bms.allow_write_from.join(", ") }) : t("page.commissioning.writes_none")) })
+      : t("page.commissioning.no_bms"));
     const watchdog = $("cm-watchdog-form");
     if (fresh(watchdog)) {
       watchdog.elements.timeout_s.value = num(state.bms_watchdog_s);
@@ -493,8 +308,8 @@
 
     const ocpp = $("cm-ocpp-form");
     if (fresh(ocpp)) { fillOcpp(ocpp, state.ocpp); clean(ocpp); }
-    $("cm-ocpp-now").textContent = pending("ocpp", state.ocpp ? t("ocppLine", { url: state.ocpp.settings.url,
-      id: state.ocpp.settings.charge_point_id, profile: state.ocpp.settings.security_profile }) : t("noOcpp"));
+    $("cm-ocpp-now").textContent = pending("ocpp", state.ocpp ? t("page.commissioning.ocpp_line", { url: state.ocpp.settings.url,
+      id: state.ocpp.settings.charge_point_id, profile: state.ocpp.settings.security_profile }) : t("page.commissioning.no_ocpp"));
     $("cm-ocpp-remove").hidden = !state.ocpp;
     ocppProfileChanged(ocpp);
   }
@@ -502,7 +317,7 @@
   function renderRestart(state) {
     const waiting = state.restart_needed;
     $("cm-restart").hidden = !waiting.length;
-    $("cm-restart-text").textContent = t("restartWaiting", { what: waiting.map((s) => t(`section_${s}`)).join(", ") });
+    $("cm-restart-text").textContent = t("page.commissioning.restart_waiting", { what: waiting.map((s) => t(`page.commissioning.section_${s}`)).join(", ") });
     $("cm-restart-button").hidden = !state.restart_available;
     $("cm-restart-how").hidden = state.restart_available;
   }
@@ -511,14 +326,14 @@
   async function setInstallationLimit(event) {
     event.preventDefault();
     const form = event.target;
-    const read = readNumbers(form, [["limit_a", "theInstallationLimit"]]);
+    const read = readNumbers(form, [["limit_a", "page.commissioning.the_installation_limit"]]);
     if (read.error) { refuse(form, "cm-supply-msg", read); return; }
     const body = { limit_a: read.values.limit_a };
     if (body.limit_a === 0) {
-      if (!await askConfirm(t("zeroTitle"), t("zeroInstallation"), t("zeroYes"))) return;
+      if (!await askConfirm(t("page.commissioning.zero_title"), t("page.commissioning.zero_installation"), t("page.commissioning.zero_yes"))) return;
       body.confirm_zero = true;
     }
-    await send(form, "cm-supply-msg", "PUT", "/api/installation-limit", body, () => t("appliedNow"));
+    await send(form, "cm-supply-msg", "PUT", "/api/installation-limit", body, () => t("page.commissioning.applied_now"));
   }
 
   /* -- circuits --------------------------------------------------------------------------------------------- */
@@ -532,7 +347,7 @@
   }
 
   function unitsText(n) {
-    return n === 0 ? t("noUnits") : (n === 1 ? t("oneUnit") : t("units", { n }));
+    return n === 0 ? t("page.commissioning.no_units") : (n === 1 ? t("page.commissioning.one_unit") : t("page.commissioning.units", { n }));
   }
 
   function renderTree(state) {
@@ -540,18 +355,18 @@
     if (tree.contains($("cm-circuit-form"))) closeCircuitForm();
     const children = childrenOf(state);
     const rows = [h("li", { class: "cm-node cm-root", "data-circuit": "site" },
-      h("span", { class: "cm-node-name" }, t("supplyNode")),
-      h("span", { class: "cm-node-note" }, t("circuitLine", { limit: num(state.installation_limit_a),
+      h("span", { class: "cm-node-name" }, t("page.commissioning.supply_node")),
+      h("span", { class: "cm-node-note" }, t("page.commissioning.circuit_line", { limit: num(state.installation_limit_a),
         units: unitsText(state.units.filter((u) => u.circuit === "site").length) })))];
     const walk = (parent, depth) => {
       for (const c of children.get(parent) || []) {
-        const edit = h("button", { type: "button", class: "btn btn-light-outline", "data-edit": c.id }, t("edit"));
-        const remove = h("button", { type: "button", class: "btn btn-danger", "data-remove": c.id }, t("remove"));
+        const edit = h("button", { type: "button", class: "btn btn-light-outline", "data-edit": c.id }, t("page.commissioning.edit"));
+        const remove = h("button", { type: "button", class: "btn btn-danger", "data-remove": c.id }, t("page.commissioning.remove"));
         edit.addEventListener("click", () => openCircuitForm(c));
         remove.addEventListener("click", () => removeCircuit(c.id, remove));
         const row = h("li", { class: "cm-node", "data-circuit": c.id },
           h("span", { class: "cm-node-name" }, c.id),
-          h("span", { class: "cm-node-note" }, t("circuitLine", { limit: num(c.limit_a), units: unitsText(c.units) })),
+          h("span", { class: "cm-node-note" }, t("page.commissioning.circuit_line", { limit: num(c.limit_a), units: unitsText(c.units) })),
           h("span", { class: "cm-node-buttons" }, edit, remove));
         row.style.setProperty("--depth", String(depth));
         rows.push(row);
@@ -575,13 +390,13 @@
         for (const c of children.get(id) || []) stack.push(c.id);
       }
     }
-    const options = [["site", `${t("supplyNode")} (${t("onSupply")})`],
+    const options = [["site", `${t("page.commissioning.supply_node")} (${t("page.commissioning.on_supply")})`],
       ...state.circuits.filter((c) => !below.has(c.id)).map((c) => [c.id, c.id])];
     el.replaceChildren(...options.map(([value, text]) => h("option", { value, selected: value === chosen }, text)));
   }
 
   function fillCircuits(el, chosen) {
-    const options = [["site", `${t("supplyNode")} (${t("onSupply")})`], ...cm.state.circuits.map((c) => [c.id, c.id])];
+    const options = [["site", `${t("page.commissioning.supply_node")} (${t("page.commissioning.on_supply")})`], ...cm.state.circuits.map((c) => [c.id, c.id])];
     el.replaceChildren(...options.map(([value, text]) => h("option", { value, selected: value === chosen }, text)));
   }
 
@@ -611,35 +426,35 @@
 
   async function saveCircuit(event, form, editing) {
     event.preventDefault();
-    const read = readNumbers(form, [["limit_a", "theCircuitLimit"]]);
+    const read = readNumbers(form, [["limit_a", "page.commissioning.the_circuit_limit"]]);
     if (read.error) { refuse(form, "cm-circuits-msg", read); return; }
     const id = form.elements.id.value.trim();
     const body = { id, parent: form.elements.parent.value, limit_a: read.values.limit_a };
     if (body.limit_a < 6) {
-      if (!await askConfirm(t("lowCircuitTitle", { id, limit: num(body.limit_a) }), t("lowCircuit", { id }), t("lowCircuitYes"))) return;
+      if (!await askConfirm(t("page.commissioning.low_circuit_title", { id, limit: num(body.limit_a) }), t("page.commissioning.low_circuit", { id }), t("page.commissioning.low_circuit_yes"))) return;
       if (body.limit_a === 0) body.confirm_zero = true;
     }
     const path = editing ? `/api/circuits/${encodeURIComponent(editing)}` : "/api/circuits";
     await send(form, "cm-circuits-msg", editing ? "PUT" : "POST", path, body,
-      () => t(editing ? "circuitSaved" : "circuitAdded", { id }));
+      () => (editing ? t("page.commissioning.circuit_saved", { id }) : t("page.commissioning.circuit_added", { id })));
   }
 
   async function removeCircuit(id, button) {
     if (!button.classList.contains("armed")) {
       button.classList.add("armed");
-      button.textContent = t("tapAgain");
-      setTimeout(() => { button.classList.remove("armed"); button.textContent = t("remove"); }, 4000);
+      button.textContent = t("page.commissioning.tap_again");
+      setTimeout(() => { button.classList.remove("armed"); button.textContent = t("page.commissioning.remove"); }, 4000);
       return;
     }
     await send($("cm-add-circuit"), "cm-circuits-msg", "DELETE", `/api/circuits/${encodeURIComponent(id)}`, undefined,
-      () => t("circuitRemoved", { id }));
+      () => t("page.commissioning.circuit_removed", { id }));
   }
 
   /* -- units' wiring ---------------------------------------------------------------------------------------- */
   function wiringText(unit) {
-    const breaker = unit.breaker_limit_a === null ? t("nameplate", { limit: num(unit.nameplate_a) }) : `${num(unit.breaker_limit_a)} A`;
-    const phases = unit.phases === 3 ? t("threePhases", { rotation: unit.phase_rotation }) : t("onePhase", { rotation: unit.phase_rotation });
-    return t("unitLine", { breaker, phases, circuit: unit.circuit === "site" ? t("supplyNode") : unit.circuit });
+    const breaker = unit.breaker_limit_a === null ? t("page.commissioning.nameplate", { limit: num(unit.nameplate_a) }) : t("page.commissioning.amps_value", { value: num(unit.breaker_limit_a) });
+    const phases = unit.phases === 3 ? t("page.commissioning.three_phases", { rotation: unit.phase_rotation }) : t("page.commissioning.one_phase", { rotation: unit.phase_rotation });
+    return t("page.commissioning.unit_line", { breaker, phases, circuit: unit.circuit === "site" ? t("page.commissioning.supply_node") : unit.circuit });
   }
 
   function renderUnitList(state) {
@@ -647,11 +462,11 @@
     const form = $("cm-wiring-form");
     if (list.contains(form)) closeWiringForm();
     list.replaceChildren(...state.units.map((unit) => {
-      const edit = h("button", { type: "button", class: "btn btn-light-outline", "data-edit": unit.id }, t("edit"));
+      const edit = h("button", { type: "button", class: "btn btn-light-outline", "data-edit": unit.id }, t("page.commissioning.edit"));
       edit.addEventListener("click", () => openWiringForm(unit.id));
       return h("li", { class: "cm-unit", "data-unit": unit.id, "data-search": `${unit.id} ${unit.circuit}`.toLowerCase() },
         h("span", { class: "cm-unit-name" }, h("b", {}, unit.id),
-          h("small", {}, `${unit.device}${unit.added_here ? ` · ${t("addedHere")}` : ""}`)),
+          h("small", {}, `${unit.device}${unit.added_here ? ` · ${t("page.commissioning.added_here")}` : ""}`)),
         h("span", { class: "cm-unit-wiring" }, wiringText(unit)), edit);
     }));
     filterUnits();
@@ -668,7 +483,7 @@
     const list = $("cm-unit-list");
     let none = list.querySelector(".cm-none");
     if (!shown && cm.state && cm.state.units.length) {
-      if (!none) list.append(h("li", { class: "cm-none empty" }, t("noUnitMatches")));
+      if (!none) list.append(h("li", { class: "cm-none empty" }, t("page.commissioning.no_unit_matches")));
     } else if (none) none.remove();
   }
 
@@ -685,7 +500,7 @@
     const form = $("cm-wiring-form");
     cm.editingUnit = id;
     form.elements.breaker_limit_a.value = unit.breaker_limit_a === null ? "" : num(unit.breaker_limit_a);
-    form.elements.breaker_limit_a.placeholder = t("breakerPlaceholder", { limit: num(unit.nameplate_a) });
+    form.elements.breaker_limit_a.placeholder = t("page.commissioning.breaker_placeholder", { limit: num(unit.nameplate_a) });
     form.elements.breaker_limit_a.max = unit.nameplate_a;
     form.elements.phases.value = String(unit.phases);
     fillRotations(form, unit.phase_rotation);
@@ -711,18 +526,18 @@
     event.preventDefault();
     const form = $("cm-wiring-form");
     const id = cm.editingUnit;
-    const read = readNumbers(form, [["breaker_limit_a", "theBreaker", true]]);
+    const read = readNumbers(form, [["breaker_limit_a", "page.commissioning.the_breaker", true]]);
     if (read.error) { refuse(form, "cm-units-msg", read); return; }
     const body = { breaker_limit_a: read.values.breaker_limit_a, phases: Number(form.elements.phases.value),
       phase_rotation: form.elements.phase_rotation.value, circuit: form.elements.circuit.value };
-    await send(form, "cm-units-msg", "PUT", `/api/units/${encodeURIComponent(id)}/wiring`, body, () => t("unitSaved", { id }));
+    await send(form, "cm-units-msg", "PUT", `/api/units/${encodeURIComponent(id)}/wiring`, body, () => t("page.commissioning.unit_saved", { id }));
   }
 
   /* -- site meter ------------------------------------------------------------------------------------------- */
   function fillMeterProfiles(form) {
     const el = form.elements.profile;
     const chosen = el.value || (cm.state.meter ? cm.state.meter.profile : "");
-    el.replaceChildren(h("option", { value: "" }, t("chooseProfile")),
+    el.replaceChildren(h("option", { value: "" }, t("page.commissioning.choose_profile")),
       ...cm.meterProfiles.map((p) => h("option", { value: p.name, selected: p.name === chosen },
         `${p.manufacturer} ${p.models.join(", ")} (${p.name})`)));
   }
@@ -767,29 +582,29 @@
   async function saveMeter(event) {
     event.preventDefault();
     const form = $("cm-meter-form");
-    const read = readNumbers(form, [["unit", "theUnitId"], ["limit_a", "theMeterLimit"], ["margin_a", "theMargin"],
-      ["fallback_limit_a", "theFallback"], ["stale_after_s", "theStale"]]);
+    const read = readNumbers(form, [["unit", "page.commissioning.the_unit_id"], ["limit_a", "page.commissioning.the_meter_limit"], ["margin_a", "page.commissioning.the_margin"],
+      ["fallback_limit_a", "page.commissioning.the_fallback"], ["stale_after_s", "page.commissioning.the_stale"]]);
     if (read.error) { refuse(form, "cm-meter-msg", read); return; }
     const f = form.elements;
     const transport = { type: f.type.value, unit: read.values.unit };
     if (transport.type === "rtu") {
       Object.assign(transport, { device: f.device.value.trim(), baudrate: Number(f.baudrate.value), parity: f.parity.value });
     } else {
-      const port = readNumber(f.port, "thePort");
+      const port = readNumber(f.port, "page.commissioning.the_port");
       if (port.error) { refuse(form, "cm-meter-msg", { error: port.error, el: f.port }); return; }
       Object.assign(transport, { host: f.host.value.trim(), port: port.value });
     }
     const body = { profile: f.profile.value, transport, circuit: f.circuit.value, limit_a: read.values.limit_a,
       margin_a: read.values.margin_a, fallback_limit_a: read.values.fallback_limit_a, stale_after_s: read.values.stale_after_s };
-    if (body.fallback_limit_a < 6 && !await askConfirm(t("lowFallbackTitle"),
-      t("lowFallback", { circuit: body.circuit === "site" ? t("supplyNode") : body.circuit }), t("lowFallbackYes"))) return;
+    if (body.fallback_limit_a < 6 && !await askConfirm(t("page.commissioning.low_fallback_title"),
+      t("page.commissioning.low_fallback", { circuit: body.circuit === "site" ? t("page.commissioning.supply_node") : body.circuit }), t("page.commissioning.low_fallback_yes"))) return;
     await send(form, "cm-meter-msg", "PUT", "/api/meter", body,
-      (state) => (state.restart_needed.includes("meter") ? t("savedRestart") : t("appliedNow")));
+      (state) => (state.restart_needed.includes("meter") ? t("page.commissioning.saved_restart") : t("page.commissioning.applied_now")));
   }
 
   async function removeMeter() {
-    if (!await askConfirm(t("removeMeterTitle"), t("removeMeterText"), t("removeMeterYes"))) return;
-    await send($("cm-meter-form"), "cm-meter-msg", "DELETE", "/api/meter", undefined, () => t("meterRemoved"));
+    if (!await askConfirm(t("page.commissioning.remove_meter_title"), t("page.commissioning.remove_meter_text"), t("page.commissioning.remove_meter_yes"))) return;
+    await send($("cm-meter-form"), "cm-meter-msg", "DELETE", "/api/meter", undefined, () => t("page.commissioning.meter_removed"));
   }
 
   /* -- BMS face and watchdog -------------------------------------------------------------------------------- */
@@ -806,7 +621,7 @@
   async function saveBms(event) {
     event.preventDefault();
     const form = $("cm-bms-form");
-    const read = readNumbers(form, [["port", "thePort"], ["unit_id", "theUnitId"]]);
+    const read = readNumbers(form, [["port", "page.commissioning.the_port"], ["unit_id", "page.commissioning.the_unit_id"]]);
     if (read.error) { refuse(form, "cm-bms-msg", read); return; }
     const f = form.elements;
     const body = { enabled: f.enabled.value === "1", host: f.host.value.trim(), port: read.values.port,
@@ -814,23 +629,24 @@
       allow_write_from: f.allow_write_from.value.split(/[\s,;]+/).filter(Boolean),
       rtu: cm.state.bms ? cm.state.bms.rtu : null };  /* the RS-485 side stays as the site file has it */
     await send(form, "cm-bms-msg", "PUT", "/api/bms", body,
-      (state) => (state.restart_needed.includes("bms") ? t("savedRestart") : t("saved")));
+      (state) => (state.restart_needed.includes("bms") ? t("page.commissioning.saved_restart") : t("page.commissioning.saved")));
   }
 
   async function saveWatchdog(event) {
     event.preventDefault();
     const form = $("cm-watchdog-form");
-    const read = readNumbers(form, [["timeout_s", "theWatchdog"], ["fallback_limit_a", "theWatchdogFallback"]]);
+    const read = readNumbers(form, [["timeout_s", "page.commissioning.the_watchdog"], ["fallback_limit_a", "page.commissioning.the_watchdog_fallback"]]);
     if (read.error) { refuse(form, "cm-watchdog-msg", read); return; }
     const body = read.values;
     if (body.timeout_s > 0 && body.fallback_limit_a < 6
-        && !await askConfirm(t("lowWatchdogTitle"), t("lowWatchdog"), t("lowFallbackYes"))) return;
+        && !await askConfirm(t("page.commissioning.low_watchdog_title"), t("page.commissioning.low_watchdog"), t("page.commissioning.low_fallback_yes"))) return;
     await send(form, "cm-watchdog-msg", "PUT", "/api/bms/watchdog", body,
-      () => (body.timeout_s > 0 ? t("watchdogSet", { timeout: num(body.timeout_s), fallback: num(body.fallback_limit_a) }) : t("watchdogOff")));
+      () => (body.timeout_s > 0 ? t("page.commissioning.watchdog_set", { timeout: num(body.timeout_s), fallback: num(body.fallback_limit_a) }) : t("page.commissioning.watchdog_off")));
   }
 
   /* -- central system --------------------------------------------------------------------------------------- */
-  const KEY_SOURCE = { here: "keyHere", file: "keyFile", env: "keyEnv", "site file": "keySiteFile" };
+  const KEY_SOURCE = { here: "page.commissioning.key_here", file: "page.commissioning.key_file",
+    env: "page.commissioning.key_env", "site file": "page.commissioning.key_site_file" };
 
   function fillOcpp(form, ocpp) {
     const s = ocpp ? ocpp.settings : { url: "", charge_point_id: "", security_profile: 0 };
@@ -849,7 +665,7 @@
     form.querySelectorAll(".cm-tls").forEach((el) => { el.hidden = profile < 2; });
     form.querySelectorAll(".cm-cert").forEach((el) => { el.hidden = profile !== 3; });
     const key = cm.state && cm.state.ocpp ? cm.state.ocpp.key : "none";
-    form.elements.password.placeholder = key === "none" ? t("keyNew") : t("keyKept", { source: t(KEY_SOURCE[key]) });
+    form.elements.password.placeholder = key === "none" ? t("page.commissioning.key_new") : t("page.commissioning.key_kept", { source: t(KEY_SOURCE[key]) });
   }
 
   async function saveOcpp(event) {
@@ -866,29 +682,29 @@
     if (profile === 1 || profile === 2) {
       if (key) Object.assign(body, { password: key, password_file: null, password_env: null });
       else if (!current || current.key === "none") {
-        refuse(form, "cm-ocpp-msg", { error: t("keyNeeded"), el: f.password });
+        refuse(form, "cm-ocpp-msg", { error: t("page.commissioning.key_needed"), el: f.password });
         return;
       }
     } else {
       Object.assign(body, { password_file: null, password_env: null });
     }
     const ok = await send(form, "cm-ocpp-msg", "PUT", "/api/ocpp", body,
-      (state) => (state.restart_needed.includes("ocpp") ? t("savedRestart") : t("saved")));
+      (state) => (state.restart_needed.includes("ocpp") ? t("page.commissioning.saved_restart") : t("page.commissioning.saved")));
     if (ok) f.password.value = "";
   }
 
   async function removeOcpp() {
-    if (!await askConfirm(t("removeOcppTitle"), t("removeOcppText"), t("removeOcppYes"))) return;
-    await send($("cm-ocpp-form"), "cm-ocpp-msg", "DELETE", "/api/ocpp", undefined, () => t("ocppRemoved"));
+    if (!await askConfirm(t("page.commissioning.remove_ocpp_title"), t("page.commissioning.remove_ocpp_text"), t("page.commissioning.remove_ocpp_yes"))) return;
+    await send($("cm-ocpp-form"), "cm-ocpp-msg", "DELETE", "/api/ocpp", undefined, () => t("page.commissioning.ocpp_removed"));
   }
 
   /* -- restart ---------------------------------------------------------------------------------------------- */
   async function restart() {
-    if (!await askConfirm(t("restartTitle"), t("restartText"), t("restartYes"))) return;
+    if (!await askConfirm(t("page.commissioning.restart_title"), t("page.commissioning.restart_text"), t("page.commissioning.restart_yes"))) return;
     const before = cm.instance;
     const result = await api("POST", "/api/restart");
     if (!result.ok) { say("cm-restart-msg", "err", result.data.detail); return; }
-    say("cm-restart-msg", "busy", t("restarting"));
+    say("cm-restart-msg", "busy", t("page.commissioning.restarting"));
     $("cm-restart-button").disabled = true;
     const until = Date.now() + 60000;
     while (Date.now() < until) {
@@ -897,11 +713,11 @@
       if (state.ok && state.data.instance !== before) {
         await loadAuth();
         await load();
-        say("cm-restart-msg", "ok", t("restarted"));
+        say("cm-restart-msg", "ok", t("page.commissioning.restarted"));
         return;
       }
     }
-    say("cm-restart-msg", "err", t("restartLost"));
+    say("cm-restart-msg", "err", t("page.commissioning.restart_lost"));
   }
 
   /* -- joining the page ------------------------------------------------------------------------------------- */
@@ -909,17 +725,31 @@
     return location.hash.replace(/^#\/?/, "") === "commissioning";
   }
 
-  VIEWS.commissioning = "commissioning";
-  document.addEventListener("DOMContentLoaded", () => {
-    $("tab-commissioning").textContent = t("tab");
+  /* The view is built once the texts of the page's language are in, and again in a new language; what the
+   * gateway holds is drawn anew from the last state. */
+  function buildView() {
     build();
     locked();
-    if (shown()) load();
+    cm.treeKey = cm.unitsKey = "";
+    if (cm.state) render(null);
+  }
+
+  VIEWS.commissioning = "commissioning";
+  document.addEventListener("DOMContentLoaded", () => {
+    i18n.ready.finally(() => {
+      buildView();
+      if (shown()) load();
+    });
   });
+  document.addEventListener("powershare:language", () => { if ($("cm-fields")) buildView(); });
   window.addEventListener("hashchange", () => {
     if (!shown()) return;
     $("tab-commissioning").scrollIntoView({ block: "nearest", inline: "nearest" });  /* the tab bar scrolls on a phone */
     load();
   });
-  document.addEventListener("powershare:auth", () => { locked(); if (shown() || cm.loaded) load(); });
+  document.addEventListener("powershare:auth", () => {
+    if (!$("cm-fields")) return;  /* not built yet: the build reads the sign-in itself */
+    locked();
+    if (shown() || cm.loaded) load();
+  });
 })();

@@ -1,0 +1,20 @@
+"""The page names every limit source the API can report in words an installer reads, never the API's raw word."""
+
+from __future__ import annotations
+
+import re
+
+from support.paths import REPO
+
+from gateway.core.limits import LimitSource
+from gateway.faces.web.schemas import _SOURCE
+
+APP_JS = REPO / "gateway" / "faces" / "web" / "static" / "app.js"
+
+
+def test_every_limit_source_has_words_on_the_page() -> None:
+    table = re.search(r"const SOURCE_TEXT = \{(.*?)\};", APP_JS.read_text(), re.S)
+    assert table is not None, "app.js no longer has its SOURCE_TEXT table"
+    worded = set(re.findall(r"(\w+):\s*\"", table.group(1)))
+    reported = {_SOURCE[source] for source in LimitSource}
+    assert reported - worded == set(), f"sources the page would show as raw words: {sorted(reported - worded)}"
