@@ -19,6 +19,8 @@ LABELS = {
     "phases": "the phases wired", "phase_rotation": "the phase rotation", "circuit": "the circuit",
     "password": "the password", "new_password": "the new password", "current_password": "the current password",
     "setup_code": "the setup code",
+    "range": "the range", "from": "the start time", "to": "the end time", "limit": "the number of rows",
+    "offset": "the number of rows to skip", "unit": "the unit", "circuit": "the circuit",
 }
 
 _BY_TYPE = {
@@ -43,6 +45,9 @@ _BY_TYPE = {
     "less_than": "{label} must be below {lt}",
     "literal_error": "{label} must be one of {expected}",
     "union_tag_invalid": "{label} must be one of {expected_tags}",
+    "datetime_type": "{label} must be a date and time such as 2026-05-01T08:00:00Z",
+    "datetime_parsing": "{label} must be a date and time such as 2026-05-01T08:00:00Z",
+    "datetime_from_date_parsing": "{label} must be a date and time such as 2026-05-01T08:00:00Z",
 }
 
 

@@ -98,9 +98,11 @@ class HistoryStore:
         self.path = path
         self._lock = threading.Lock()
         try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path if path is not None else ":memory:", isolation_level=None,
                                        check_same_thread=False)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open {path}: {exc}") from exc
         try:
             self._open()
