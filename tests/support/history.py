@@ -7,9 +7,10 @@ chargers whose cars come and go: the benchmark measures it, and the browser test
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -56,6 +57,36 @@ def status(time_s: float, units: Sequence[UnitStatus] = (), *, limit_a: SitePhas
         effective_limit_a=limit_a, limit_source=LimitSource.NETWORK, measured_a=(0.0, 0.0, 0.0),
         allocated_a=(0.0, 0.0, 0.0), power_w=0.0, units=tuple(units), health=GatewayHealth.OK,
         circuits=tuple(circuits))
+
+
+class Feed:
+    """The supervisor as the history sees it (``HistorySource``): the snapshots and events a test publishes."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[SiteStatus] = asyncio.Queue()
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def on_event(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def event(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def publish(self, snapshot: SiteStatus) -> None:
+        self._queue.put_nowait(snapshot)
+
+    async def updates(self) -> AsyncIterator[SiteStatus]:
+        while True:
+            yield await self._queue.get()
+
+    async def drained(self) -> None:
+        """Until the history has taken every snapshot published."""
+        for _ in range(1000):
+            if self._queue.empty():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("the history does not take the snapshots")
 
 
 @dataclass

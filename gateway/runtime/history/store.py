@@ -147,10 +147,11 @@ class HistoryStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT" if commit else "ROLLBACK")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # sqlite rolls back by itself after some errors (a full disk)
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT" if commit else "ROLLBACK")
 
     def close(self) -> None:
         with self._lock:
