@@ -109,7 +109,10 @@ class Fleet:
     chargers: int
     per_circuit: int = 50
     circuit_limit_a: float = 125.0
+    site_limit_a: float = 400.0
     seed: int = 1
+    names: str = "cp{n:03d}"
+    """A unit's id from its number (1, 2, ...)."""
     _rng: random.Random = field(init=False)
     _units: list[_Charger] = field(init=False)
     _circuits: tuple[CircuitStatus, ...] = field(init=False, default=())
@@ -119,7 +122,7 @@ class Fleet:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self._units = [_Charger(unit(f"cp{n + 1:03d}", index=n), f"board-{n // self.per_circuit + 1}",
+        self._units = [_Charger(unit(self.names.format(n=n + 1), index=n), f"board-{n // self.per_circuit + 1}",
                                 arrives_s=self._rng.uniform(0, 6 * 3600)) for n in range(self.chargers)]
         self._started = False
 
@@ -137,8 +140,8 @@ class Fleet:
                 self._changed = False
             site = sum_phases(c.drawn_a for c in self._circuits)
             yield SiteStatus(
-                time_s=now, enabled=True, installation_limit_a=400.0, network_limit_a=400.0,
-                effective_limit_a=(400.0, 400.0, 400.0), limit_source=LimitSource.NETWORK, measured_a=site,
+                time_s=now, enabled=True, installation_limit_a=self.site_limit_a, network_limit_a=self.site_limit_a,
+                effective_limit_a=(self.site_limit_a,) * 3, limit_source=LimitSource.NETWORK, measured_a=site,
                 allocated_a=site, power_w=0.0, units=tuple(c.unit for c in self._units), health=GatewayHealth.OK,
                 circuits=self._circuits), events
             now += every_s
@@ -168,7 +171,7 @@ class Fleet:
             events.append(Event(now, "setting", f"network limit {self._rng.choice((300, 350, 400))} A",
                                 "web installer@10.0.0.7"))
             events.append(Event(now + 0.5, "unit-unavailable",
-                                f"charger cp{self._rng.randrange(self.chargers) + 1:03d} unavailable: timeout"))
+                                f"charger {self._rng.choice(self._units).unit.id} unavailable: timeout"))
         return events
 
     def _circuit_status(self) -> tuple[CircuitStatus, ...]:
@@ -176,9 +179,10 @@ class Fleet:
         for charger in self._units:
             boards.setdefault(charger.circuit, []).append(charger)
         circuits = []
+        everywhere = sum(1 for c in self._units if c.unit.state is Iec61851State.C)
         for name, members in boards.items():
             charging = [c for c in members if c.unit.state is Iec61851State.C]
-            share = min(16.0, self.circuit_limit_a / len(charging)) if charging else 0.0
+            share = min(16.0, self.circuit_limit_a / len(charging), self.site_limit_a / everywhere) if charging else 0.0
             for charger in charging:
                 charger.unit = replace(charger.unit, current_a=(share, share, share * 0.97))
             drawn = sum_phases(c.unit.drawn_a for c in members)
@@ -197,17 +201,18 @@ class FillReport:
 
 
 def fill(path: Path, fleet: Fleet, days: float, *, every_s: float = 10.0, end_s: float | None = None,
-         sizes_at_days: Sequence[float] = (), sizes: dict[float, int] | None = None) -> FillReport:
+         flush_s: float = FLUSH_INTERVAL_S, sizes_at_days: Sequence[float] = (),
+         sizes: dict[float, int] | None = None) -> FillReport:
     """``days`` of ``fleet`` into the history at ``path``, ending at ``end_s`` (default: the start plus ``days``),
-    a snapshot every ``every_s``, through the production recorder and store. ``sizes`` gets the database's size
-    after each of ``sizes_at_days``."""
+    a snapshot every ``every_s`` and a batch every ``flush_s``, through the production recorder and store.
+    ``sizes`` gets the database's size after each of ``sizes_at_days``."""
     start = (end_s - days * 86_400) if end_s is not None else T0
     end = start + days * 86_400
     recorder, store = Recorder(), HistoryStore(path)
     write_s: list[float] = []
     observe_s = 0.0
     snapshots = 0
-    next_flush, next_prune = start + FLUSH_INTERVAL_S, start
+    next_flush, next_prune = start + flush_s, start
     marks = sorted(sizes_at_days)
     try:
         for snapshot, events in fleet.statuses(start, end, every_s):
@@ -222,7 +227,7 @@ def fill(path: Path, fleet: Fleet, days: float, *, every_s: float = 10.0, end_s:
                 t0 = time.perf_counter()
                 store.write([recorder.take()], snapshot.time_s if prune else None)
                 write_s.append(time.perf_counter() - t0)
-                next_flush += FLUSH_INTERVAL_S
+                next_flush += flush_s
                 if prune:
                     next_prune += PRUNE_INTERVAL_S
             while marks and snapshot.time_s >= start + marks[0] * 86_400:

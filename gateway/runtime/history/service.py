@@ -228,8 +228,9 @@ class History:
             return self._recorder.recent(series)
         view = VIEWS[range_name]
         now = self._wall()
-        return await self._read(lambda store, pending: store.points(
+        points = await self._read(lambda store, pending: store.points(
             pending, view.tier, series, now - view.span_s, now + view.step_s, view.step_s))
+        return points[-(view.span_s // view.step_s):]
 
     async def samples(self, range_name: str, series: str = SITE) -> list[Point]:
         """Every stored bucket of a range, at its tier's own step (the CSV export)."""
