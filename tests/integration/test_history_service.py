@@ -4,6 +4,7 @@ it can, and a clean stop writes everything. Real sqlite files; snapshots publish
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from support.clock import ManualClock
-from support.history import T0, Feed, status, unit
+from support.history import T0, Feed, Fleet, fill, status, unit
 
 from drivers.model import Iec61851State
-from gateway.runtime.history.recorder import SITE
+from gateway.runtime.history.recorder import DAY_S, SITE, VIEWS
 from gateway.runtime.history.service import HISTORY_FILE, History
 from gateway.runtime.history.store import EventQuery, HistoryStore, SessionQuery
 from gateway.runtime.read_model import Event
@@ -157,3 +158,28 @@ def damage(path: Path) -> None:
         other.commit()
     finally:
         other.close()
+
+
+async def test_each_range_is_read_at_its_step_and_never_more_points_than_its_chart_has(tmp_path: Path,
+                                                                                       feed: Feed) -> None:
+    path = tmp_path / HISTORY_FILE
+    end = START + 8 * DAY_S
+    fill(path, Fleet(2), 8 - 1 / 12, every_s=60, end_s=end - 7200, flush_s=3600)  # a minute's step is enough
+    fill(path, Fleet(2), 1 / 12, every_s=10, end_s=end, flush_s=3600)  # but not for the last hour
+    history = History(path, feed, tasks=TaskSupervisor(), wall=ManualClock(end + 5))
+    await history.start()
+    try:
+        for name, view in VIEWS.items():
+            points = await history.points(name)
+            steps = {b.time_s - a.time_s for a, b in itertools.pairwise(points)}
+            assert steps == {view.step_s}, name
+            assert view.span_s // view.step_s - 1 <= len(points) <= view.span_s // view.step_s, name
+            assert points[-1].time_s > end - 2 * view.step_s, f"{name} reaches the present"
+        fine = await history.samples("1h")
+        assert len(fine) >= 3600 // 10 - 1 and {b.time_s - a.time_s for a, b in itertools.pairwise(fine)} == {10}
+        for s in range(3):
+            feed.publish(status(end + s, [unit("cp1", C, current_a=7)]))
+        await feed.drained()
+        assert [p.mean_a[0] for p in await history.points("10m")] == [7.0, 7.0, 7.0], "the live chart, a second"
+    finally:
+        await history.stop()

@@ -198,6 +198,8 @@ class FillReport:
     """Wall time of each batch's transaction (prunes included)."""
     observe_s: float
     """Wall time the recorder took for all the snapshots."""
+    wal_bytes: int
+    """The largest the WAL file grew between checkpoints."""
 
 
 def fill(path: Path, fleet: Fleet, days: float, *, every_s: float = 10.0, end_s: float | None = None,
@@ -213,6 +215,7 @@ def fill(path: Path, fleet: Fleet, days: float, *, every_s: float = 10.0, end_s:
     observe_s = 0.0
     snapshots = 0
     next_flush, next_prune = start + flush_s, start
+    wal, wal_bytes = path.with_name(path.name + "-wal"), 0
     marks = sorted(sizes_at_days)
     try:
         for snapshot, events in fleet.statuses(start, end, every_s):
@@ -227,6 +230,7 @@ def fill(path: Path, fleet: Fleet, days: float, *, every_s: float = 10.0, end_s:
                 t0 = time.perf_counter()
                 store.write([recorder.take()], snapshot.time_s if prune else None)
                 write_s.append(time.perf_counter() - t0)
+                wal_bytes = max(wal_bytes, wal.stat().st_size if wal.exists() else 0)
                 next_flush += flush_s
                 if prune:
                     next_prune += PRUNE_INTERVAL_S
@@ -237,4 +241,4 @@ def fill(path: Path, fleet: Fleet, days: float, *, every_s: float = 10.0, end_s:
         store.write([recorder.take(final=True)])
     finally:
         store.close()
-    return FillReport(snapshots, len(write_s), write_s, observe_s)
+    return FillReport(snapshots, len(write_s), write_s, observe_s, wal_bytes)
