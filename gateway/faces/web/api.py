@@ -103,8 +103,10 @@ CsvRange = Literal["1h", "24h", "7d"]
 _RANGE_HELP = ("10m: the live chart, a point a second (since the gateway started); 1h: 10 s steps; 24h: 2 min; "
                "7d: 15 min")
 _TIME_HELP = "ISO 8601 (2026-05-01T08:00:00Z; without a time zone: UTC) or UNIX seconds"
-From = Annotated[datetime | None, Query(alias="from", description=f"only what ran at or after this time; {_TIME_HELP}")]
-To = Annotated[datetime | None, Query(alias="to", description=f"only what started before this time; {_TIME_HELP}")]
+From = Annotated[datetime | None, Query(alias="from", description="events at or after this time, sessions still "
+                                                                 f"running at or after it; {_TIME_HELP}")]
+To = Annotated[datetime | None, Query(alias="to", description="events and sessions that started before this "
+                                                             f"time; {_TIME_HELP}")]
 Circuit = Annotated[str | None, Query(max_length=64, description="a circuit's id; the whole site if absent")]
 UnitFilter = Annotated[str | None, Query(max_length=64, description="only this unit's sessions")]
 _HISTORY_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -20,7 +20,7 @@ LABELS = {
     "password": "the password", "new_password": "the new password", "current_password": "the current password",
     "setup_code": "the setup code",
     "range": "the range", "from": "the start time", "to": "the end time", "limit": "the number of rows",
-    "offset": "the number of rows to skip", "unit": "the unit", "circuit": "the circuit",
+    "offset": "the number of rows to skip", "unit": "the unit",
 }
 
 _BY_TYPE = {
