@@ -195,7 +195,11 @@ function drawHistoryChart() {
       svg("text", { x: left - 6, y: y(a), class: "axis y" }, `${round(a)} A`));
   }
   const { ticks, label } = timeTicks(start, end);
-  for (const t of ticks) chart.append(svg("text", { x: x(t), y: height - 6, class: "axis x" }, label(t)));
+  const apart = ticks.length > 1 ? x(ticks[1]) - x(ticks[0]) : width;
+  const every = Math.ceil(72 / apart);  /* labels at least 72 px apart: a phone shows every other day */
+  ticks.forEach((t, i) => {
+    if (i % every === 0) chart.append(svg("text", { x: x(t), y: height - 6, class: "axis x" }, label(t)));
+  });
 
   const line = (value, cls) => {
     for (const run of segments(points, value)) {
@@ -204,8 +208,8 @@ function drawHistoryChart() {
   };
   const lowest = (values) => { const known = values.filter(Number.isFinite); return known.length ? Math.min(...known) : null; };
   [0, 1, 2].forEach((i) => line((p) => p.drawn_max_a[i], `peak l${i + 1}`));
-  line((p) => lowest(p.limit_a), "limit");
   [2, 1, 0].forEach((i) => line((p) => p.drawn_a[i], `mean l${i + 1}`));
+  line((p) => lowest(p.limit_a), "limit");  /* on top: where the current reaches the limit, the limit shows */
   if (!points.length) chart.append(svg("text", { x: width / 2, y: height / 2, class: "empty-note" }, tr("chartEmpty")));
 
   box.replaceChildren(chart);
