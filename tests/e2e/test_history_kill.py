@@ -102,12 +102,17 @@ async def test_a_sigkill_keeps_sessions_and_events_up_to_the_last_batch(
         before = committed(database)
         assert await gateway.stop(signal.SIGKILL) == -signal.SIGKILL
 
-        async with httpx.AsyncClient(base_url=await serving(gateway), timeout=10) as client:
-            after = (await client.get("/api/sessions")).json()
-            events = (await client.get("/api/events")).json()
-        sessions = {s["unit"]: s for s in after["sessions"]}
         [cp1] = [s for s in before[0] if s[0] == "cp1"]
         [cp2] = [s for s in before[0] if s[0] == "cp2"]
+        async with httpx.AsyncClient(base_url=await serving(gateway), timeout=10) as client:
+            for _ in range(200):  # until the new run has seen cp2's car: its count goes on from the kept one
+                after = (await client.get("/api/sessions")).json()
+                sessions = {s["unit"]: s for s in after["sessions"]}
+                if sessions["cp2"]["energy_kwh"] * 1000 > cp2[3] + 1:
+                    break
+                await asyncio.sleep(0.05)
+            events = (await client.get("/api/events")).json()
+        assert sessions["cp2"]["energy_kwh"] * 1000 > cp2[3] + 1, "the new run carries cp2's session on"
         assert (sessions["cp1"]["start_s"], sessions["cp1"]["end_s"]) == (cp1[1], cp1[2])
         assert sessions["cp1"]["energy_kwh"] == round(cp1[3] / 1000, 3) > 0
         assert sessions["cp2"]["start_s"] == cp2[1] and sessions["cp2"]["end_s"] is None, \
