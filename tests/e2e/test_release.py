@@ -64,7 +64,7 @@ def test_the_package_is_the_installed_one_with_its_static_files(installed: Path)
             "s = r.files('gateway.faces.web') / 'static'; print(sorted(p.name for p in s.iterdir()))")
     where, static = run(installed / "bin" / "python", "-c", code).splitlines()
     assert where.startswith(str(installed))
-    assert {"index.html", "app.js", "app.css", "favicon.svg"} <= set(eval(static))
+    assert {"index.html", "app.js", "app.css", "history.js", "history.css", "favicon.svg"} <= set(eval(static))
 
 
 def test_the_systemd_units_documentation_exists_in_an_installation(installed: Path) -> None:

@@ -93,7 +93,8 @@ async def test_the_page_and_offline_api_docs_are_served(rig: WebRig) -> None:
     page = await rig.client.get("/")
     assert page.status_code == 200 and "Power Sharing" in page.text and "Add followers" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/app.css", "/static/favicon.svg"):
+    for asset in ("/static/app.js", "/static/app.css", "/static/history.js", "/static/history.css",
+                  "/static/favicon.svg"):
         assert (await rig.client.get(asset)).status_code == 200, asset
     docs = await rig.client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower()
