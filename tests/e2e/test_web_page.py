@@ -18,6 +18,7 @@ import pytest
 from support.browser import (
     DESKTOP,
     PHONE,
+    TOUCH_TARGETS_JS,
     By,
     Driver,
     Select,
@@ -37,19 +38,6 @@ from drivers.sim.faults import Fault, FaultKind
 
 pytestmark = needs_browser
 SIZES = pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
-
-TOUCH_TARGETS_JS = """
-const small = [];
-for (const el of document.querySelectorAll('button, input, select, summary, .foot a, a.btn')) {
-  const box = el.getBoundingClientRect();
-  if (!box.width || !box.height || el.closest('[hidden]') || getComputedStyle(el).visibility === 'hidden') continue;
-  if (el.closest('dialog:not([open])')) continue;
-  if (box.height < 47.5 || box.width < 47.5)
-    small.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} "${(el.textContent || el.name).trim()}" ` +
-               `${box.width.toFixed(1)}x${box.height.toFixed(1)}`);
-}
-return small;
-"""
 
 OVERLAP_JS = """
 const a = document.querySelector('#conn').getBoundingClientRect();

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,20 @@ Driver = Any  # selenium's WebDriver; selenium is an optional (test) dependency
 
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
+
+TOUCH_TARGETS_JS = """
+const small = [];
+for (const el of document.querySelectorAll('button, input, select, summary, .foot a, a.btn')) {
+  const box = el.getBoundingClientRect();
+  if (!box.width || !box.height || el.closest('[hidden]') || getComputedStyle(el).visibility === 'hidden') continue;
+  if (el.closest('dialog:not([open])')) continue;
+  if (box.height < 47.5 || box.width < 47.5)
+    small.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} "${(el.textContent || el.name).trim()}" ` +
+               `${box.width.toFixed(1)}x${box.height.toFixed(1)}`);
+}
+return small;
+"""
+"""Every visible button, field and link of the page that is smaller than 48 px either way, described."""
 
 
 def open_browser(profile_dir: Path, accept_language: str = "en-US,en") -> Driver:
@@ -130,8 +145,6 @@ def screenshot(driver: Driver, path: Path, width: int, height: int, *, mobile: b
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-
-
 def viewport(driver: Driver, width: int, height: int) -> None:
     """Emulate a device: a phone (390 px, touch, 2x pixels) or a desktop window."""
     mobile = width < 600
@@ -139,3 +152,19 @@ def viewport(driver: Driver, width: int, height: int) -> None:
                            {"width": width, "height": height, "deviceScaleFactor": 2 if mobile else 1,
                             "mobile": mobile})
     driver.execute_script("window.dispatchEvent(new Event('resize'))")
+
+
+def allow_downloads(driver: Driver, directory: Path) -> None:
+    """Files the page downloads go to ``directory`` (headless Chromium refuses them otherwise)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(directory)})
+
+
+def downloaded(directory: Path, pattern: str) -> Path:
+    """The file matching ``pattern`` once its download has finished (no partial ``.crdownload`` left)."""
+    for _ in range(int(WAIT_S * 10)):
+        found = [p for p in directory.glob(pattern) if not p.name.endswith(".crdownload")]
+        if found and not list(directory.glob("*.crdownload")):
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no download {pattern} in {directory}: {sorted(p.name for p in directory.iterdir())}")

@@ -25,7 +25,9 @@ LABELS = {
     "phases": msgid("web.label.phases"), "phase_rotation": msgid("web.label.phase_rotation"),
     "circuit": msgid("web.label.circuit"), "password": msgid("web.label.password"),
     "new_password": msgid("web.label.new_password"), "current_password": msgid("web.label.current_password"),
-    "setup_code": msgid("web.label.setup_code"),
+    "setup_code": msgid("web.label.setup_code"), "range": msgid("web.label.range"), "from": msgid("web.label.from"),
+    "to": msgid("web.label.to"), "limit": msgid("web.label.rows"), "offset": msgid("web.label.offset"),
+    "unit": msgid("web.label.history_unit"),
 }
 """A request field -> the setting as the page labels it, with its article ("the limit"), to begin a sentence."""
 

@@ -8,6 +8,7 @@ is allowed (a limit above the installation limit, an unknown unit) is the commis
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -16,6 +17,7 @@ from drivers.model import Iec61851State
 from drivers.profile import ChargerProfile
 from gateway.core.limits import LimitSource
 from gateway.runtime.follower_probe import ProbeReport
+from gateway.runtime.history.recorder import Point, Session
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, SiteStatus, UnitStatus
 from gateway.site.config import ChargerConfig
 
@@ -138,11 +140,31 @@ class EventOut(BaseModel):
     origin: str | None
 
 
+MaybePhases = Annotated[list[float | None], Field(min_length=3, max_length=3)]
+"""L1, L2, L3 where a value may be unknown (null)."""
+
+
 class HistoryPoint(BaseModel):
-    time_s: float
-    measured_a: Phases
-    drawn_a: Phases = Field(description="as StatusOut.drawn_a: silent units counted at their booked current")
-    limit_a: Phases
+    time_s: float = Field(description="the start of the step (UNIX seconds); the live range: the moment")
+    drawn_a: MaybePhases = Field(description="mean current drawn over the step, as StatusOut.drawn_a: silent "
+                                             "units counted at their booked current")
+    drawn_max_a: MaybePhases = Field(description="the highest current drawn in the step")
+    limit_a: MaybePhases = Field(description="the lowest limit in force in the step")
+
+
+class SessionRecord(BaseModel):
+    unit: str
+    start_s: float = Field(description="plugged in (UNIX seconds)")
+    end_s: float | None = Field(description="left (UNIX seconds); null while the car is still there")
+    energy_kwh: float
+    id_tag: str | None = Field(description="as the unit reported it (OCPP followers); null where none is known")
+
+
+class SessionsOut(BaseModel):
+    total: int = Field(description="sessions that match, on every page")
+    offset: int
+    limit: int
+    sessions: list[SessionRecord] = Field(description="newest first")
 
 
 class ProfileOut(BaseModel):
@@ -257,6 +279,21 @@ def status_out(status: SiteStatus, name: str) -> StatusOut:
 
 def event_out(event: Event) -> EventOut:
     return EventOut(time_s=event.time_s, kind=event.kind, text=event.text, origin=event.origin)
+
+
+def history_point(point: Point) -> HistoryPoint:
+    return HistoryPoint(time_s=point.time_s, drawn_a=_known(point.mean_a), drawn_max_a=_known(point.max_a),
+                        limit_a=_known(point.limit_a))
+
+
+def session_record(session: Session) -> SessionRecord:
+    return SessionRecord(unit=session.unit, start_s=session.start_s, end_s=session.end_s,
+                         energy_kwh=round(session.energy_wh / 1000, 3), id_tag=session.id_tag)
+
+
+def _known(values: tuple[float, ...]) -> list[float | None]:
+    """To the hundredth of an ampere; unknown (NaN: not finite when recorded) as null."""
+    return [round(v, 2) if math.isfinite(v) else None for v in values]
 
 
 def profile_out(profile: ChargerProfile) -> ProfileOut:
