@@ -1,8 +1,14 @@
-"""``powershare check-config FILE``: validate a site file before it goes near a live installation.
+"""``powershare check-config FILE [--state-dir DIR]``: validate a site file before it goes near a live installation.
 
 It applies every rule the gateway applies at start-up (``gateway.site.validation.load_checked_site``: the site
 file's schema, then the rules that need the device profiles and the files it names) and prints every problem at
 once, or "ok" with a summary of what the gateway will control; in the command line's language (``args.lang``).
+
+With ``--state-dir`` it checks the site as ``powershare run`` would start it: the site file with the settings
+changed at run time in that directory (followers added on the page, circuits, wiring, meter, BMS, central system;
+``gateway.site.validation.load_running_site``), and lists those changes. It only reads the directory. Settings the
+gateway would not use (the site file was edited so that they no longer fit) are a warning, not an error: ``run``
+starts then too, from the site file alone; exit 1 means exactly "``run`` refuses to start".
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from gateway.site.config import (
     SiteConfig,
     unit_limit_a,
 )
-from gateway.site.validation import load_checked_site
+from gateway.site.validation import load_checked_site, load_running_site
 
 
 def register(subparsers: Any, lang: str) -> None:
@@ -32,6 +38,7 @@ def register(subparsers: Any, lang: str) -> None:
     parser.add_argument("file", type=Path, help=tr("cli.option.site_file").render(lang))
     parser.add_argument("--profiles", metavar="DIR", type=Path, action="append", default=[],
                         help=tr("cli.option.profiles").render(lang))
+    parser.add_argument("--state-dir", metavar="DIR", type=Path, help=tr("cli.check.option.state_dir").render(lang))
     parser.set_defaults(func=run)
 
 
@@ -44,12 +51,26 @@ def run(args: argparse.Namespace) -> int:
         print(tr("cli.error", error=str(exc)).render(lang), file=sys.stderr)
         return 1
     try:
-        site, notes = load_checked_site(path, registry)
+        if args.state_dir is None:
+            site, notes = load_checked_site(path, registry)
+        else:
+            running = load_running_site(path, registry, args.state_dir)
+            site, notes = running.site, running.notes
     except ConfigError as exc:
         print(exc.render(lang), file=sys.stderr)
         return 1
-    print(tr("cli.check.ok", path=str(path)).render(lang))
+    if args.state_dir is None:
+        print(tr("cli.check.ok", path=str(path)).render(lang))
+        print(summary(site, registry, notes, lang))
+        return 0
+    say = speaker(lang)
+    print(say("cli.check.ok_with_state", path=str(path), state_dir=str(args.state_dir)))
     print(summary(site, registry, notes, lang))
+    print(say("cli.check.changed", count=len(running.state)) if running.state else say("cli.check.changed_nothing"))
+    for line in running.state:
+        print(f"  - {localized(line, lang)}")
+    for warning in running.warnings:
+        print(say("cli.check.warning", warning=warning), file=sys.stderr)
     return 0
 
 

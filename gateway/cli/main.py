@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.cli.csms",
     "gateway.cli.run",
     "gateway.cli.demo",
+    "gateway.cli.export_site",
 )
 
 

@@ -30,12 +30,11 @@ from gateway.runtime.ocpp_wiring import PersistentIds
 from gateway.runtime.supervisor import Supervisor
 from gateway.runtime.wiring import SiteWiring
 from gateway.site.config import SiteConfig
-from gateway.site.settings import SiteSettings
+from gateway.site.settings import SETTINGS_FILE, SiteSettings
 from gateway.site.store import JsonStore
+from gateway.site.validation import site_rules
 
 log = logging.getLogger(__name__)
-
-SETTINGS_FILE = "settings.json"
 BMS_LIMIT_FILE = "bms-limit.json"
 """The BMS's network limit and watchdog (``gateway.runtime.bms_limit``), saved coalesced."""
 TRANSACTION_IDS_FILE = "ocpp-followers.json"
@@ -50,7 +49,8 @@ class Face(Protocol):
     async def stop(self) -> None: ...
 
 
-FaceFactory = Callable[["GatewayApp"], Face]
+FaceFactory = Callable[["GatewayApp"], Face | None]
+"""Builds a face for the app, or None where its section is absent from the configuration in force."""
 
 
 @dataclass
@@ -70,24 +70,27 @@ class GatewayApp:
     def build(cls, site: SiteConfig, registry: ProfileRegistry, *, state_dir: Path | None,
               extra_faces: Sequence[FaceFactory] = (), bus_options: BusOptions | None = None,
               base_dir: Path | None = None) -> GatewayApp:
-        """The gateway for ``site`` (already checked); settings persist in ``state_dir`` (None: not at all).
-        ``base_dir``: the site file's directory, where its relative paths (OCPP password files, TLS files) start;
-        the working directory if None."""
+        """The gateway for the site file ``site`` (already checked) with the settings changed at run time, which
+        persist in ``state_dir`` (None: not at all): the meter, the BMS face and the faces are built from
+        ``settings.config``, the site file with those changes. ``base_dir``: the site file's directory, where its
+        relative paths (OCPP password files, TLS files) start; the working directory if None."""
+        base = base_dir if base_dir is not None else Path.cwd()
         store = JsonStore(state_dir / SETTINGS_FILE) if state_dir is not None else None
-        settings = SiteSettings(site, registry.nameplate_a, store)
+        settings = SiteSettings(site, registry.nameplate_a, store, rules=site_rules(registry, base))
+        config = settings.config
         pool = BusPool(bus_options)
         ids = PersistentIds(JsonStore(state_dir / TRANSACTION_IDS_FILE)) if state_dir is not None else None
-        wiring = SiteWiring(registry, settings, pool, base_dir if base_dir is not None else Path.cwd(), ids=ids)
-        meter = wiring.modbus.make_meter(site.meter) if site.meter is not None else None
+        wiring = SiteWiring(registry, settings, pool, base, ids=ids)
+        meter = wiring.modbus.make_meter(config.meter) if config.meter is not None else None
         supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter,
                                 bms_store=JsonStore(state_dir / BMS_LIMIT_FILE) if state_dir is not None else None)
         history = History(state_dir / HISTORY_FILE if state_dir is not None else None, supervisor,
                           tasks=supervisor.tasks, flush_interval_s=site.history.flush_interval_s)
         app = cls(registry, settings, pool, supervisor, wiring, history)
-        if site.bms is not None and site.bms.enabled:
-            app.bms = BmsServer(supervisor, site.bms)
+        if config.bms is not None and config.bms.enabled:
+            app.bms = BmsServer(supervisor, config.bms)
             app.faces.append(app.bms)
-        app.faces += [make(app) for make in extra_faces]
+        app.faces += [face for face in (make(app) for make in extra_faces) if face is not None]
         return app
 
     async def start(self) -> None:

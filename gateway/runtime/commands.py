@@ -9,13 +9,13 @@ that awaits corrupts TCP transaction ids). A refused command raises ``CommandRej
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from gateway.errors import InputError
 from gateway.runtime.read_model import Event, SiteStatus
-from gateway.site.config import ChargerConfig
+from gateway.site.config import BmsConfig, ChargerConfig, CircuitConfig, MeterConfig, OcppConfig
 
 
 class CommandRejected(InputError):
@@ -71,6 +71,63 @@ class RemoveFollower:
 
 
 @dataclass(frozen=True, slots=True)
+class SetInstallationLimit:
+    limit_a: float
+    """Per phase: the main breaker; nothing the gateway is told goes above it. Applies at the next control step."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetCircuit:
+    """Add a circuit node (``circuit_id`` None) or change one: its limit, its parent, its name (``circuit.id``; the
+    units, the sub-circuits and the meter on it follow a new name). Applies at the next control step."""
+
+    circuit_id: str | None
+    circuit: CircuitConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveCircuit:
+    """Only a circuit without units, sub-circuits or a meter on it can go."""
+
+    circuit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetUnitWiring:
+    """How one charger is wired: its breaker (None: its nameplate), its phases, which site phase its L1, L2, L3 land
+    on, and the circuit it hangs from. Applies at the next control step."""
+
+    charger_id: str
+    breaker_limit_a: float | None
+    phases: int
+    phase_rotation: str
+    circuit: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetMeter:
+    """The site meter (None: none). Its limits and circuit apply at the next control step; another device (profile,
+    connection) when the gateway restarts."""
+
+    meter: MeterConfig | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetBms:
+    """The BMS face (None: none). Applies when the gateway restarts."""
+
+    bms: BmsConfig | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetOcppUpstream:
+    """The connection to the central system (None: none). Applies when the gateway restarts. A ``password`` in it
+    (the AuthorizationKey) is kept in a file of the state directory, readable by the gateway only."""
+
+    ocpp: OcppConfig | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SetSessionNeed:
     """The present (or next) session at a charger leaves at ``departure`` and/or wants ``energy_kwh``; both None
     clears it. Session state, not a setting: it is not persisted and ends when the car unplugs."""
@@ -82,7 +139,8 @@ class SetSessionNeed:
 
 
 Command = (SetNetworkLimit | SetEnabled | SetUnitLimit | SetBmsWatchdog | SetBmsFallbackLimit | BmsHeartbeat
-           | AddFollower | RemoveFollower | SetSessionNeed)
+           | AddFollower | RemoveFollower | SetSessionNeed | SetInstallationLimit | SetCircuit | RemoveCircuit
+           | SetUnitWiring | SetMeter | SetBms | SetOcppUpstream)
 
 
 class GatewayControl(Protocol):

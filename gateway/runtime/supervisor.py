@@ -76,7 +76,7 @@ from gateway.runtime.read_model import (
 )
 from gateway.runtime.stats import RuntimeStats
 from gateway.runtime.tasks import TaskSupervisor
-from gateway.site.config import ChargerConfig, SiteConfig
+from gateway.site.config import ChargerConfig, CircuitConfig, MeterConfig, SiteConfig
 from gateway.site.settings import PERSIST_INTERVAL_S, SiteSettings
 from gateway.site.store import JsonStore
 
@@ -190,6 +190,9 @@ class Supervisor:
         """(clock, other load) of the last valid meter reading."""
         self._meter_silent: bool | None = None
         self._units: dict[str, _Unit] = {}
+        self._circuits: tuple[CircuitConfig, ...] = ()
+        self._meter_config: MeterConfig | None = None
+        """The circuits and the meter the units were last synced with (``_sync_units``)."""
         self._round = ControlRound(Controller([], settings.config.control))
         self._controller = self._round.controller
         self._fresh: dict[str, Observation] = {}
@@ -259,8 +262,7 @@ class Supervisor:
                 text = self.settings.apply(command, deferred=from_bms and isinstance(command, SetUnitLimit))
                 if isinstance(command, SetNetworkLimit) and (released := self.bms.release()) is not None:
                     text += f" (replaces the BMS's {released:g} A until the BMS writes again)"
-                config = self.settings.config
-                if config.chargers != before.chargers or config.control != before.control:
+                if _layout(self.settings.config) != _layout(before):
                     self._config_changed = True
         log.info("%s (from %s)", text, origin)
         self._event("setting", text, origin)
@@ -342,16 +344,21 @@ class Supervisor:
 
     # -- units and pollers ---------------------------------------------------------------------------------------
     def _sync_units(self) -> None:
-        """Match units and the controller to the configuration, keeping drivers of chargers that stay."""
+        """Match units and the controller to the configuration, keeping the drivers (and what was last read) of
+        chargers that stay the same device: a new breaker limit, phase rotation or circuit changes only what the
+        controller books, at its next step."""
         config = self.settings.config
         units: dict[str, _Unit] = {}
         for charger in config.chargers:
             old = self._units.get(charger.id)
-            if old is not None and old.config == charger:
+            if old is not None and _same_device(old.config, charger):
+                old.config, old.ratings = charger, self._ratings_of(charger)
                 units[charger.id] = old
             else:
                 units[charger.id] = _Unit(charger, self._make_driver(charger), self._ratings_of(charger))
         self._units = units
+        self._circuits = config.circuits
+        self._meter_config = config.meter
         self._controller.settings = config.control
         self._round.reconfigure([self._spec(c) for c in config.chargers])
         self._needs = self._needs.rebuilt(config.schedules, [c.id for c in config.chargers])
@@ -369,7 +376,7 @@ class Supervisor:
         return charger.site_phases
 
     def _path(self, circuit: str) -> tuple[str, ...]:
-        parents = {c.id: c.parent for c in self.settings.config.circuits}
+        parents = {c.id: c.parent for c in self._circuits}
         path = [circuit]
         while path[-1] != SITE_NODE:
             path.append(parents[path[-1]])
@@ -477,7 +484,7 @@ class Supervisor:
         unit.was_plugged = plugged
 
     async def _poll_meter(self) -> None:
-        assert self._meter is not None and self.settings.config.meter is not None
+        assert self._meter is not None and self._meter_config is not None
         try:
             reading: MeterReading | None = await self._meter.driver.read()
         except DriverError as exc:
@@ -485,7 +492,7 @@ class Supervisor:
             reading = None
         self._meter_polled = True
         if reading is not None:
-            other = other_load_a(reading, self._ours_on(self.settings.config.meter.circuit))
+            other = other_load_a(reading, self._ours_on(self._meter_config.circuit))
             if other is not None:
                 self._meter_other = (self._clock(), other)
 
@@ -501,7 +508,7 @@ class Supervisor:
 
     def _meter_term(self, now: float) -> MeterTerm | None:
         """The meter's limit term; silent (a fallback, never unlimited) without a valid reading for stale_after_s."""
-        config = self.settings.config.meter
+        config = self._meter_config
         if config is None:
             return None
         fresh = self._meter_other is not None and now - self._meter_other[0] <= config.stale_after_s
@@ -607,7 +614,7 @@ class Supervisor:
         ocpp, caps = external_limits(self._providers, self._wall(), self.settings.unit_limits_a)
         effective = effective_limits(LimitSources(
             installation_a=config.installation_limit_a, network_a=config.network_limit_a,
-            circuits_a={c.id: c.limit_a for c in config.circuits}, bms_a=self.bms.limit_a,
+            circuits_a={c.id: c.limit_a for c in self._circuits}, bms_a=self.bms.limit_a,
             bms_fallback_a=self.bms.fallback_in_force(now), ocpp_site_a=ocpp, meter=self._meter_term(now)),
             previous=self._limit_source)
         return Limits(node_limits_a=effective.node_limits_a, enabled=config.enabled, unit_caps_a=caps), \
@@ -685,7 +692,7 @@ class Supervisor:
                 link=LinkQuality(success_rate=unit.link.quality, latency_ms=unit.link.latency_ms,
                                  last_seen_s=unit.link.last_seen_wall)))
         site = limits.node_limits_a.get(SITE_NODE, (0.0, 0.0, 0.0))
-        circuits = self._circuits(limits, units)
+        circuits = self._circuit_status(limits, units)
         health = GatewayHealth.OK
         if any(u.availability is Availability.UNAVAILABLE for u in units):
             health = GatewayHealth.DEGRADED
@@ -700,7 +707,7 @@ class Supervisor:
             invariant_violations=self._round.violation_rounds, booked_excess_a=self._round.excess_a,
             circuits=circuits)
 
-    def _circuits(self, limits: Limits, units: Sequence[UnitStatus]) -> tuple[CircuitStatus, ...]:
+    def _circuit_status(self, limits: Limits, units: Sequence[UnitStatus]) -> tuple[CircuitStatus, ...]:
         """Each circuit's limit in force and the ``drawn_a`` of the units on it or below it."""
         circuits = self.settings.config.circuits
         if not circuits:
@@ -728,6 +735,18 @@ class Supervisor:
             if queue.full():
                 queue.get_nowait()  # a slow reader gets the newest snapshot, not a backlog
             queue.put_nowait(status)
+
+
+def _layout(config: SiteConfig) -> tuple[object, ...]:
+    """What the units, their circuit paths and the control task are built from: a change is taken over by
+    ``_sync_units`` before the next control step, never half-way through one (a circuit renamed while a step runs
+    must not meet the units' old paths)."""
+    return config.chargers, config.circuits, config.meter, config.control
+
+
+def _same_device(a: ChargerConfig, b: ChargerConfig) -> bool:
+    """The same device reached the same way: its driver can stay (what differs is how it is wired)."""
+    return (a.profile, a.transport, a.comm_timeout_s) == (b.profile, b.transport, b.comm_timeout_s)
 
 
 def _outcome(exc: DriverError) -> Outcome:

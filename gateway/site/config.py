@@ -36,7 +36,7 @@ from gateway.core.limits import SITE_NODE
 from gateway.errors import InputError
 from gateway.faces.ocpp.measurands import MEASURANDS, measurand_problem
 from gateway.i18n.text import joined, localized, tr
-from gateway.site.input_problems import NAME_PATTERN, problem
+from gateway.site.input_problems import NAME_PATTERN, WEBSOCKET_URL_PATTERN, problem
 
 """The id of the root circuit node: the supply itself."""
 MIN_CHARGE_CURRENT_A = 6.0
@@ -50,7 +50,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-Amps = Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
+MAX_AMPS = 10_000.0
+"""The largest current any limit of the site file may name, per phase."""
+Amps = Annotated[float, Field(ge=0, le=MAX_AMPS, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 UnitId = Annotated[int, Field(ge=1, le=247)]
 TcpUnitId = Annotated[int, Field(ge=0, le=255)]
@@ -353,7 +355,7 @@ class OcppConfig(Strict):
     """The connection to the operator's OCPP 1.6J central system: the site is one charge point whose connectors
     1..N are the chargers in the order of ``chargers``."""
 
-    url: str = Field(pattern=r"^wss?://[^\s/]+(/\S*)?$")
+    url: str = Field(pattern=WEBSOCKET_URL_PATTERN)
     """The central system's endpoint, without the charge point id (``wss://cs.example.com/ocpp``)."""
     charge_point_id: str = Field(pattern=r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
     """The identity: the last URL path segment and the Basic-auth user name."""

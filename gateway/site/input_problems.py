@@ -16,6 +16,8 @@ from gateway.i18n.text import Message, msgid, placeholders, text_of, tr
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 """A name the installer gives a charger or a circuit; here with its words ("may hold only letters, digits, ...")."""
+WEBSOCKET_URL_PATTERN = r"^wss?://[^\s/]+(/\S*)?$"
+"""A central system's address; here with its words ("must start with ws:// or wss://, without spaces")."""
 _PREDICATES = {
     "missing": msgid("input.missing"),
     "float_type": msgid("input.number"),
@@ -53,6 +55,8 @@ def predicate(error: Mapping[str, Any]) -> Message | None:
     context = {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, str | int | float)}
     if message_id == "input.pattern" and context.get("pattern") == NAME_PATTERN:
         message_id, context = msgid("input.name_characters"), {}
+    elif message_id == "input.pattern" and context.get("pattern") == WEBSOCKET_URL_PATTERN:
+        message_id, context = msgid("input.websocket_url"), {}
     expected = context.get("expected")
     if isinstance(expected, str):
         context["expected"] = _choices(expected)

@@ -103,27 +103,33 @@ class JsonStore:
     def load(self) -> dict[str, Any] | None:
         """The stored document, or None if there is none yet (or it was unreadable and has been moved aside)."""
         try:
+            return self.peek()
+        except ValueError as exc:
+            aside = self.set_aside("corrupt")
+            log.error("%s is unreadable (%s); kept as %s and starting from the site file", self.path, exc, aside)
+            return None
+
+    def peek(self) -> dict[str, Any] | None:
+        """The stored document without touching the file (``check-config``): None if there is none; ``ValueError``
+        if it is unreadable, ``StoreError`` if it cannot be read."""
+        try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
-        try:
-            document = json.loads(raw)
-            if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            aside = self._move_aside()
-            log.error("%s is unreadable (%s); kept as %s and starting from the site file", self.path, exc, aside)
-            return None
+        document = json.loads(raw)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
         return document
 
     def save(self, document: dict[str, Any]) -> None:
         write_atomically(self.path, json.dumps(document, indent=1, sort_keys=True).encode("utf-8"))
 
-    def _move_aside(self) -> Path:
+    def set_aside(self, tag: str) -> Path:
+        """Rename the file to ``NAME.<tag>-<n>`` (the first free n), so that the next save cannot destroy it."""
         n = 1
-        while (aside := self.path.with_name(f"{self.path.name}.corrupt-{n}")).exists():
+        while (aside := self.path.with_name(f"{self.path.name}.{tag}-{n}")).exists():
             n += 1
         self.path.rename(aside)
         return aside

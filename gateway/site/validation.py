@@ -10,13 +10,17 @@ installer fixes the file in one pass.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from drivers.ocpp.endpoint import server_tls
 from drivers.profile import ProfileRegistry
 from gateway.i18n.text import text_of, tr
-from gateway.site.config import ConfigError, ConfigIssue, OcppTransport, SiteConfig, load_site, read_yaml
+from gateway.site.config import ConfigError, ConfigIssue, OcppTransport, SiteConfig, parse_site, read_yaml
+from gateway.site.overlay import Overlay, compose
+from gateway.site.settings import SETTINGS_FILE, SiteRules
+from gateway.site.store import JsonStore, StoreError
 
 MIN_PASSWORD_CHARS = 16
 """The security white paper asks for an AuthorizationKey of at least 16 bytes."""
@@ -101,17 +105,102 @@ def load_checked_site(path: Path, registry: ProfileRegistry) -> tuple[SiteConfig
 
     Returns the site and its notes; raises ``ConfigError`` listing every problem found.
     """
-    data = read_yaml(path)
+    return checked_site(read_yaml(path), str(path), registry, path.parent)
+
+
+def checked_site(data: Any, source: str, registry: ProfileRegistry, base_dir: Path) -> tuple[SiteConfig, list[str]]:
+    """Every rule of the site file for ``data`` in its shape (read from ``source``; relative paths start at
+    ``base_dir``): the schema and ``check_site``, then the rules that need the profiles and the files it names."""
     extra = profile_issues(data, registry)
     try:
-        site, notes = load_site(path, registry.nameplate_a)
+        site, notes = parse_site(data, source, registry.nameplate_a)
     except ConfigError as exc:
-        raise ConfigError(str(path), [*exc.issues, *extra]) from None
-    files, file_notes = file_issues(site, path.parent)
+        raise ConfigError(source, [*exc.issues, *extra]) from None
+    files, file_notes = file_issues(site, base_dir)
     extra += files
     if extra:
-        raise ConfigError(str(path), extra)
+        raise ConfigError(source, extra)
     return site, [*notes, *profile_notes(site, registry), *file_notes]
+
+
+def site_rules(registry: ProfileRegistry, base_dir: Path) -> SiteRules:
+    """``checked_site`` for the runtime settings (``gateway.site.settings``): a change made at run time meets the
+    very rules the site file meets."""
+    return lambda data: checked_site(data, "settings", registry, base_dir)[0]
+
+
+@dataclass(frozen=True)
+class RunningSite:
+    """The site as ``powershare run`` would start it: the site file and the settings changed at run time."""
+
+    site: SiteConfig
+    notes: list[str]
+    """The rules' notes, as ``check-config`` prints them."""
+    state: list[str]
+    """What the state directory changes, one line each (empty: the file alone)."""
+    warnings: list[str]
+    """What of the state directory the gateway would not use, and why."""
+    set_aside: str | None = None
+    """Why the settings would be set aside at start (the site file then runs alone); None if they are used."""
+
+
+def load_running_site(path: Path, registry: ProfileRegistry, state_dir: Path) -> RunningSite:
+    """The site file laid under the settings in ``state_dir`` (``gateway.site.overlay.compose``, as the gateway
+    does at start), checked by every rule; reads the state directory only. ``ConfigError`` if the site file alone
+    breaks a rule (the gateway would not start)."""
+    site, notes = load_checked_site(path, registry)
+    store = JsonStore(state_dir / SETTINGS_FILE)
+    try:
+        document = store.peek()
+        overlay = Overlay.from_json(document) if document is not None else Overlay()
+    except (ValueError, TypeError, StoreError) as exc:
+        why = tr("site.state.unreadable", path=str(store.path), error=str(exc))
+        return RunningSite(site, notes, [], [why], why)
+    composed = compose(site, overlay)
+    try:
+        running, running_notes = checked_site(composed.data, f"{path} + {store.path}", registry, path.parent)
+    except ConfigError as exc:
+        why = tr("site.state.unused", path=str(store.path), problems=text_of(exc))
+        return RunningSite(site, notes, [], [*composed.notes, why], why)
+    return RunningSite(running, running_notes, describe(site, running, composed.overlay), list(composed.notes))
+
+
+def describe(file: SiteConfig, running: SiteConfig, overlay: Overlay) -> list[str]:
+    """What the settings change of the site file, one line each, in the site file's words."""
+    lines: list[str] = []
+    for key in ("installation_limit_a", "network_limit_a"):
+        if getattr(file, key) != getattr(running, key):
+            lines.append(tr("site.state.limit", key=key, value=getattr(running, key), file=getattr(file, key)))
+    if file.enabled != running.enabled:
+        word = {True: tr("cli.check.enabled"), False: tr("cli.check.disabled")}
+        lines.append(tr("site.state.sharing", now=word[running.enabled], file=word[file.enabled]))
+    before = {c.id: c for c in file.circuits}
+    after = {c.id: c for c in running.circuits}
+    lines += [tr("site.state.circuit_added", circuit=c.id, limit=c.limit_a, parent=c.parent)
+              for c in running.circuits if c.id not in before]
+    lines += [tr("site.state.circuit_changed", circuit=c, limit=after[c].limit_a, parent=after[c].parent)
+              for c in after if c in before and after[c] != before[c]]
+    lines += [tr("site.state.circuit_removed", circuit=c) for c in before if c not in after]
+    chargers = {c.id: c for c in file.chargers}
+    for charger in running.chargers:
+        old = chargers.get(charger.id)
+        if old is None:
+            lines.append(tr("site.state.follower_added", charger=charger.id,
+                            device=charger.profile or charger.transport.type))
+        elif old != charger:
+            breaker = f"{charger.breaker_limit_a:g} A" if charger.breaker_limit_a is not None else \
+                tr("site.state.nameplate")
+            lines.append(tr("site.state.wiring", charger=charger.id, breaker=breaker, phases=charger.phases,
+                            rotation=charger.phase_rotation, circuit=charger.circuit))
+    kept = {c.id for c in running.chargers}
+    lines += [tr("site.state.follower_removed", charger=c) for c in chargers if c not in kept]
+    for key in ("meter", "bms", "ocpp"):
+        if getattr(file, key) != getattr(running, key):
+            lines.append(tr("site.state.section_removed", section=key) if getattr(running, key) is None
+                         else tr("site.state.section_set", section=key))
+    lines += [tr("site.state.unit_limit", charger=cid, limit=limit)
+              for cid, limit in sorted(overlay.unit_limits_a.items())]
+    return lines
 
 
 def read_password(path: Path) -> str:

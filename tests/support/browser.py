@@ -53,7 +53,7 @@ for (const el of document.querySelectorAll('button, input, select, summary, .foo
 }
 return small;
 """
-"""Every visible button, field and link of the page that is smaller than 48 px either way, described."""
+"""Every visible button, field and link smaller than a 48 px touch target, described (the page's rule)."""
 
 
 def open_browser(profile_dir: Path, accept_language: str = "en-US,en") -> Driver:

@@ -32,6 +32,7 @@ from gateway.runtime.wiring import ModbusWiring
 from gateway.site.config import parse_site
 from gateway.site.settings import SiteSettings
 from gateway.site.store import JsonStore
+from gateway.site.validation import site_rules
 from support.clock import ManualClock
 
 REGISTRY = ProfileRegistry.shipped()
@@ -149,7 +150,8 @@ async def _gateway(site: SimulatedSite, line: SimLine, chargers: list[SimCharger
     """The real supervisor, Modbus drivers, history and web server over a running simulated site (as
     ``GatewayApp`` assembles them; the history in ``state``)."""
     config, _ = parse_site(document, "site.yaml", REGISTRY.nameplate_a)
-    settings = SiteSettings(config, REGISTRY.nameplate_a, JsonStore(state / "settings.json"))
+    settings = SiteSettings(config, REGISTRY.nameplate_a, JsonStore(state / "settings.json"),
+                            rules=site_rules(REGISTRY, state))
     pool = BusPool()
     wiring = ModbusWiring(REGISTRY, settings, pool)
     supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings)

@@ -14,9 +14,20 @@ from gateway.site.config import OcppConfig
 def ocpp_face(options: OcppConfig, state_dir: Path) -> FaceFactory:
     """``state_dir``: the gateway's state directory (``options.state_dir`` is relative to it). Building the face
     raises ``SecuritySetupError`` when the password or a TLS file cannot be loaded."""
+    return lambda app: _client(app, options, state_dir)
 
-    def make(app: GatewayApp) -> OcppClient:
-        return OcppClient(app.supervisor, app.settings.config, options, state_dir=state_dir,
-                          nameplate_of=app.registry.nameplate_a, tasks=app.supervisor.tasks)
+
+def upstream_face(state_dir: Path) -> FaceFactory:
+    """The client for the ``ocpp:`` section in force (the site file with the settings changed at run time), or no
+    face where there is none: what ``powershare run`` adds."""
+
+    def make(app: GatewayApp) -> OcppClient | None:
+        options = app.settings.config.ocpp
+        return _client(app, options, state_dir) if options is not None else None
 
     return make
+
+
+def _client(app: GatewayApp, options: OcppConfig, state_dir: Path) -> OcppClient:
+    return OcppClient(app.supervisor, app.settings.config, options, state_dir=state_dir,
+                      nameplate_of=app.registry.nameplate_a, tasks=app.supervisor.tasks)

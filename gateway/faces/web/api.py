@@ -35,6 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from drivers.profile import ProfileRegistry
 from gateway.faces.web.auth import AuthError, Guard, Session
+from gateway.faces.web.commissioning import add_commissioning_routes
 from gateway.faces.web.exports import events_csv, history_csv, sessions_csv
 from gateway.faces.web.live import Broadcast
 from gateway.faces.web.messages import readable
@@ -88,6 +89,7 @@ from gateway.runtime.history.service import History
 from gateway.runtime.history.store import EventQuery, SessionQuery
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.export import export_site
+from gateway.site.settings import SiteSettings
 from gateway.site.store import StoreError
 from gateway.site.validation import profile_issues
 
@@ -145,7 +147,7 @@ class ApiContext:
     probe: Probe
     followers: Callable[[], Sequence[ChargerConfig]]
     site: Callable[[], SiteConfig]
-    """The site as it runs now (the site file with the page's changes)."""
+    """The site as the gateway starts with it (the site file with the settings changed at run time)."""
     site_name: str
     read_access: Literal["open", "password"]
     secure_cookie: bool
@@ -154,6 +156,12 @@ class ApiContext:
     keepalive_s: float = 15.0
     metrics: Callable[[], bytes] | None = None
     """The Prometheus text exposition of the gateway (``gateway.faces.web.metrics``)."""
+    settings: SiteSettings | None = None
+    """The supervisor's settings (the commissioning API reads them; changes go through ``control``)."""
+    restart: Callable[[str], None] | None = None
+    """Restart the gateway (``gateway.runtime.restart``); None where it cannot restart itself."""
+    instance: str = ""
+    """Changes at every start (the page tells a restart by it)."""
 
 
 _bearer = HTTPBearer(auto_error=False, description="the token from POST /api/session")
@@ -426,7 +434,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
     @app.get("/api/site.yaml", tags=["commissioning"], dependencies=read_deps, response_class=Response,
              responses={**read_errors, 200: {"content": {"application/yaml": {}},
                                              "description": "a site file (the OCPP AuthorizationKey left out)"}},
-             summary="The site as it runs now, with the page's changes, as a site file for check-config")
+             summary="The site as the gateway starts with it, with the changes made here, as a site file")
     async def site_yaml() -> Response:
         return Response(export_site(ctx.site()), media_type="application/yaml; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="site.yaml"',
@@ -486,6 +494,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def set_enabled(body: EnabledIn, session: Write, request: Request) -> LimitOut:
         return await apply(SetEnabled(body.enabled), request)
 
+    add_commissioning_routes(app, ctx, write=Depends(writer), read=read_deps, read_errors=read_errors,
+                             refusal=refusal)
     return app
 
 

@@ -51,8 +51,10 @@ def _faces_metrics(app: GatewayApp) -> MetricsSource:
 
 
 def web_face(state_dir: Path, *, config: WebConfig | None = None, password: str | None = None,
-             announce: Callable[[WebServer], None] | None = None) -> FaceFactory:
-    """The factory ``GatewayApp.build`` takes; ``config`` replaces the site file's ``web`` section (the demo)."""
+             announce: Callable[[WebServer], None] | None = None,
+             restart: Callable[[str], None] | None = None) -> FaceFactory:
+    """The factory ``GatewayApp.build`` takes; ``config`` replaces the site file's ``web`` section (the demo);
+    ``restart`` lets the page restart the gateway (``powershare run``)."""
 
     def make(app: GatewayApp) -> Face:
         site = app.settings.config
@@ -60,7 +62,7 @@ def web_face(state_dir: Path, *, config: WebConfig | None = None, password: str 
             site = site.model_copy(update={"web": config})
         server = WebServer(app.supervisor, site, state_dir, probe=FollowerProbe(app.registry, app.pool),
                            profiles=app.registry, history=app.history, tasks=app.supervisor.tasks,
-                           metrics_sources=[_faces_metrics(app)])
+                           metrics_sources=[_faces_metrics(app)], restart=restart)
         return WebFace(server, password, announce)
 
     return make

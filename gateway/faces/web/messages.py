@@ -8,6 +8,7 @@ site file's (``gateway.site.input_problems``), so the page and ``check-config`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,15 @@ LABELS = {
     "setup_code": msgid("web.label.setup_code"), "range": msgid("web.label.range"), "from": msgid("web.label.from"),
     "to": msgid("web.label.to"), "limit": msgid("web.label.rows"), "offset": msgid("web.label.offset"),
     "unit": msgid("web.label.history_unit"),
+    "parent": msgid("web.label.parent"), "fallback_limit_a": msgid("web.label.fallback_limit_a"),
+    "margin_a": msgid("web.label.margin_a"), "stale_after_s": msgid("web.label.stale_after_s"),
+    "host": msgid("web.label.listen"), "port": msgid("web.label.port"), "unit_id": msgid("web.label.unit"),
+    "allow_write_from": msgid("web.label.allow_write_from"), "read_only": msgid("web.label.read_only"),
+    "timeout_s": msgid("web.label.watchdog"), "url": msgid("web.label.url"),
+    "charge_point_id": msgid("web.label.charge_point_id"), "security_profile": msgid("web.label.security_profile"),
+    "password_file": msgid("web.label.password_file"), "password_env": msgid("web.label.password_env"),
+    "ca_file": msgid("web.label.ca_file"), "client_cert": msgid("web.label.client_cert"),
+    "client_key": msgid("web.label.client_key"),
 }
 """A request field -> the setting as the page labels it, with its article ("the limit"), to begin a sentence."""
 
@@ -35,13 +45,17 @@ LABELS = {
 def label(field: str | None) -> str:
     if not field:
         return tr("web.label.request")
+    field = re.sub(r"\.\d+$", "", field)  # an entry of a list: the list's label
     if field in LABELS:
         return tr(LABELS[field])
     return field.rsplit(".", 1)[-1].replace("_", " ")
 
 
 def readable(field: str | None, error: Mapping[str, Any]) -> str:
-    """One validation error in plain words; the rule's or pydantic's own text where no plainer one is known."""
+    """One validation error in plain words; the rule's or pydantic's own text where no plainer one is known. A rule
+    of a whole section (``ocpp``: "security profile 1 needs ...") has no field: its own words alone."""
+    if not field and error.get("type") == "value_error":
+        return capitalized(explanation(error))
     what = capitalized(label(field))
     plain = predicate(error)
     if plain is not None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -73,10 +74,11 @@ class WebServer:
                  followers: Callable[[], Sequence[ChargerConfig]] | None = None,
                  clock: Callable[[], float] = time.monotonic, tasks: TaskSupervisor | None = None,
                  max_connections: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S,
-                 metrics_sources: Sequence[MetricsSource] = ()) -> None:
+                 metrics_sources: Sequence[MetricsSource] = (), restart: Callable[[str], None] | None = None) -> None:
         """``history``: the gateway's (``gateway.runtime.history``), which the history pages and CSV files read;
         ``tasks``: who owns the live-update task (the gateway's, so a crash shows as FAULT and is restarted); a
-        private one if None."""
+        private one if None. ``restart``: how the page restarts the gateway (``gateway.runtime.restart``); None
+        where it cannot."""
         self.config = config.web
         self._tasks = tasks if tasks is not None else TaskSupervisor()
         self._following = False
@@ -94,7 +96,8 @@ class WebServer:
             site=_site_of(control, config),
             site_name=config.name, read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
             history=history, broadcast=self._broadcast,
-            metrics=registry_for(GatewayCollector(control, followers, metrics_sources)))
+            metrics=registry_for(GatewayCollector(control, followers, metrics_sources)),
+            settings=_settings_of(control), restart=restart, instance=secrets.token_hex(8))
         self.app = build_app(self._context)
         self.asgi = SecurityHeaders(BodyLimit(self.app))
         """What is served: the application inside the size limit and the security headers."""
@@ -206,11 +209,17 @@ def _followers(settings: SiteSettings) -> Callable[[], Sequence[ChargerConfig]]:
     return lambda: settings.config.chargers
 
 
-def _site_of(control: GatewayControl, config: SiteConfig) -> Callable[[], SiteConfig]:
-    """The supervisor's live settings where it has them; otherwise the site file."""
+def _settings_of(control: GatewayControl) -> SiteSettings | None:
     settings = getattr(control, "settings", None)
-    if isinstance(settings, SiteSettings):
-        return lambda: settings.config
+    return settings if isinstance(settings, SiteSettings) else None
+
+
+def _site_of(control: GatewayControl, config: SiteConfig) -> Callable[[], SiteConfig]:
+    """What the gateway starts with next time (the supervisor's saved settings) where it has them; otherwise the
+    site file."""
+    settings = _settings_of(control)
+    if settings is not None:
+        return lambda: settings.saved
     return lambda: config
 
 

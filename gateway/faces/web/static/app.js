@@ -98,6 +98,7 @@ async function loadAuth() {
   $("locked-sign-in").textContent = app.auth.password_set ? "Sign in" : "Set installer password";
   if (!app.auth.password_set) openAuthDialog("setup");
   else if (!signedIn && app.auth.read_access === "password") openAuthDialog("signin");
+  document.dispatchEvent(new CustomEvent("powershare:auth"));  /* other views (commissioning.js) follow the sign-in */
 }
 
 let authMode = "signin";
