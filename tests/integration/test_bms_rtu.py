@@ -14,7 +14,7 @@ from support.bms import FakeGateway, bms_config, pty_line, running_server
 from gateway.faces.bms.server import BmsStartError
 from gateway.runtime.commands import BmsHeartbeat, SetNetworkLimit
 
-SITE_INPUTS_HEAD = [2, 2, 1, 1, 245]
+SITE_INPUTS_HEAD = [3, 2, 1, 1, 245]
 
 
 @contextlib.asynccontextmanager

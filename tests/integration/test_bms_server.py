@@ -28,7 +28,7 @@ from gateway.runtime.read_model import SiteStatus
 UNIT = 1
 
 # BASE_STATUS as the register map says it must read (worked out by hand from tests/bms_support.py).
-SITE_INPUTS = [2, 2, 1, 1, 245, 101, 202, 303, 120, 130, 140, 1, 57_920, 4, 1, 400, 1, 4_464, 25]
+SITE_INPUTS = [3, 2, 1, 1, 245, 101, 202, 303, 120, 130, 140, 1, 57_920, 4, 1, 400, 1, 4_464, 25]
 CHARGER_0 = [3, 1, 160, 159, 158, 157, 0, 11_000, 1, 4_464, 95, 0, 320, 0, 0xFFFF, 0xFFFF, 0, 0, 0, 0]
 CHARGER_1 = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 65_534, 160, 1, 76, 19_264, 0, 0, 0, 0]
 SETTINGS = [250, 1, 0, 60, 0]
@@ -76,7 +76,7 @@ async def test_reads_follow_the_latest_snapshot() -> None:
     gateway = FakeGateway()
     async with running_server(gateway, bms_config()) as server, client_of(server) as client:
         gateway.snapshot = replace(BASE_STATUS, effective_limit_a=(0.0, 0.0, 0.0), units=BASE_STATUS.units[:1])
-        assert (await client.read_input_registers(0, count=5, device_id=UNIT)).registers == [2, 1, 1, 1, 0]
+        assert (await client.read_input_registers(0, count=5, device_id=UNIT)).registers == [3, 1, 1, 1, 0]
         rr = await client.read_input_registers(1020, count=1, device_id=UNIT)
         assert rr.isError() and rr.exception_code == 2
 
@@ -88,7 +88,8 @@ async def test_reading_an_undefined_input_register_is_exception_2(address: int, 
         assert rr.isError() and rr.exception_code == 2
 
 
-@pytest.mark.parametrize(("address", "count"), [(5, 1), (4, 2), (99, 1), (102, 1), (1100, 1), (60_000, 5)])
+@pytest.mark.parametrize(("address", "count"), [(5, 1), (4, 2), (99, 1), (102, 1), (1100, 1), (1999, 1),
+                                                 (2005, 2), (2006, 1), (60_000, 5)])
 async def test_reading_an_undefined_holding_register_is_exception_2(address: int, count: int) -> None:
     async with running_server(FakeGateway(), bms_config()) as server, client_of(server) as client:
         rr = await client.read_holding_registers(address, count=count, device_id=UNIT)
