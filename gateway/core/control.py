@@ -583,12 +583,18 @@ class Controller:
             return (-unit.spec.priority, idle, 3.0, unit.switched_off_s)
         return (-unit.spec.priority, idle, 1.0, unit.waiting_since if unit.waiting_since is not None else now)
 
-    def _order_key(self, charger_id: str) -> tuple[float, float]:
-        """For ``shortest_first``: the energy still wanted where known (those first), else the plug-in time."""
+    def _order_key(self, charger_id: str) -> tuple[float, float, float]:
+        """For ``shortest_first``: the energy still wanted where known (those first), else the plug-in time.
+
+        A car learned to take less than it is offered that draws nothing now (it is full, or its probe is under
+        way) goes last: first in line, a probe's raised cap would hand it everything, and the car behind it
+        would be switched off for a car that takes nothing.
+        """
         unit, need = self._units[charger_id], self._needs.get(charger_id)
+        idle = 1.0 if unit.demand_cap_a is not None and max(unit.measured) < unit.spec.min_current_a else 0.0
         if need is not None and need.energy_wh is not None:
-            return (0.0, need.energy_wh - unit.session_wh)
-        return (1.0, unit.plugged_s)
+            return (idle, 0.0, need.energy_wh - unit.session_wh)
+        return (idle, 1.0, unit.plugged_s)
 
     def _apply_hysteresis(self, targets: dict[str, float], limits: Limits,
                           bookings: Mapping[str, PerPhase]) -> dict[str, float]:

@@ -304,3 +304,4 @@ def test_with_departures_known_a_three_phase_van_is_not_starved_by_vans_crowding
     assert cars["t"].finished, cars["t"]  # by departure order alone it would wait for the vans to leave
     assert result.over_limit_amp_seconds == 0.0
     assert result.energy_kwh >= share_of_optimum * solve_optimum(crowded_board(vans_leave_h)).energy_kwh
+

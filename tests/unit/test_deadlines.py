@@ -193,6 +193,30 @@ def test_shortest_first_fills_the_least_energy_wanted_to_its_cap_then_the_next()
     assert (got["u1"], got["u2"], got.get("u0", 0.0)) == (48.0, 12.0, 0.0)
 
 
+def test_shortest_first_does_not_switch_a_charging_car_off_for_full_cars_being_probed() -> None:
+    # u0 and u1 are full and stay plugged in (they draw nothing, so each is learned to take about nothing); u2
+    # arrives at 600 s and takes 16 A of the 48. Both full cars are then probed with the room u2 leaves. First
+    # in line by plug-in time, they were handed all 48 A and u2 was switched off for cars that take nothing.
+    specs3 = [ChargerSpec(id=f"u{i}", nodes=("site",), site_phases=(0, 1, 2), max_current_a=32.0) for i in range(3)]
+    control = ControlRound(Controller(specs3, ControlConfig(order="shortest_first")))
+    limits = Limits(node_limits_a={"site": (48.0, 48.0, 48.0)})
+    setpoints: dict[str, float] = {}
+    u2: list[float] = []
+    for t in range(3000):
+        obs = {}
+        for s in specs3:
+            amps = min(setpoints.get(s.id, 0.0), 16.0) if s.id == "u2" else 0.0
+            state = Iec61851State.A if s.id == "u2" and t < 600 else Iec61851State.C if amps else Iec61851State.B
+            obs[s.id] = Observation(ChargerReading(state=state, current_a=(amps, amps, amps), voltage_v=(230.0,) * 3,
+                                                   setpoint_a=setpoints.get(s.id, 0.0)))
+        plan = run_now(control.run(float(t), obs, limits, Recorder(float(t))))
+        for command in (*plan.decreases, *plan.increases):
+            setpoints[command.charger_id] = command.current_a
+        u2.append(setpoints.get("u2", 0.0))
+    on = u2.index(next(a for a in u2 if a >= 6.0))
+    assert min(u2[on:]) >= 16.0, f"u2 switched off at {on + u2[on:].index(min(u2[on:]))} s"
+
+
 def test_control_order_is_validated() -> None:
     with pytest.raises(ValueError):
         ControlConfig(order="fastest")  # type: ignore[arg-type]
