@@ -92,6 +92,11 @@ class UnitStatus:
     booked_a: SitePhases = (0.0, 0.0, 0.0)
     """What the controller counts for it per site phase: max(what it may draw, what it draws). For a unit that
     does not answer this is all that is known: its car may still charge at up to it."""
+    departure_s: float | None = None
+    """When the present (or next) session's car leaves, as a face set it (web API, BMS): wall-clock UNIX seconds.
+    None if none was set; a site file's schedule is not shown here (it is resolved per session by the gateway)."""
+    energy_wanted_kwh: float | None = None
+    """Energy the present (or next) session wants in total, as a face set it; None if none was set."""
 
     @property
     def answering(self) -> bool:

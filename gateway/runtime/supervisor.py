@@ -677,6 +677,7 @@ class Supervisor:
                 availability = Availability.UNAVAILABLE
             elif not config.enabled or caps.get(cid, math.inf) == 0:
                 availability = Availability.DISABLED
+            session = self._needs.session(cid)
             units.append(UnitStatus(
                 id=cid, index=index, state=reading.state if reading is not None else None,
                 availability=availability,
@@ -689,6 +690,8 @@ class Supervisor:
                 waiting=bool(view and view.waiting), error_code=(reading.error_code or 0) if reading else 0,
                 id_tag=reading.id_tag if reading is not None else None,
                 booked_a=view.booked_a if view else (0.0, 0.0, 0.0),
+                departure_s=session.departure.timestamp() if session and session.departure else None,
+                energy_wanted_kwh=session.energy_kwh if session else None,
                 link=LinkQuality(success_rate=unit.link.quality, latency_ms=unit.link.latency_ms,
                                  last_seen_s=unit.link.last_seen_wall)))
         site = limits.node_limits_a.get(SITE_NODE, (0.0, 0.0, 0.0))

@@ -372,6 +372,10 @@ async def test_a_session_need_is_taken_logged_and_refused_when_it_makes_no_sense
     events = (await rig.client.get("/api/events")).json()
     assert events[-1]["text"].startswith("unit cp1 session: departure") and "12.5 kWh" in events[-1]["text"]
     assert events[-1]["origin"] == "web installer@127.0.0.1"
+    await until(lambda: rig.supervisor.status().units[0].energy_wanted_kwh == 12.5)
+    unit = (await rig.client.get("/api/units/cp1")).json()
+    assert unit["energy_wanted_kwh"] == 12.5
+    assert unit["departure_s"] == datetime.fromisoformat(departure).timestamp()
     before = settings_file(rig)
     path = "/api/units/cp1/session-need"
     for body, field in [({"departure": "2026-12-05T06:00:00"}, "departure"),  # no time zone

@@ -279,3 +279,29 @@ def test_powershare_with_departures_known_finishes_the_early_leaver_and_without_
     assert {r.name: r for r in known.cars}["leaver"].finished
     assert known.over_limit_amp_seconds == 0.0 and unknown.over_limit_amp_seconds == 0.0
     assert known.energy_kwh >= 0.98 * solve_optimum(two_cars(known=True)).energy_kwh
+
+
+def crowded_board(vans_leave_h: tuple[float, ...]) -> SiteSetup:
+    """A 32 A board whose L1 three 1-phase vans crowd (none can finish; each leaves at ``vans_leave_h``), and a
+    3-phase van that needs 10 kWh by the end of the run, at 3 h: depot-3ph-known in small."""
+    vans = [VehicleSpec(f"v{i}", onboard_limit_a=16, phases=1, battery_kwh=60, soc_start=0.2, soc_target=1.0,
+                        arrival_s=0, departure_s=leave * 3600, lag_s=2) for i, leave in enumerate(vans_leave_h)]
+    three = VehicleSpec("t", onboard_limit_a=16, phases=3, battery_kwh=50, soc_start=0.3, soc_target=0.5,
+                        arrival_s=600, departure_s=3 * 3600, lag_s=3)
+    chargers = tuple(SiteCharger(v.name, ("b", "site"), (0, 1, 2), 16.0, visits=(v,)) for v in (*vans, three))
+    return SiteSetup(name="crowded", chargers=chargers, node_limits_a={"site": (100.0,) * 3, "b": (32.0,) * 3},
+                     duration_s=3 * 3600, needs_known=True)
+
+
+@pytest.mark.parametrize(("vans_leave_h", "share_of_optimum"), [
+    ((2.9, 2.95, 2.98), 0.98),  # the crowd stays as long as the 3-phase van: it must be served among them
+    ((2.0, 2.1, 2.2), 0.96),  # the crowd leaves early: it takes only what it could not get after they have gone
+])
+def test_with_departures_known_a_three_phase_van_is_not_starved_by_vans_crowding_one_phase(
+        vans_leave_h: tuple[float, ...], share_of_optimum: float) -> None:
+    result = run_policy("powershare", crowded_board(vans_leave_h))
+    cars = {c.name: c for c in result.cars}
+    assert cars["t"].finished, cars["t"]  # by departure order alone it would wait for the vans to leave
+    assert result.over_limit_amp_seconds == 0.0
+    assert result.energy_kwh >= share_of_optimum * solve_optimum(crowded_board(vans_leave_h)).energy_kwh
+

@@ -102,6 +102,10 @@ class UnitOut(BaseModel):
     answering: bool = Field(description="false: the unit does not answer, current_a is unknown (shown as 0) and "
                                         "booked_a is what the controller counts for it")
     booked_a: Phases = Field(description="what the controller counts for this unit per site phase")
+    departure_s: float | None = Field(default=None, description="when the present (or next) session's car leaves, "
+                                                                "as set by the API or the BMS (UNIX seconds)")
+    energy_wanted_kwh: float | None = Field(default=None, description="energy the session wants, as set by the API "
+                                                                      "or the BMS")
 
 
 class LimitOut(BaseModel):
@@ -256,7 +260,8 @@ def unit_out(unit: UnitStatus) -> UnitOut:
         setpoint_a=round(unit.setpoint_a, 2), current_a=_amps(unit.current_a), power_w=round(unit.power_w, 1),
         session_energy_wh=round(unit.session_energy_wh, 1), energy_wh=unit.energy_wh, limit_a=unit.limit_a,
         max_current_a=unit.max_current_a, waiting=unit.waiting, error_code=unit.error_code,
-        answering=unit.answering, booked_a=_amps(unit.booked_a),
+        answering=unit.answering, booked_a=_amps(unit.booked_a), departure_s=unit.departure_s,
+        energy_wanted_kwh=unit.energy_wanted_kwh,
         link=LinkOut(success_rate=round(link.success_rate, 3),
                      latency_ms=round(link.latency_ms, 1) if link.latency_ms is not None else None,
                      last_seen_s=link.last_seen_s))
