@@ -215,7 +215,7 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
 
 
 async def test_a_kill_9_loses_at_most_the_bms_limits_written_since_the_last_save(rig: Rig) -> None:
-    await rig.connect_bms(await rig.gateway.start())
+    await rig.connect_bms(await rig.gateway.start_bms())
     assert rig.bms is not None
     rig.monitor.lower(30)
     assert not (await rig.bms.write_register(0, 300, device_id=1)).isError()
@@ -229,7 +229,7 @@ async def test_a_kill_9_loses_at_most_the_bms_limits_written_since_the_last_save
     assert _saved_network_limit(rig.gateway.state) == 30
     rig.monitor.limit_a = 30  # what the restarted gateway may let the chargers share: the limit saved before
 
-    await rig.connect_bms(await rig.gateway.start())
+    await rig.connect_bms(await rig.gateway.start_bms())
     assert (await rig.bms.read_holding_registers(0, device_id=1)).registers == [300]
     await until(lambda: _is(rig.inputs(4, 1), [300]))
     assert (await rig.inputs(13)) == [6]
