@@ -29,6 +29,7 @@ from gateway.sim.virtual_site import (
     SiteSetup,
     run_site,
 )
+from gateway.site.config import ControlConfig
 
 V = 230.0
 
@@ -47,6 +48,7 @@ def test_optimum_of_one_car_that_leaves_before_its_taper_is_limit_times_stay() -
     result = solve_optimum(lone_car(spec, limit=16.0))
     assert result.cars[0].energy_wh == pytest.approx(16 * V * (2000 - 30) / 3600, rel=1e-6)
     assert result.unfinished == 1 and result.cars[0].completion_s == pytest.approx(2000 - 30)
+    assert result.cars[0].waited_s == 0.0  # it charges from the step it arrives in
 
 
 def test_optimum_of_one_car_with_time_to_spare_is_what_its_battery_needs() -> None:
@@ -178,6 +180,20 @@ def test_bench_cli_prints_a_json_document(capsys: pytest.CaptureFixture[str]) ->
         assert policies[name]["energy_ratio_to_optimum"] is not None
         if policies[name]["energy_kwh"] > 0:
             assert ratios["energy"] == pytest.approx(own["energy_kwh"] / policies[name]["energy_kwh"], abs=1e-3)
+
+
+def test_bench_cli_runs_powershare_with_the_order_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--scenario", "scarce", "--hours", "1", "--policies", "powershare", "--order",
+                 "shortest_first", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["order"] == "shortest_first"
+    own = document["scenarios"]["scarce"]["policies"]["powershare"]
+    setup = build("scarce", hours=1)
+    expected = run_site(setup, Powershare(setup, ControlConfig(order="shortest_first")))
+    fair = run_site(setup, Powershare(setup))
+    # In an hour shortest_first finishes the first car (7 of 8 unfinished); fair sharing none.
+    assert own["mean_completion_h"] == round(expected.mean_completion_h, 4) < round(fair.mean_completion_h, 4)
+    assert own["energy_kwh"] == round(expected.energy_kwh, 3)
 
 
 def test_bench_cli_without_scipy_says_what_to_install_and_runs_the_rest(
