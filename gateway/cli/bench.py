@@ -28,6 +28,8 @@ def register(subparsers: Any, lang: str) -> None:
                         help=f"scenario to run (repeatable; default all: {', '.join(SCENARIOS)})")
     parser.add_argument("--policies", nargs="+", choices=list(POLICIES), metavar="POLICY",
                         help=f"policies to run (default all: {', '.join(POLICIES)})")
+    parser.add_argument("--order", choices=("fair", "shortest_first"), default="fair",
+                        help="powershare's control.order (default fair; docs/deadlines.md#order)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--seed", type=int, default=1, help="scenario seed (default 1)")
     parser.add_argument("--hours", type=_positive_hours, default=None,
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     # References and peers first, so powershare's ratios are known when its row is printed.
     policies.sort(key=lambda p: {OPTIMUM: 0, "static_split": 1, "powershare": 3}.get(p, 2))
     notes: list[str] = []
-    document: dict[str, Any] = {"seed": args.seed, "hours": args.hours, "notes": notes, "scenarios": {}}
+    document: dict[str, Any] = {"seed": args.seed, "hours": args.hours, "order": args.order, "notes": notes,
+                                "scenarios": {}}
     if not args.json:
         print(_header())
     for name in scenarios:
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         for policy in policies:
             started = time.perf_counter()
             try:
-                result = run_policy(policy, setup)
+                result = run_policy(policy, setup, args.order)
             except SolverMissing:
                 if INSTALL_HINT not in notes:
                     notes.append(INSTALL_HINT)
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 _COLUMNS = (("scenario", 10), ("policy", 12), ("kWh", 8), ("over A·s", 9), ("strict A·s", 10), ("compl h", 7),
-            ("unfin", 7), ("peak L1/L2/L3 A", 17), ("vs opt", 6), ("vs static", 9), ("wall s", 7), ("x real", 7))
+            ("wait h", 6), ("unfin", 7), ("peak L1/L2/L3 A", 17), ("vs opt", 6), ("vs static", 9), ("wall s", 7),
+            ("x real", 7))
 
 
 def _header() -> str:
@@ -104,7 +108,8 @@ def _row(scenario: str, policy: str, row: dict[str, Any]) -> str:
     versus_static = row.get("completion_ratio_to_static")
     cells = (scenario, policy, f"{row['energy_kwh']:.1f}", f"{row['over_limit_amp_seconds']:.1f}",
              f"{row['over_limit_strict_amp_seconds']:.1f}", f"{row['mean_completion_h']:.2f}",
-             f"{row['unfinished']}/{row['cars']}", f"{peak['L1']:.0f}/{peak['L2']:.0f}/{peak['L3']:.0f}",
+             f"{row['longest_wait_h']:.2f}", f"{row['unfinished']}/{row['cars']}",
+             f"{peak['L1']:.0f}/{peak['L2']:.0f}/{peak['L3']:.0f}",
              "" if ratio is None else f"{ratio:.3f}", "" if versus_static is None else f"{versus_static:.3f}",
              f"{row['wall_s']:.2f}", f"{row['x_real_time'] or 0:.0f}")
     return "  ".join(f"{cell:>{width}}" if i > 1 else f"{cell:<{width}}"

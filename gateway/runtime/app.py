@@ -4,6 +4,9 @@
 product and not a look-alike. The app owns what it builds and tears it down in reverse order: the faces stop
 taking commands first, then the supervisor cancels and awaits its tasks, then the buses are closed.
 
+The history (sessions, events, current per phase: ``gateway.runtime.history``) starts after the supervisor and
+before the faces, which read it, and stops after them with a last write.
+
 Faces are anything with ``start`` and ``stop`` built from the app. The BMS face comes from the site file's ``bms``
 section; other faces (OCPP, web) are passed as ``extra_faces`` factories, which is how they join ``run`` and the
 demo without either changing.
@@ -22,6 +25,7 @@ from drivers.bus import BusPool
 from drivers.profile import ProfileRegistry
 from drivers.transport import BusOptions
 from gateway.faces.bms.server import BmsServer
+from gateway.runtime.history.service import HISTORY_FILE, History
 from gateway.runtime.ocpp_wiring import PersistentIds
 from gateway.runtime.supervisor import Supervisor
 from gateway.runtime.wiring import SiteWiring
@@ -56,6 +60,7 @@ class GatewayApp:
     pool: BusPool
     supervisor: Supervisor
     wiring: SiteWiring
+    history: History
     faces: list[Face] = field(default_factory=list)
     bms: BmsServer | None = None
     _started: list[Face] = field(default_factory=list, init=False)
@@ -79,7 +84,9 @@ class GatewayApp:
         meter = wiring.modbus.make_meter(config.meter) if config.meter is not None else None
         supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings, meter=meter,
                                 bms_store=JsonStore(state_dir / BMS_LIMIT_FILE) if state_dir is not None else None)
-        app = cls(registry, settings, pool, supervisor, wiring)
+        history = History(state_dir / HISTORY_FILE if state_dir is not None else None, supervisor,
+                          tasks=supervisor.tasks, flush_interval_s=site.history.flush_interval_s)
+        app = cls(registry, settings, pool, supervisor, wiring, history)
         if config.bms is not None and config.bms.enabled:
             app.bms = BmsServer(supervisor, config.bms)
             app.faces.append(app.bms)
@@ -87,12 +94,13 @@ class GatewayApp:
         return app
 
     async def start(self) -> None:
-        """The OCPP followers' endpoint (if the site has one), polling, then the faces; if something cannot start,
-        everything already started is stopped again."""
+        """The OCPP followers' endpoint (if the site has one), polling, the history, then the faces; if something
+        cannot start, everything already started is stopped again."""
         await self.wiring.start()
         self._wiring_started = True
         try:
             await self.supervisor.start()
+            await self.history.start()
             for face in self.faces:
                 await face.start()
                 self._started.append(face)
@@ -107,6 +115,10 @@ class GatewayApp:
                 await face.stop()
             except Exception:  # one face failing to stop must not keep the others and the buses open
                 log.exception("stopping %s failed", type(face).__name__)
+        try:
+            await self.history.stop()
+        except Exception:  # the history must not keep the chargers' buses open
+            log.exception("stopping the history failed")
         try:
             await self.supervisor.stop()
         finally:  # the buses are closed whatever happened before

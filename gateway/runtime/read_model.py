@@ -7,6 +7,7 @@ phases L1..L3 (phase rotation already applied), since that is what a building's 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -14,6 +15,14 @@ from drivers.model import Iec61851State
 from gateway.core.limits import LimitSource
 
 SitePhases = tuple[float, float, float]
+
+
+def sum_phases(values: Iterable[SitePhases]) -> SitePhases:
+    totals = [0.0, 0.0, 0.0]
+    for amps in values:
+        for p in range(3):
+            totals[p] += amps[p]
+    return (totals[0], totals[1], totals[2])
 
 
 class Availability(IntEnum):
@@ -83,10 +92,35 @@ class UnitStatus:
     booked_a: SitePhases = (0.0, 0.0, 0.0)
     """What the controller counts for it per site phase: max(what it may draw, what it draws). For a unit that
     does not answer this is all that is known: its car may still charge at up to it."""
+    departure_s: float | None = None
+    """When the present (or next) session's car leaves, as a face set it (web API, BMS): wall-clock UNIX seconds.
+    None if none was set; a site file's schedule is not shown here (it is resolved per session by the gateway)."""
+    energy_wanted_kwh: float | None = None
+    """Energy the present (or next) session wants in total, as a face set it; None if none was set."""
 
     @property
     def answering(self) -> bool:
         return self.availability is not Availability.UNAVAILABLE
+
+    @property
+    def drawn_a(self) -> SitePhases:
+        """What it counts for in "drawn now": its measured current while it answers, else its booked current.
+
+        A unit that stops answering measures nothing, yet its car may still draw what it was allowed; the
+        controller keeps it booked, and whoever shows "drawn now" must count it the same way.
+        """
+        return self.current_a if self.answering else self.booked_a
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitStatus:
+    """One circuit (distribution board) of the site file: its limit in force and what its units draw."""
+
+    id: str
+    limit_a: SitePhases
+    """The limit in force at this node, per phase, after every source is applied."""
+    drawn_a: SitePhases
+    """The ``drawn_a`` of every unit on this circuit or a circuit below it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +149,13 @@ class SiteStatus:
     """The worst amount, in A, by which bookings exceed a node's limit on a phase now: for a few seconds after a
     limit is lowered (cars are booked at their old current until they have come down), or while a charger that
     cannot be reached may draw more than the new limit leaves. 0 in steady operation."""
+    circuits: tuple[CircuitStatus, ...] = ()
+    """The site file's circuits, in its order (none on a site without circuits)."""
 
     @property
     def drawn_a(self) -> SitePhases:
-        """Per phase: measured current of the units that answer plus the booked current of those that do not.
-
-        A unit that stops answering measures nothing, yet its car may still draw what it was allowed; the
-        controller keeps it booked, and whoever shows "drawn now" must count it the same way.
-        """
-        totals = [0.0, 0.0, 0.0]
-        for unit in self.units:
-            amps = unit.current_a if unit.answering else unit.booked_a
-            for p in range(3):
-                totals[p] += amps[p]
-        return (totals[0], totals[1], totals[2])
+        """Per phase: the ``drawn_a`` of every unit (measured where it answers, booked where it does not)."""
+        return sum_phases(unit.drawn_a for unit in self.units)
 
     @property
     def online(self) -> int:

@@ -63,7 +63,17 @@ from gateway.runtime.commands import (
     SetUnitLimit,
 )
 from gateway.runtime.needs import NeedBook, SessionNeed, check_session_need
-from gateway.runtime.read_model import Availability, Event, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
+from gateway.runtime.read_model import (
+    Availability,
+    CircuitStatus,
+    Event,
+    GatewayHealth,
+    LinkQuality,
+    SitePhases,
+    SiteStatus,
+    UnitStatus,
+    sum_phases,
+)
 from gateway.runtime.stats import RuntimeStats
 from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, CircuitConfig, MeterConfig, SiteConfig
@@ -203,6 +213,7 @@ class Supervisor:
         self._flushed_s = clock()
         self._limit_source: LimitSource | None = None
         self._events: deque[Event] = deque(maxlen=EVENT_LOG)
+        self._event_listeners: list[Callable[[Event], None]] = []
         self.stats = RuntimeStats()
         self._shown: tuple[Limits, LimitSource] = (Limits(node_limits_a={SITE_NODE: (0.0, 0.0, 0.0)}),
                                                    LimitSource.NETWORK)
@@ -260,6 +271,11 @@ class Supervisor:
     def recent_events(self) -> tuple[Event, ...]:
         return tuple(self._events)
 
+    def on_event(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event as it happens (the history keeps them all; ``recent_events`` only
+        the latest ``EVENT_LOG``, and a burst, such as a bus of many chargers going silent, can be longer)."""
+        self._event_listeners.append(listener)
+
     def _set_session_need(self, command: SetSessionNeed, origin: str) -> None:
         """A session's departure and energy wanted (not persisted: it ends when the car unplugs)."""
         self.settings.charger(command.charger_id)  # refuses an unknown charger
@@ -278,7 +294,10 @@ class Supervisor:
         return datetime.fromtimestamp(self._wall()).astimezone()
 
     def _event(self, kind: str, text: str, origin: str | None = None) -> None:
-        self._events.append(Event(self._wall(), kind, text, origin))
+        event = Event(self._wall(), kind, text, origin)
+        self._events.append(event)
+        for listener in self._event_listeners:
+            listener(event)
 
     async def updates(self) -> AsyncIterator[SiteStatus]:
         queue: asyncio.Queue[SiteStatus] = asyncio.Queue(UPDATE_QUEUE)
@@ -658,6 +677,7 @@ class Supervisor:
                 availability = Availability.UNAVAILABLE
             elif not config.enabled or caps.get(cid, math.inf) == 0:
                 availability = Availability.DISABLED
+            session = self._needs.session(cid)
             units.append(UnitStatus(
                 id=cid, index=index, state=reading.state if reading is not None else None,
                 availability=availability,
@@ -670,9 +690,12 @@ class Supervisor:
                 waiting=bool(view and view.waiting), error_code=(reading.error_code or 0) if reading else 0,
                 id_tag=reading.id_tag if reading is not None else None,
                 booked_a=view.booked_a if view else (0.0, 0.0, 0.0),
+                departure_s=session.departure.timestamp() if session and session.departure else None,
+                energy_wanted_kwh=session.energy_kwh if session else None,
                 link=LinkQuality(success_rate=unit.link.quality, latency_ms=unit.link.latency_ms,
                                  last_seen_s=unit.link.last_seen_wall)))
         site = limits.node_limits_a.get(SITE_NODE, (0.0, 0.0, 0.0))
+        circuits = self._circuit_status(limits, units)
         health = GatewayHealth.OK
         if any(u.availability is Availability.UNAVAILABLE for u in units):
             health = GatewayHealth.DEGRADED
@@ -684,7 +707,20 @@ class Supervisor:
             measured_a=(measured[0], measured[1], measured[2]), allocated_a=(booked[0], booked[1], booked[2]),
             power_w=power, units=tuple(units), health=health, bms_watchdog_s=self.bms.watchdog_s,
             bms_fallback_limit_a=self.bms.fallback_a,
-            invariant_violations=self._round.violation_rounds, booked_excess_a=self._round.excess_a)
+            invariant_violations=self._round.violation_rounds, booked_excess_a=self._round.excess_a,
+            circuits=circuits)
+
+    def _circuit_status(self, limits: Limits, units: Sequence[UnitStatus]) -> tuple[CircuitStatus, ...]:
+        """Each circuit's limit in force and the ``drawn_a`` of the units on it or below it."""
+        circuits = self.settings.config.circuits
+        if not circuits:
+            return ()
+        drawn: dict[str, list[SitePhases]] = {c.id: [] for c in circuits}
+        for unit in units:
+            for node in self._path(self._units[unit.id].config.circuit)[:-1]:  # the last is the site
+                drawn[node].append(unit.drawn_a)
+        return tuple(CircuitStatus(id=c.id, limit_a=limits.node_limits_a.get(c.id, (c.limit_a,) * 3),
+                                   drawn_a=sum_phases(drawn[c.id])) for c in circuits)
 
     def _session_energy(self, unit: _Unit) -> float:
         reading = unit.reading

@@ -170,6 +170,9 @@ class CarResult:
     completion_s: float
     """From arrival until the target state of charge; for an unfinished car, its whole stay within the run."""
     finished: bool
+    waited_s: float = 0.0
+    """From arrival until it first drew current (0 for a car that needed nothing); its whole stay within the run
+    if it never did. What a first-come-first-served policy makes a late arrival pay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,10 @@ class RunResult:
     def mean_completion_h(self) -> float:
         return sum(c.completion_s for c in self.cars) / len(self.cars) / 3600.0 if self.cars else 0.0
 
+    @property
+    def longest_wait_h(self) -> float:
+        return max((c.waited_s for c in self.cars), default=0.0) / 3600.0
+
 
 def run_site(setup: SiteSetup, policy: Policy) -> RunResult:
     """Run ``policy`` on ``setup`` from 0 to ``duration_s`` and account for what physically happened."""
@@ -218,6 +225,7 @@ class _SimCharger:
     keys: list[list[int]] = field(default_factory=list)
     """Per charger phase (L1, L2, L3): the constraint indices its current counts against."""
     completion_s: float | None = None
+    first_draw_s: float | None = None
     energy_before_wh: float = 0.0
     """Energy of earlier sessions, for the lifetime register."""
     settles_at_s: float = 0.0
@@ -338,6 +346,7 @@ class _Run:
                                       voltage_v=self.setup.voltage_v))
             ch.vehicle = vehicle
             ch.completion_s = 0.0 if vehicle.full else None
+            ch.first_draw_s = now if vehicle.full else None
             ch.keys = [[self.key_index[(node, site_phase)] for node in ch.spec.nodes]
                        for site_phase in ch.spec.site_phases]
             self._offer(ch)
@@ -354,7 +363,8 @@ class _Run:
         self.cars.append(CarResult(
             name=vehicle.spec.name, charger_id=ch.spec.id, arrival_s=vehicle.spec.arrival_s,
             energy_wh=vehicle.energy_wh, completion_s=ch.completion_s if ch.completion_s is not None
-            else end - vehicle.spec.arrival_s, finished=finished))
+            else end - vehicle.spec.arrival_s, finished=finished,
+            waited_s=(ch.first_draw_s if ch.first_draw_s is not None else end) - vehicle.spec.arrival_s))
         ch.energy_before_wh += vehicle.energy_wh
         ch.vehicle = None
         ch.keys = []
@@ -411,6 +421,8 @@ class _Run:
             for ch in plugged:
                 if ch.vehicle is None or ch.vehicle.drawn_a <= 0:
                     continue
+                if ch.first_draw_s is None:
+                    ch.first_draw_s = a
                 free = not ch.reachable or a - ch.rejoined_s < LIMIT_DROP_GRACE_S
                 for drawn, keys in zip(ch.vehicle.phase_currents_a(), ch.keys, strict=False):
                     for k in keys if drawn > 0 else ():

@@ -306,6 +306,14 @@ class WebConfig(Strict):
         return self
 
 
+class HistoryConfig(Strict):
+    """What the gateway keeps of its past in the state directory: sessions, events, current per phase (see
+    docs/web.md)."""
+
+    flush_interval_s: Annotated[float, Field(ge=1, le=300, allow_inf_nan=False)] = 30.0
+    """One transaction per interval: a crash or a power cut loses at most this much of the history."""
+
+
 IdTag = Annotated[str, Field(min_length=1, max_length=20)]
 """OCPP 1.6 ``IdToken``: CiString20."""
 
@@ -504,6 +512,7 @@ class SiteConfig(Strict):
     ocpp: OcppConfig | None = None
     meter: MeterConfig | None = None
     web: WebConfig = WebConfig()
+    history: HistoryConfig = HistoryConfig()
     mqtt: MqttConfig | None = None
     """Absent: no MQTT (the face is off by default)."""
 

@@ -40,6 +40,9 @@ _PREDICATES = {
     "less_than": msgid("input.below"),
     "literal_error": msgid("input.one_of"),
     "union_tag_invalid": msgid("input.one_of_tags"),
+    "datetime_type": msgid("input.datetime"),
+    "datetime_parsing": msgid("input.datetime"),
+    "datetime_from_date_parsing": msgid("input.datetime"),
 }
 """pydantic's error type -> the predicate; the template's placeholders are the error's context keys."""
 

@@ -81,6 +81,19 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
     return removed
 
 
+def set_aside_database(path: Path) -> Path:
+    """Move a database that cannot be used to ``NAME.corrupt-<n>``, with its WAL files, and return the new name: it
+    is kept for whoever wants to look at it, and a new database can start under the old name."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+        n += 1
+    for suffix in ("", "-wal", "-shm"):
+        damaged = path.with_name(path.name + suffix)
+        if damaged.exists():
+            damaged.replace(aside.with_name(aside.name + suffix))
+    return aside
+
+
 class JsonStore:
     """One JSON document on disk."""
 

@@ -64,7 +64,8 @@ def test_the_package_is_the_installed_one_with_its_static_files(installed: Path)
             "s = r.files('gateway.faces.web') / 'static'; print(sorted(p.name for p in s.iterdir()))")
     where, static = run(installed / "bin" / "python", "-c", code).splitlines()
     assert where.startswith(str(installed))
-    assert {"index.html", "app.js", "app.css", "favicon.svg", "i18n.js"} <= set(eval(static))
+    shipped = {"index.html", "app.js", "app.css", "favicon.svg", "i18n.js", "history.js", "history.css"}
+    assert shipped <= set(eval(static))
 
 
 def test_the_installed_command_speaks_german_from_the_shipped_catalogs(installed: Path) -> None:

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
-from support.paths import REPO
+from support.gateway_process import GatewayProcess
 
 from drivers.aio import cancel_and_wait
 from drivers.profile import ProfileRegistry
@@ -38,7 +35,6 @@ from gateway.cli.run import locked_state_dir
 from gateway.runtime.app import BMS_LIMIT_FILE
 from gateway.site.settings import PERSIST_INTERVAL_S
 
-ROOT = REPO
 REGISTRY = ProfileRegistry.shipped()
 RESPONSE_S = 1.0
 BREAKERS_A = (32.0, 32.0, 32.0, 16.0)
@@ -72,37 +68,11 @@ class Monitor:
             await asyncio.sleep(0.02)
 
 
-class Gateway:
-    """One ``powershare run`` process; its log goes to a file the test reads."""
-
-    def __init__(self, config: Path, state: Path, log: Path) -> None:
-        self.config, self.state, self.log = config, state, log
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> int:
+class Gateway(GatewayProcess):
+    async def start_bms(self) -> int:
         """Start it and return the BMS face's port, once it listens."""
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config),
-                "--state-dir", str(self.state), cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                stdin=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        async with asyncio.timeout(10):
-            while True:
-                found = re.search(r"BMS face: Modbus TCP on 127\.0\.0\.1:(\d+)", self.text()[offset:])
-                if found:
-                    return int(found.group(1))
-                assert self.process.returncode is None, self.text()
-                await asyncio.sleep(0.05)
-
-    def text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    async def stop(self, sig: signal.Signals) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        async with asyncio.timeout(5):
-            return await self.process.wait()
+        found = await self.start(r"BMS face: Modbus TCP on 127\.0\.0\.1:(\d+)", timeout_s=10)
+        return int(found.group(1))
 
 
 @dataclass
@@ -198,7 +168,7 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
     cp = rig.chargers
     cp[0].plug(car("a"))
     cp[1].plug(car("b"))
-    await rig.connect_bms(await rig.gateway.start())
+    await rig.connect_bms(await rig.gateway.start_bms())
     await until(lambda: rig.setpoints() == [24, 24, 0, 0])
     cp[2].plug(car("c"))
     cp[3].plug(car("d"))
@@ -232,7 +202,7 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
     await until(lambda: _saved_network_limit(rig.gateway.state) == 30, timeout_s=PERSIST_INTERVAL_S + 10)
     assert await rig.gateway.stop(signal.SIGKILL) == -signal.SIGKILL
     before = rig.setpoints()
-    await rig.connect_bms(await rig.gateway.start())
+    await rig.connect_bms(await rig.gateway.start_bms())
     assert (await rig.inputs(15)) == [630]
     assert rig.bms is not None
     assert (await rig.bms.read_holding_registers(0, device_id=1)).registers == [300]
@@ -245,7 +215,7 @@ async def test_the_gateway_process_through_sessions_faults_a_sigkill_and_a_sigte
 
 
 async def test_a_kill_9_loses_at_most_the_bms_limits_written_since_the_last_save(rig: Rig) -> None:
-    await rig.connect_bms(await rig.gateway.start())
+    await rig.connect_bms(await rig.gateway.start_bms())
     assert rig.bms is not None
     rig.monitor.lower(30)
     assert not (await rig.bms.write_register(0, 300, device_id=1)).isError()
@@ -259,7 +229,7 @@ async def test_a_kill_9_loses_at_most_the_bms_limits_written_since_the_last_save
     assert _saved_network_limit(rig.gateway.state) == 30
     rig.monitor.limit_a = 30  # what the restarted gateway may let the chargers share: the limit saved before
 
-    await rig.connect_bms(await rig.gateway.start())
+    await rig.connect_bms(await rig.gateway.start_bms())
     assert (await rig.bms.read_holding_registers(0, device_id=1)).registers == [300]
     await until(lambda: _is(rig.inputs(4, 1), [300]))
     assert (await rig.inputs(13)) == [6]

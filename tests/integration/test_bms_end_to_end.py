@@ -145,3 +145,71 @@ async def test_the_watchdog_falls_back_and_a_heartbeat_restores_the_network_limi
     assert not (await rig.client.write_register(4, 1, device_id=UNIT)).isError()
     # Checked well within the next 2 s, before the watchdog could expire again.
     await rig.until(lambda: source_and_limit(LimitSource.BMS, 200), timeout_s=1.5)
+
+
+def _session_block(departure_s: int | None, energy_kwh: float | None) -> list[int]:
+    """HR2000 + 3·i as a BMS writes it: UTC UNIX seconds, high word first, then 0.1 kWh (65535 words: none)."""
+    departure = 0xFFFF_FFFF if departure_s is None else departure_s
+    energy = 0xFFFF if energy_kwh is None else round(energy_kwh * 10)
+    return [departure >> 16, departure & 0xFFFF, energy]
+
+
+async def _one_charges_the_other_waits(rig: Rig, charging: int) -> bool:
+    waiting = 1 - charging
+    assert rig.sim[charging].pilot_a >= 6 and rig.sim[waiting].pilot_a == 0, (rig.sim[0].pilot_a, rig.sim[1].pilot_a)
+    assert await rig.inputs(1000 + 20 * waiting + 13) == [1]  # IR "waiting"
+    return True
+
+
+async def test_a_departure_written_by_the_bms_is_the_need_the_controller_serves(rig: Rig) -> None:
+    # 10 A for two cars: one at a time. cp1's car came first and keeps its turn (15 min by default).
+    assert not (await rig.client.write_register(0, 100, device_id=UNIT)).isError()
+    rig.sim[1].plug(VehicleSpec("van", lag_s=0.1, battery_kwh=500))
+    await rig.until(lambda: _one_charges_the_other_waits(rig, charging=0))
+
+    departure = int(time.time()) + 3600
+    rr = await rig.client.write_registers(2003, _session_block(departure, 20.0), device_id=UNIT)  # charger 1: cp2
+    assert not rr.isError(), rr
+    assert (await rig.client.read_holding_registers(2000, count=6, device_id=UNIT)).registers == \
+        _session_block(None, None) + _session_block(departure, 20.0)
+    await rig.until(lambda: (rig.supervisor.status().units[1].departure_s,
+                             rig.supervisor.status().units[1].energy_wanted_kwh) == (departure, 20.0))
+
+    # cp2's van must leave within the hour and cannot get 20 kWh in time even at its cap: it goes first.
+    await rig.until(lambda: _one_charges_the_other_waits(rig, charging=1), timeout_s=10)
+    assert (await rig.inputs(16, 2)) == [0, 0]
+
+    # Cleared (both "none"): back to the usual order, in which cp2 now holds its turn.
+    assert not (await rig.client.write_registers(2003, _session_block(None, None), device_id=UNIT)).isError()
+    await rig.until(lambda: rig.supervisor.status().units[1].departure_s is None)
+    assert rig.supervisor.status().units[1].energy_wanted_kwh is None
+
+
+@pytest.mark.parametrize(("ahead_s", "energy_kwh", "code"), [
+    (-60, 20.0, 3),  # departure in the past
+    (8 * 86_400, 20.0, 3),  # more than 7 days ahead
+    (None, 0.0, 3),  # no energy: the API's rule is "more than 0"
+    (None, 1000.1, 3),  # above 1000 kWh
+    (3600, 20.0, 2),  # written without the departure's first register: half a 32-bit value
+], ids=["past", "too-far", "zero-energy", "too-much-energy", "half-departure"])
+async def test_a_session_value_the_rule_refuses_is_an_exception_and_changes_nothing(
+        rig: Rig, ahead_s: int | None, energy_kwh: float, code: int) -> None:
+    good = _session_block(int(time.time()) + 7200, 12.5)
+    assert not (await rig.client.write_registers(2000, good, device_id=UNIT)).isError()
+    await rig.until(lambda: rig.supervisor.status().units[0].energy_wanted_kwh == 12.5)
+    events = rig.supervisor.recent_events()
+
+    # The bad block for cp1 comes with a good one for cp2 in the same request: none of it may be applied.
+    bad = _session_block(None if ahead_s is None else int(time.time()) + ahead_s, energy_kwh)
+    request = bad + _session_block(int(time.time()) + 3600, 5.0)
+    start = 2000
+    if code == 2:
+        start, request = 2001, request[1:]
+    rr = await rig.client.write_registers(start, request, device_id=UNIT)
+    assert rr.isError() and rr.exception_code == code
+    assert (await rig.client.read_holding_registers(2000, count=6, device_id=UNIT)).registers == \
+        good + _session_block(None, None)
+    await asyncio.sleep(0.3)  # a few control rounds later, still nothing changed
+    units = rig.supervisor.status().units
+    assert (units[0].energy_wanted_kwh, units[1].departure_s, units[1].energy_wanted_kwh) == (12.5, None, None)
+    assert rig.supervisor.recent_events() == events

@@ -9,14 +9,22 @@ import asyncio
 import re
 import shlex
 import shutil
+import time
+from dataclasses import replace
 
 import pytest
-from support.bms import FakeGateway, bms_config, pty_line, running_server
+from support.bms import BASE_STATUS, FakeGateway, bms_config, pty_line, running_server
 from support.paths import REPO
 
 from gateway.faces.bms.register_map import MAP_VERSION
 from gateway.faces.bms.server import BmsServer
-from gateway.runtime.commands import BmsHeartbeat, SetBmsFallbackLimit, SetBmsWatchdog, SetNetworkLimit
+from gateway.runtime.commands import (
+    BmsHeartbeat,
+    SetBmsFallbackLimit,
+    SetBmsWatchdog,
+    SetNetworkLimit,
+    SetSessionNeed,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll is not installed")
 
@@ -74,8 +82,26 @@ async def test_mbpoll_is_refused_writes_from_an_address_not_allowed() -> None:
 
 
 def documented_commands() -> list[list[str]]:
+    """Every mbpoll line of the docs but those that need a shell (the session example, tested on its own)."""
     lines = re.findall(r"^(mbpoll -m tcp .*)$", DOCS.read_text(encoding="utf-8"), re.M)
-    return [shlex.split(line) for line in lines]
+    return [shlex.split(line) for line in lines if "$" not in line]
+
+
+async def test_the_documented_session_write_sets_departure_and_energy() -> None:
+    found = re.search(r"^(d=\$\(date .*\)\nmbpoll -m tcp .*)$", DOCS.read_text(encoding="utf-8"), re.M)
+    assert found is not None, "docs/bms.md lost its session block example"
+    gateway = FakeGateway(snapshot=replace(BASE_STATUS, time_s=time.time()))  # a departure is checked against now
+    async with running_server(gateway, bms_config()) as server:
+        assert server.tcp_address is not None
+        script = found.group(1).replace(f"-p {DEMO_PORT} ", f"-p {server.tcp_address[1]} ")
+        process = await asyncio.create_subprocess_exec("bash", "-c", script, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(), 10)
+        assert process.returncode == 0 and b"Written 3 references" in out, err.decode()
+    command, = gateway.commands
+    assert isinstance(command, SetSessionNeed) and command.charger_id == "bay-1" and command.energy_kwh == 30.0
+    assert command.departure is not None and (command.departure.hour, command.departure.minute) == (6, 0)
+    assert 0 < command.departure.timestamp() - time.time() <= 2 * 86_400
 
 
 async def test_every_mbpoll_line_in_the_docs_works_against_the_demo_address_layout() -> None:

@@ -89,7 +89,8 @@ async def test_reading_an_undefined_input_register_is_exception_2(address: int, 
         assert rr.isError() and rr.exception_code == 2
 
 
-@pytest.mark.parametrize(("address", "count"), [(5, 1), (4, 2), (99, 1), (102, 1), (1100, 1), (60_000, 5)])
+@pytest.mark.parametrize(("address", "count"), [(5, 1), (4, 2), (99, 1), (102, 1), (1100, 1), (1999, 1),
+                                                 (2005, 2), (2006, 1), (60_000, 5)])
 async def test_reading_an_undefined_holding_register_is_exception_2(address: int, count: int) -> None:
     async with running_server(FakeGateway(), bms_config()) as server, client_of(server) as client:
         rr = await client.read_holding_registers(address, count=count, device_id=UNIT)

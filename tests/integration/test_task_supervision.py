@@ -23,6 +23,7 @@ from drivers.sim.vehicle import VehicleSpec
 from gateway.runtime.app import GatewayApp
 from gateway.runtime.commands import SetNetworkLimit
 from gateway.runtime.endpoints import endpoint_of
+from gateway.runtime.history.service import History
 from gateway.runtime.read_model import Availability, GatewayHealth, SiteStatus
 from gateway.runtime.supervisor import ChargerHandle, Supervisor
 from gateway.runtime.tasks import TaskSupervisor
@@ -79,7 +80,8 @@ async def gateway(sim: SimulatedSite) -> tuple[GatewayApp, dict[str, FaultyCharg
 
     tasks = TaskSupervisor(first_backoff_s=0.02, most_backoff_s=0.05, settle_s=0.3)  # pollers settle by rounds
     supervisor = Supervisor(settings, make_driver, ratings_of=wiring.ratings, tasks=tasks)
-    return GatewayApp(REGISTRY, settings, pool, supervisor, wiring), drivers
+    history = History(None, supervisor, tasks=tasks)
+    return GatewayApp(REGISTRY, settings, pool, supervisor, wiring, history), drivers
 
 
 def unit(status: SiteStatus, cid: str) -> Availability:

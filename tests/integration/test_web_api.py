@@ -70,8 +70,11 @@ async def test_status_units_limit_and_profiles_are_readable_without_a_password(r
     assert not any(name.startswith("powershare-sim-meter") for name in profiles), "meters are not followers"
     followers = (await rig.client.get("/api/followers")).json()
     assert [(f["id"], f["transport"]["unit"]) for f in followers] == [("cp1", 1), ("cp2", 2)]
-    await until(lambda: len(rig.web._history.points()) >= 1)
-    history = (await rig.client.get("/api/history")).json()
+    for _ in range(50):  # the live chart takes a point a second
+        history = (await rig.client.get("/api/history")).json()
+        if history:
+            break
+        await asyncio.sleep(0.1)
     assert history[-1]["limit_a"] == [32, 32, 32]
 
 
@@ -90,7 +93,8 @@ async def test_the_page_and_offline_api_docs_are_served(rig: WebRig) -> None:
     page = await rig.client.get("/")
     assert page.status_code == 200 and "Power Sharing" in page.text and "Add followers" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/app.css", "/static/favicon.svg"):
+    for asset in ("/static/app.js", "/static/app.css", "/static/history.js", "/static/history.css",
+                  "/static/favicon.svg"):
         assert (await rig.client.get(asset)).status_code == 200, asset
     docs = await rig.client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower()
@@ -368,6 +372,10 @@ async def test_a_session_need_is_taken_logged_and_refused_when_it_makes_no_sense
     events = (await rig.client.get("/api/events")).json()
     assert events[-1]["text"].startswith("unit cp1 session: departure") and "12.5 kWh" in events[-1]["text"]
     assert events[-1]["origin"] == "web installer@127.0.0.1"
+    await until(lambda: rig.supervisor.status().units[0].energy_wanted_kwh == 12.5)
+    unit = (await rig.client.get("/api/units/cp1")).json()
+    assert unit["energy_wanted_kwh"] == 12.5
+    assert unit["departure_s"] == datetime.fromisoformat(departure).timestamp()
     before = settings_file(rig)
     path = "/api/units/cp1/session-need"
     for body, field in [({"departure": "2026-12-05T06:00:00"}, "departure"),  # no time zone

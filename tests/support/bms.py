@@ -2,7 +2,8 @@
 
 ``FakeGateway`` implements ``GatewayControl`` the way the supervisor promises to: it holds the settings,
 applies the site file's range rules to every command (including two the register map does not know: the network
-limit may not exceed what the chargers could draw, and a charger's breaker may be below its nameplate), records
+limit may not exceed what the chargers could draw, and a charger's breaker may be below its nameplate) and the
+session rule of the web API (``check_session_need``, at the snapshot's time), records
 every applied command with its origin, and publishes a new snapshot either at once or only when told to (like a
 control loop that has not run yet).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from drivers.model import Iec61851State
 from gateway.core.limits import LimitSource
@@ -24,8 +26,10 @@ from gateway.runtime.commands import (
     SetBmsWatchdog,
     SetEnabled,
     SetNetworkLimit,
+    SetSessionNeed,
     SetUnitLimit,
 )
+from gateway.runtime.needs import SessionNeed, check_session_need
 from gateway.runtime.read_model import Availability, GatewayHealth, LinkQuality, SiteStatus, UnitStatus
 from gateway.site.config import BmsConfig
 from support.ptybridge import PtyBridge
@@ -111,6 +115,18 @@ class FakeGateway:
                         if not 0 <= limit <= most:
                             raise CommandRejected(f"{limit:g} A is above the unit's limit {most:g} A")
                         units[i] = replace(u, limit_a=limit)
+                        return replace(s, units=tuple(units))
+                raise CommandRejected(f"no charger {cid!r}")
+            case SetSessionNeed(charger_id=cid, departure=departure, energy_kwh=energy):
+                # The supervisor's own rule, at the snapshot's wall-clock time.
+                problem = check_session_need(SessionNeed(departure, energy), datetime.fromtimestamp(s.time_s, UTC))
+                if problem is not None:
+                    raise CommandRejected(problem)
+                units = list(s.units)
+                for i, u in enumerate(units):
+                    if u.id == cid:
+                        units[i] = replace(u, departure_s=departure.timestamp() if departure else None,
+                                           energy_wanted_kwh=energy)
                         return replace(s, units=tuple(units))
                 raise CommandRejected(f"no charger {cid!r}")
             case BmsHeartbeat():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,6 @@ def screenshot(driver: Driver, path: Path, width: int, height: int, *, mobile: b
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-
-
 def viewport(driver: Driver, width: int, height: int) -> None:
     """Emulate a device: a phone (390 px, touch, 2x pixels) or a desktop window."""
     mobile = width < 600
@@ -153,3 +152,19 @@ def viewport(driver: Driver, width: int, height: int) -> None:
                            {"width": width, "height": height, "deviceScaleFactor": 2 if mobile else 1,
                             "mobile": mobile})
     driver.execute_script("window.dispatchEvent(new Event('resize'))")
+
+
+def allow_downloads(driver: Driver, directory: Path) -> None:
+    """Files the page downloads go to ``directory`` (headless Chromium refuses them otherwise)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(directory)})
+
+
+def downloaded(directory: Path, pattern: str) -> Path:
+    """The file matching ``pattern`` once its download has finished (no partial ``.crdownload`` left)."""
+    for _ in range(int(WAIT_S * 10)):
+        found = [p for p in directory.glob(pattern) if not p.name.endswith(".crdownload")]
+        if found and not list(directory.glob("*.crdownload")):
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no download {pattern} in {directory}: {sorted(p.name for p in directory.iterdir())}")

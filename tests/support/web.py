@@ -26,6 +26,7 @@ from drivers.sim.site import SimLine, SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
 from gateway.faces.web import WebServer
 from gateway.runtime.follower_probe import FollowerProbe, Probe
+from gateway.runtime.history.service import HISTORY_FILE, History
 from gateway.runtime.supervisor import Supervisor
 from gateway.runtime.wiring import ModbusWiring
 from gateway.site.config import parse_site
@@ -49,6 +50,7 @@ class WebRig:
     state: Path
     auth_clock: ManualClock
     client: httpx.AsyncClient
+    history: History
 
     def follower(self, charger_id: str, unit: int, **extra: Any) -> dict[str, Any]:
         """A follower on the simulator's endpoint, as the add form would send it."""
@@ -82,18 +84,22 @@ def site_file(port: int, configured: int, *, web: dict[str, Any] | None = None) 
 @contextlib.asynccontextmanager
 async def web_rig(state: Path, *, configured: int = 2, units: int = 4, web: dict[str, Any] | None = None,
                   probe: Callable[[Probe, int], Probe] | None = None,
-                  server_options: dict[str, Any] | None = None) -> AsyncIterator[WebRig]:
+                  server_options: dict[str, Any] | None = None, cars: dict[int, VehicleSpec] | None = None,
+                  edit: Callable[[dict[str, Any]], None] | None = None) -> AsyncIterator[WebRig]:
     """``probe`` may wrap the real probe, given the simulator's port (the OpenAPI run fences it to that);
-    ``server_options`` go to ``WebServer`` (connection cap, head timeout)."""
+    ``server_options`` go to ``WebServer`` (connection cap, head timeout); ``cars`` are plugged in (by unit) before
+    the gateway starts; ``edit`` may change the site file before it is read."""
     site = SimulatedSite(ScaledClock(1.0))
     line = site.add_line(TcpListen("127.0.0.1", 0))
-    chargers = site.add_chargers(line, REGISTRY.charger("powershare-sim"), range(1, units + 1))
+    chargers = site.add_chargers(line, REGISTRY.charger("powershare-sim"), range(1, units + 1), cars)
     await site.start()
     try:
         assert line.server is not None
         port = line.server.port
-        async with _gateway(site, line, chargers, site_file(port, configured, web=web), state, port,
-                            probe, server_options) as rig:
+        document = site_file(port, configured, web=web)
+        if edit is not None:
+            edit(document)
+        async with _gateway(site, line, chargers, document, state, port, probe, server_options) as rig:
             yield rig
     finally:
         await site.stop()
@@ -141,26 +147,33 @@ async def fleet_rig(state: Path, chargers: int, *, per_line: int = 50, per_circu
 async def _gateway(site: SimulatedSite, line: SimLine, chargers: list[SimCharger], document: dict[str, Any],
                    state: Path, port: int, probe: Callable[[Probe, int], Probe] | None,
                    server_options: dict[str, Any] | None) -> AsyncIterator[WebRig]:
-    """The real supervisor, Modbus drivers and web server over a running simulated site."""
+    """The real supervisor, Modbus drivers, history and web server over a running simulated site (as
+    ``GatewayApp`` assembles them; the history in ``state``)."""
     config, _ = parse_site(document, "site.yaml", REGISTRY.nameplate_a)
     settings = SiteSettings(config, REGISTRY.nameplate_a, JsonStore(state / "settings.json"),
                             rules=site_rules(REGISTRY, state))
     pool = BusPool()
     wiring = ModbusWiring(REGISTRY, settings, pool)
     supervisor = Supervisor(settings, wiring.make_driver, ratings_of=wiring.ratings)
+    history = History(state / HISTORY_FILE, supervisor, tasks=supervisor.tasks)
     real_probe: Probe = FollowerProbe(REGISTRY, pool, max_transaction_s=0.5, max_probe_s=3.0)
     auth_clock = ManualClock()
     web_server = WebServer(supervisor, config, state, probe=probe(real_probe, port) if probe else real_probe,
-                           profiles=REGISTRY, clock=auth_clock, **(server_options or {}))
+                           profiles=REGISTRY, history=history, clock=auth_clock, **(server_options or {}))
     await supervisor.start()
     try:
         await supervisor.wait_ready(10)
-        await web_server.start()
+        await history.start()
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_server.port}", timeout=10) as client:
-                yield WebRig(site, line, chargers, pool, supervisor, web_server, port, state, auth_clock, client)
+            await web_server.start()
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_server.port}", timeout=10) as client:
+                    yield WebRig(site, line, chargers, pool, supervisor, web_server, port, state, auth_clock, client,
+                                 history)
+            finally:
+                await web_server.stop()
         finally:
-            await web_server.stop()
+            await history.stop()
     finally:
         await supervisor.stop()
         await pool.close()

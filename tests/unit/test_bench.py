@@ -29,6 +29,7 @@ from gateway.sim.virtual_site import (
     SiteSetup,
     run_site,
 )
+from gateway.site.config import ControlConfig
 
 V = 230.0
 
@@ -47,6 +48,7 @@ def test_optimum_of_one_car_that_leaves_before_its_taper_is_limit_times_stay() -
     result = solve_optimum(lone_car(spec, limit=16.0))
     assert result.cars[0].energy_wh == pytest.approx(16 * V * (2000 - 30) / 3600, rel=1e-6)
     assert result.unfinished == 1 and result.cars[0].completion_s == pytest.approx(2000 - 30)
+    assert result.cars[0].waited_s == 0.0  # it charges from the step it arrives in
 
 
 def test_optimum_of_one_car_with_time_to_spare_is_what_its_battery_needs() -> None:
@@ -180,6 +182,20 @@ def test_bench_cli_prints_a_json_document(capsys: pytest.CaptureFixture[str]) ->
             assert ratios["energy"] == pytest.approx(own["energy_kwh"] / policies[name]["energy_kwh"], abs=1e-3)
 
 
+def test_bench_cli_runs_powershare_with_the_order_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--scenario", "scarce", "--hours", "1", "--policies", "powershare", "--order",
+                 "shortest_first", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["order"] == "shortest_first"
+    own = document["scenarios"]["scarce"]["policies"]["powershare"]
+    setup = build("scarce", hours=1)
+    expected = run_site(setup, Powershare(setup, ControlConfig(order="shortest_first")))
+    fair = run_site(setup, Powershare(setup))
+    # In an hour shortest_first finishes the first car (7 of 8 unfinished); fair sharing none.
+    assert own["mean_completion_h"] == round(expected.mean_completion_h, 4) < round(fair.mean_completion_h, 4)
+    assert own["energy_kwh"] == round(expected.energy_kwh, 3)
+
+
 def test_bench_cli_without_scipy_says_what_to_install_and_runs_the_rest(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "scipy", None)
@@ -279,3 +295,29 @@ def test_powershare_with_departures_known_finishes_the_early_leaver_and_without_
     assert {r.name: r for r in known.cars}["leaver"].finished
     assert known.over_limit_amp_seconds == 0.0 and unknown.over_limit_amp_seconds == 0.0
     assert known.energy_kwh >= 0.98 * solve_optimum(two_cars(known=True)).energy_kwh
+
+
+def crowded_board(vans_leave_h: tuple[float, ...]) -> SiteSetup:
+    """A 32 A board whose L1 three 1-phase vans crowd (none can finish; each leaves at ``vans_leave_h``), and a
+    3-phase van that needs 10 kWh by the end of the run, at 3 h: depot-3ph-known in small."""
+    vans = [VehicleSpec(f"v{i}", onboard_limit_a=16, phases=1, battery_kwh=60, soc_start=0.2, soc_target=1.0,
+                        arrival_s=0, departure_s=leave * 3600, lag_s=2) for i, leave in enumerate(vans_leave_h)]
+    three = VehicleSpec("t", onboard_limit_a=16, phases=3, battery_kwh=50, soc_start=0.3, soc_target=0.5,
+                        arrival_s=600, departure_s=3 * 3600, lag_s=3)
+    chargers = tuple(SiteCharger(v.name, ("b", "site"), (0, 1, 2), 16.0, visits=(v,)) for v in (*vans, three))
+    return SiteSetup(name="crowded", chargers=chargers, node_limits_a={"site": (100.0,) * 3, "b": (32.0,) * 3},
+                     duration_s=3 * 3600, needs_known=True)
+
+
+@pytest.mark.parametrize(("vans_leave_h", "share_of_optimum"), [
+    ((2.9, 2.95, 2.98), 0.98),  # the crowd stays as long as the 3-phase van: it must be served among them
+    ((2.0, 2.1, 2.2), 0.96),  # the crowd leaves early: it takes only what it could not get after they have gone
+])
+def test_with_departures_known_a_three_phase_van_is_not_starved_by_vans_crowding_one_phase(
+        vans_leave_h: tuple[float, ...], share_of_optimum: float) -> None:
+    result = run_policy("powershare", crowded_board(vans_leave_h))
+    cars = {c.name: c for c in result.cars}
+    assert cars["t"].finished, cars["t"]  # by departure order alone it would wait for the vans to leave
+    assert result.over_limit_amp_seconds == 0.0
+    assert result.energy_kwh >= share_of_optimum * solve_optimum(crowded_board(vans_leave_h)).energy_kwh
+

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.bms import BASE_STATUS, FakeGateway
 
-from gateway.faces.bms.face import BmsFace, ExceptionCode, Refusal
+from gateway.faces.bms.face import BmsFace
+from gateway.faces.bms.refusal import ExceptionCode, Refusal
 from gateway.faces.bms.register_map import Table
 from gateway.runtime.commands import (
     BmsHeartbeat,
@@ -17,6 +19,7 @@ from gateway.runtime.commands import (
     SetBmsWatchdog,
     SetEnabled,
     SetNetworkLimit,
+    SetSessionNeed,
     SetUnitLimit,
 )
 from gateway.runtime.read_model import SiteStatus
@@ -188,3 +191,125 @@ def test_any_write_applies_entirely_or_not_at_all(start: int, values: list[int],
     assert after[0] <= installation and after[3] <= installation
     heartbeats = sum(1 for c in gw.commands if isinstance(c, BmsHeartbeat))
     assert heartbeats == (1 if {0, 4} & set(range(start, start + len(values))) else 0)
+
+
+# -- the session blocks (HR2000 + 3·i) ------------------------------------------------------------------------------
+NOW_S = int(BASE_STATUS.time_s)
+NONE_BLOCK = [0xFFFF, 0xFFFF, 0xFFFF]
+
+
+def block(departure_s: int | None, energy_raw: int | None) -> list[int]:
+    departure = 0xFFFF_FFFF if departure_s is None else departure_s
+    return [departure >> 16, departure & 0xFFFF, 0xFFFF if energy_raw is None else energy_raw]
+
+
+def sessions_of(s: SiteStatus) -> tuple[tuple[float | None, float | None], ...]:
+    return tuple((u.departure_s, u.energy_wanted_kwh) for u in s.units)
+
+
+def at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def test_a_session_block_write_is_one_session_command_per_charger() -> None:
+    gw = FakeGateway()
+    face = BmsFace(gw)
+    assert face.read(Table.HOLDING, 2000, 6) == NONE_BLOCK * 2  # nothing said yet: "not available"
+    assert face.write(2000, block(NOW_S + 3600, 125) + block(None, 400), ORIGIN) is None
+    assert gw.applied == [(SetSessionNeed("bay-1", at(NOW_S + 3600), 12.5), ORIGIN),
+                          (SetSessionNeed("bay-2", None, 40.0), ORIGIN)]
+    assert sessions_of(gw.status()) == ((NOW_S + 3600, 12.5), (None, 40.0))
+    assert face.read(Table.HOLDING, 2000, 6) == block(NOW_S + 3600, 125) + block(None, 400)
+    assert face.read(Table.HOLDING, 2002, 2) == [125, 0xFFFF]  # any range, across blocks
+
+
+def test_a_session_value_the_write_does_not_cover_keeps_what_the_session_has() -> None:
+    gw = FakeGateway()
+    face = BmsFace(gw)
+    assert face.write(2000, block(NOW_S + 3600, 125), ORIGIN) is None
+    assert face.write(2002, [300], ORIGIN) is None  # the energy alone (function 6)
+    assert face.write(2000, block(NOW_S + 7200, None)[:2], ORIGIN) is None  # the departure alone
+    assert gw.commands[1:] == [SetSessionNeed("bay-1", at(NOW_S + 3600), 30.0),
+                               SetSessionNeed("bay-1", at(NOW_S + 7200), 30.0)]
+    assert face.write(2000, block(None, None), ORIGIN) is None  # both "none": cleared
+    assert sessions_of(gw.status())[0] == (None, None)
+
+
+def test_rewriting_what_a_session_has_submits_nothing() -> None:
+    gw = FakeGateway()
+    face = BmsFace(gw)
+    assert face.write(2000, block(NOW_S + 3600, 125) + NONE_BLOCK, ORIGIN) is None
+    assert face.write(2000, block(NOW_S + 3600, 125) + NONE_BLOCK, ORIGIN) is None
+    assert len(gw.applied) == 1
+
+
+def test_half_a_departure_is_refused_whole() -> None:
+    gw = FakeGateway()
+    face = BmsFace(gw)
+    for address, values in [(2000, [0x6B00]), (2001, [0x1234, 100]), (2002, [100, 0x6B00]), (2004, [1, 100])]:
+        result = face.write(address, values, ORIGIN)
+        assert isinstance(result, Refusal) and result.code is ExceptionCode.ILLEGAL_ADDRESS, address
+        assert "two registers" in result.reason
+    assert gw.applied == []
+
+
+def test_a_session_block_of_a_charger_that_does_not_exist_is_exception_2() -> None:
+    gw = FakeGateway()
+    face = BmsFace(gw)
+    assert face.read(Table.HOLDING, 2006, 1) == Refusal(ExceptionCode.ILLEGAL_ADDRESS,
+                                                        "HR2006…: there is no charger 2")
+    assert isinstance(face.read(Table.HOLDING, 2003, 4), Refusal)
+    assert isinstance(face.write(2003, block(None, 10) + block(None, 10), ORIGIN), Refusal)
+    assert isinstance(face.read(Table.HOLDING, 1999, 1), Refusal)
+    assert gw.applied == []
+
+
+def test_a_session_the_rule_refuses_undoes_the_charger_before_it() -> None:
+    gw = FakeGateway()
+    face = BmsFace(gw)
+    assert face.write(2000, block(NOW_S + 600, 50), ORIGIN) is None
+    before = sessions_of(gw.status())
+    result = face.write(2000, block(NOW_S + 3600, 125) + block(NOW_S - 60, 100), ORIGIN)  # bay-2's is in the past
+    assert isinstance(result, Refusal) and result.code is ExceptionCode.ILLEGAL_VALUE
+    assert "future" in result.reason
+    assert sessions_of(gw.status()) == before
+    assert gw.applied[1:] == [(SetSessionNeed("bay-1", at(NOW_S + 3600), 12.5), ORIGIN),
+                              (SetSessionNeed("bay-1", at(NOW_S + 600), 5.0), ORIGIN + " (undo)")]
+    assert face.read(Table.HOLDING, 2000, 3) == block(NOW_S + 600, 50)
+
+
+def test_a_session_write_reads_back_before_the_snapshot_and_a_web_value_reads_after() -> None:
+    gw = FakeGateway(publish_on_apply=False)
+    face = BmsFace(gw)
+    assert face.write(2003, block(NOW_S + 3600, 200), ORIGIN) is None
+    assert sessions_of(gw.status())[1] == (None, None)  # not published yet
+    assert face.read(Table.HOLDING, 2003, 3) == block(NOW_S + 3600, 200)
+    gw.apply(SetSessionNeed("bay-2", at(NOW_S + 1800), 7.25), "web")
+    gw.publish()
+    assert face.read(Table.HOLDING, 2003, 3) == block(NOW_S + 1800, 72)  # 7.25 kWh reads to the nearest 0.1
+
+
+SESSION_REGISTERS = st.one_of(st.just(0xFFFF), st.integers(0, 12_000), st.integers(0, 0xFFFF),
+                              st.sampled_from([(NOW_S + 3600) >> 16, (NOW_S + 3600) & 0xFFFF]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.integers(1998, 2007), values=st.lists(SESSION_REGISTERS, min_size=1, max_size=7))
+def test_any_session_write_applies_entirely_or_not_at_all(start: int, values: list[int]) -> None:
+    gw = FakeGateway()
+    face = BmsFace(gw)
+    before = sessions_of(gw.status())
+    result = face.write(start, values, ORIGIN)
+    after = sessions_of(gw.status())
+    if result is not None:
+        assert after == before
+        assert face.read(Table.HOLDING, 2000, 6) == NONE_BLOCK * 2
+        return
+    registers = NONE_BLOCK * 2
+    registers[start - 2000:start - 2000 + len(values)] = values
+    assert face.read(Table.HOLDING, 2000, 6) == registers
+    for i, (departure_s, energy_kwh) in enumerate(after):
+        raw = (registers[3 * i] << 16) | registers[3 * i + 1]
+        assert departure_s == (None if raw == 0xFFFF_FFFF else raw)
+        assert NOW_S < raw <= NOW_S + 7 * 86_400 or departure_s is None
+        assert energy_kwh == (None if registers[3 * i + 2] == 0xFFFF else registers[3 * i + 2] / 10)

@@ -17,11 +17,17 @@ from gateway.faces.bms.register_map import (
     HEARTBEAT,
     HOLDING_SIZE,
     INPUT_SIZE,
+    MAX_UNITS,
+    SESSION_BASE,
+    SESSION_BLOCK_SIZE,
+    SESSION_SETTINGS,
     SITE_SETTINGS,
     SITE_VALUES,
     UNIT_BLOCK_BASE,
     UNIT_BLOCK_SIZE,
+    UNIT_LIMIT_BASE,
     UNIT_VALUES,
+    decode,
     encode,
     largest_raw,
 )
@@ -76,6 +82,9 @@ def test_the_fixed_addresses_of_the_contract() -> None:
     unit = {v.offset: (v.name, v.words) for v in UNIT_VALUES}
     assert unit[0][0] == "state" and unit[2][0] == "setpoint" and unit[6] == ("active_power", 2)
     assert unit[8] == ("session_energy", 2) and unit[10][0] == "link_quality" and unit[11][0] == "error_code"
+    session = {s.offset: (s.name, s.words, s.scale) for s in SESSION_SETTINGS}
+    assert SESSION_BASE == 2000 and SESSION_BLOCK_SIZE == 3
+    assert session == {0: ("departure", 2, 1.0), 2: ("energy_wanted", 1, 10.0)}
 
 
 def test_no_register_overlaps_another_and_blocks_fit() -> None:
@@ -84,11 +93,25 @@ def test_no_register_overlaps_another_and_blocks_fit() -> None:
     assert len(site_words) == len(set(site_words)) and max(site_words) < UNIT_BLOCK_BASE
     assert len(unit_words) == len(set(unit_words)) and max(unit_words) < UNIT_BLOCK_SIZE
     assert INPUT_SIZE <= 0x10000 and HOLDING_SIZE <= INPUT_SIZE
+    session_words = [s.offset + w for s in SESSION_SETTINGS for w in range(s.words)]
+    assert sorted(session_words) == list(range(SESSION_BLOCK_SIZE))
+    # No request (at most 125 registers) can start among the charger limits and reach the session blocks.
+    assert SESSION_BASE - (UNIT_LIMIT_BASE + MAX_UNITS) >= 125
+    assert HOLDING_SIZE == SESSION_BASE + SESSION_BLOCK_SIZE * MAX_UNITS
+
+
+@given(st.one_of(st.none(), st.integers(0, 0xFFFF_FFFE).map(float)), st.sampled_from([1, 2]))
+def test_decoding_gives_back_what_was_encoded(value: float | None, words: int) -> None:
+    if value is not None and words == 1:
+        value = min(value, 0xFFFE)
+    assert decode(encode(value, 1.0, words)) == value
+    assert decode(encode(12.5, 10.0), 10.0) == 12.5
 
 
 def test_the_published_table_has_one_row_per_register() -> None:
     table = doc_table.render()
-    assert table.count("\n| ") == 1 + len(SITE_SETTINGS) + 2 + len(SITE_VALUES) + len(UNIT_VALUES)  # header too
+    rows = len(SITE_SETTINGS) + 2 + len(SESSION_SETTINGS) + len(SITE_VALUES) + len(UNIT_VALUES)
+    assert table.count("\n| ") == 1 + rows  # header too
     assert "| 11–12 | input | `active_power` | u32 | W |" in table
 
 

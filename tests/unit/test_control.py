@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from drivers.model import ChargerReading, Iec61851State
-from gateway.core.control import ChargerSpec, Controller, Limits, Observation, SetpointCommand, _floor_to
+from gateway.core.allocation import Request, allocate
+from gateway.core.control import (
+    ChargerSpec,
+    Controller,
+    Limits,
+    Observation,
+    SetpointCommand,
+    _floor_to,
+    top_up,
+)
 from gateway.core.round import ControlRound, Outcome, run_now
 from gateway.site.config import ControlConfig
 
@@ -81,3 +94,43 @@ def test_an_unreachable_charger_stays_booked_at_its_last_setpoint_or_failsafe_ho
     controller.failsafe_done("cp", 24.0, True)
     run_step(controller, 100001.0, Observation(None, "timeout"), 20)
     assert booked(controller) == 24.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([("site",), ("b", "site")]), st.sampled_from([(0,), (1,), (0, 1, 2)]),
+                          st.integers(6, 48), st.sampled_from([1.0, 0.5, 0.1])), min_size=1, max_size=8),
+       st.floats(0, 150), st.floats(0, 70))
+def test_top_up_gives_what_rounding_left_without_exceeding_anything(
+        chargers: list[tuple[tuple[str, ...], tuple[int, ...], int, float]], site_a: float, board_a: float) -> None:
+    capacity = {("site", p): site_a for p in range(3)} | {("b", p): board_a for p in range(3)}
+    requests = [Request(f"c{i}", nodes, phases, float(cap), rank=(float(i),))
+                for i, (nodes, phases, cap, _) in enumerate(chargers)]
+    steps = {f"c{i}": step for i, (*_, step) in enumerate(chargers)}
+    grants = allocate(requests, capacity)
+    floored = {cid: _floor_to(amps, steps[cid], 6.0) for cid, amps in grants.items()}
+    targets = dict(floored)
+    top_up(requests, capacity, grants, targets, steps)
+    load = dict.fromkeys(capacity, 0.0)
+    extra = {cid: targets[cid] - floored[cid] for cid in targets}
+    for r in requests:
+        cid = r.charger_id
+        assert extra[cid] == pytest.approx(0.0, abs=1e-9) or extra[cid] == pytest.approx(steps[cid])
+        assert targets[cid] <= r.cap_a + 1e-9 and (targets[cid] == 0.0) == (floored[cid] == 0.0)
+        for key in r.constraints():
+            load[key] += targets[cid]
+    assert all(load[key] <= capacity[key] + 1e-6 for key in capacity)
+    for a in requests:  # equal shares are topped up together or not at all
+        for b in requests:
+            if round(grants[a.charger_id], 6) == round(grants[b.charger_id], 6) and targets[a.charger_id] > 0:
+                assert (extra[a.charger_id] > 1e-9) == (extra[b.charger_id] > 1e-9)
+
+
+def test_top_up_leaves_equal_shares_equal_and_gives_the_largest_remainder_first() -> None:
+    site = {("site", 0): 21.0}
+    tied = [Request("a", ("site",), (0,), 32.0), Request("b", ("site",), (0,), 32.0)]
+    targets = {"a": 10.0, "b": 10.0}
+    top_up(tied, site, {"a": 10.5, "b": 10.5}, targets, {"a": 1.0, "b": 1.0})
+    assert targets == {"a": 10.0, "b": 10.0}  # 1 A left for two equal shares: nobody gets it
+    targets = {"a": 12.0, "b": 7.0}
+    top_up(tied, {("site", 0): 20.0}, {"a": 12.2, "b": 7.8}, targets, {"a": 1.0, "b": 1.0})
+    assert targets == {"a": 12.0, "b": 8.0}

@@ -49,6 +49,55 @@ def test_a_car_that_cannot_finish_asks_for_its_cap_and_a_car_that_can_only_for_i
     assert grants["fine"] >= 8.0 and grants["other"] >= 6.0
 
 
+BOARD = {("b", p): 32.0 for p in range(3)} | {("site", p): 200.0 for p in range(3)}
+
+
+def on_board(cid: str, phases: tuple[int, ...], cap: float = 16.0) -> Request:
+    return Request(cid, ("b", "site"), phases, cap)
+
+
+def crowd(stay_s: float) -> dict[str, Urgency]:
+    """Three 1-phase vans that cannot finish, each asking for its 16 A, and a 3-phase van that needs 10 kWh and
+    leaves last, after ``stay_s``."""
+    urgent = {f"v{i}": Urgency(required_a=40.0, departure_s=1000.0 * (i + 1), laxity_s=-100.0,
+                               stay_s=1000.0 * (i + 1), remaining_wh=50_000.0) for i in range(3)}
+    urgent["t"] = Urgency(required_a=6.0, departure_s=stay_s, laxity_s=stay_s - 3300.0, stay_s=stay_s,
+                          remaining_wh=10_000.0, watts_per_amp=690.0)
+    return urgent
+
+
+def test_a_car_on_phases_nobody_crowds_goes_first_with_what_it_cannot_get_once_the_crowd_has_left() -> None:
+    # The vans crowd L1 of a 32 A board. An ampere of L1 gives the 3-phase van three times the energy it gives a
+    # van (L2 and L3 are free). By departure alone it would come last and get nothing until they have gone.
+    requests = [on_board(f"v{i}", (0,)) for i in range(3)] + [on_board("t", (0, 1, 2))]
+    # The vans stay until 3000 s, the 3-phase van until 3600 s: 600 s alone at 16 A give it 1.8 kWh, far from 10.
+    grants = allocate_with_deadlines(requests, BOARD, crowd(stay_s=3600.0))
+    assert grants["t"] >= 6.0
+    assert grants["v0"] == 16.0 and sum(grants[f"v{i}"] for i in range(3)) + grants["t"] <= 32.0 + 1e-9
+    # It stays 4 h: alone for 3 h after the vans have gone, at 16 A (11 kW), it needs nothing from them now.
+    grants = allocate_with_deadlines(requests, BOARD, crowd(stay_s=4 * 3600.0))
+    assert grants["t"] == 0.0 and grants["v0"] == grants["v1"] == 16.0
+
+
+def test_when_every_phase_of_a_car_is_crowded_it_waits_for_its_departure_like_the_others() -> None:
+    # The same van when each of its phases has its own crowd: an ampere gives it no more than it gives anyone.
+    requests = [on_board(f"v{p}", (p,), cap=30.0) for p in range(3)] + [on_board("t", (0, 1, 2))]
+    urgent = {f"v{p}": Urgency(required_a=40.0, departure_s=1000.0, laxity_s=-100.0, stay_s=1000.0,
+                               remaining_wh=50_000.0) for p in range(3)}
+    urgent["t"] = crowd(stay_s=3600.0)["t"]
+    grants = allocate_with_deadlines(requests, BOARD, urgent)
+    assert grants["t"] == 0.0 and all(grants[f"v{p}"] == 30.0 for p in range(3))
+
+
+def test_without_a_crowded_phase_departure_order_is_kept() -> None:
+    # Room for all that is asked: the 3-phase van takes no precedence; everyone gets at least what it asked.
+    requests = [on_board("v", (0,)), on_board("t", (0, 1, 2))]
+    urgent = {"v": Urgency(required_a=10.0, departure_s=1000.0, laxity_s=100.0, stay_s=1000.0, remaining_wh=2000.0),
+              "t": crowd(stay_s=3600.0)["t"]}
+    grants = allocate_with_deadlines(requests, BOARD, urgent)
+    assert grants["v"] >= 10.0 and grants["t"] >= 6.0
+
+
 def test_deadlines_keep_every_capacity_and_the_minimum_rule_on_random_sites() -> None:
     rng = random.Random(15)
     for _ in range(300):
@@ -127,12 +176,45 @@ def test_controller_shares_equally_without_needs_and_serves_the_early_leaver_wit
     assert got["u0"] >= 6.0 and got["u1"] >= 6.0
 
 
+def test_what_rounding_down_leaves_goes_to_the_car_that_lost_most_of_a_step() -> None:
+    # u2 is reserved 13.2 A; all rise by 1.6 A: 14.8, 7.6, 7.6 A, rounded down to 14, 7, 7: 2 A unused. u2 lost
+    # the most to rounding and takes one; u0 and u1 were given the same share and would need 2 A together.
+    controller = Controller(specs(), ControlConfig())
+    controller.set_needs({"u2": Need(departure_s=7200.0, energy_wh=4600.0)})
+    got = settle(controller, Limits(node_limits_a={"site": (30.0, 30.0, 30.0)}), 30)
+    assert got == {"u0": 7.0, "u1": 7.0, "u2": 15.0}
+
+
 def test_shortest_first_fills_the_least_energy_wanted_to_its_cap_then_the_next() -> None:
     limits = Limits(node_limits_a={"site": (60.0, 60.0, 60.0)})
     controller = Controller(specs(), ControlConfig(order="shortest_first"))
     controller.set_needs({"u0": Need(energy_wh=20_000.0), "u1": Need(energy_wh=2_000.0), "u2": Need(energy_wh=9_000.0)})
     got = settle(controller, limits, 30)
     assert (got["u1"], got["u2"], got.get("u0", 0.0)) == (48.0, 12.0, 0.0)
+
+
+def test_shortest_first_does_not_switch_a_charging_car_off_for_full_cars_being_probed() -> None:
+    # u0 and u1 are full and stay plugged in (they draw nothing, so each is learned to take about nothing); u2
+    # arrives at 600 s and takes 16 A of the 48. Both full cars are then probed with the room u2 leaves. First
+    # in line by plug-in time, they were handed all 48 A and u2 was switched off for cars that take nothing.
+    specs3 = [ChargerSpec(id=f"u{i}", nodes=("site",), site_phases=(0, 1, 2), max_current_a=32.0) for i in range(3)]
+    control = ControlRound(Controller(specs3, ControlConfig(order="shortest_first")))
+    limits = Limits(node_limits_a={"site": (48.0, 48.0, 48.0)})
+    setpoints: dict[str, float] = {}
+    u2: list[float] = []
+    for t in range(3000):
+        obs = {}
+        for s in specs3:
+            amps = min(setpoints.get(s.id, 0.0), 16.0) if s.id == "u2" else 0.0
+            state = Iec61851State.A if s.id == "u2" and t < 600 else Iec61851State.C if amps else Iec61851State.B
+            obs[s.id] = Observation(ChargerReading(state=state, current_a=(amps, amps, amps), voltage_v=(230.0,) * 3,
+                                                   setpoint_a=setpoints.get(s.id, 0.0)))
+        plan = run_now(control.run(float(t), obs, limits, Recorder(float(t))))
+        for command in (*plan.decreases, *plan.increases):
+            setpoints[command.charger_id] = command.current_a
+        u2.append(setpoints.get("u2", 0.0))
+    on = u2.index(next(a for a in u2 if a >= 6.0))
+    assert min(u2[on:]) >= 16.0, f"u2 switched off at {on + u2[on:].index(min(u2[on:]))} s"
 
 
 def test_control_order_is_validated() -> None:

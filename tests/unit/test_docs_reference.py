@@ -16,7 +16,8 @@ def test_configuration_reference_names_every_site_file_key() -> None:
                                      config.ChargerConfig, config.ControlConfig, config.TcpTransport,
                                      config.RtuOverTcpTransport, config.RtuTransport, config.OcppTransport,
                                      config.OcppEndpointConfig, config.OcppConfig, config.OcppAuthorizationConfig,
-                                     config.OcppMeterValuesConfig, config.MeterConfig, config.ScheduleConfig]
+                                     config.OcppMeterValuesConfig, config.MeterConfig, config.ScheduleConfig,
+                                     config.HistoryConfig]
     missing = sorted({f"{m.__name__}.{key}" for m in models for key in m.model_fields if f"`{key}`" not in text})
     assert missing == []
 

@@ -124,6 +124,18 @@ def test_completion_time_and_unfinished_cars() -> None:
     assert result.mean_completion_h == pytest.approx((158 + 90 + 250) / 3 / 3600)
 
 
+def test_a_car_waits_from_arrival_until_it_first_draws_current() -> None:
+    # "early" is offered 10 A from the start and follows after its 2 s lag; "late" arrives at 10 s and is offered
+    # current only at 60 s (3 s lag); "never" is never offered any; "full" needs nothing.
+    setup = site(one_phase("a", car("early")), one_phase("b", car("late", arrival_s=10.0, lag_s=3.0)),
+                 one_phase("c", car("never", arrival_s=20.0)),
+                 one_phase("d", car("full", soc_start=0.8, soc_target=0.8)), limit=100.0, duration=300.0)
+    result = run_site(setup, Script({0.0: {"a": 10.0}, 60.0: {"b": 10.0}}))
+    waited = {c.name: c.waited_s for c in result.cars}
+    assert waited == {"early": 2.0, "late": 53.0, "never": 280.0, "full": 0.0}
+    assert result.longest_wait_h == pytest.approx(280.0 / 3600)
+
+
 def test_a_charger_takes_its_next_car_after_the_first_has_left() -> None:
     first = car("first", departure_s=20.0)
     second = car("second", arrival_s=30.0)

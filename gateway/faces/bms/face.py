@@ -11,6 +11,9 @@ commands already applied are undone with the values they replaced, and the reque
 not change a setting submits no command for it, because a BMS that rewrites its whole block on every poll must
 not make the gateway persist the same settings over and over.
 
+The session blocks (HR2000 + 3·i, ``gateway.faces.bms.session_block``) follow the same rules: each charger's
+block a write covers becomes one command, checked by the supervisor like the web API's, and undone like the rest.
+
 A write is visible to the next read at once, even before the supervisor publishes a new snapshot: the face
 remembers what it wrote against the snapshot it saw and shows that until any newer snapshot arrives (which is
 then the truth, whatever it says).
@@ -21,12 +24,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from functools import cached_property, partial
 
+from gateway.faces.bms.refusal import ExceptionCode, Refusal
 from gateway.faces.bms.register_map import (
     HEARTBEAT,
     NETWORK_LIMIT,
+    SESSION_BASE,
     SITE_SETTING_AT,
     UNIT_BLOCK_BASE,
     UNIT_BLOCK_SIZE,
@@ -40,25 +44,11 @@ from gateway.faces.bms.register_map import (
     site_input_registers,
     unit_input_block,
 )
+from gateway.faces.bms.session_block import SessionChange, SessionValues, read_sessions, session_changes
 from gateway.runtime.commands import BmsHeartbeat, Command, CommandRejected, GatewayControl
 from gateway.runtime.read_model import SiteStatus, UnitStatus
 
 log = logging.getLogger("gateway.faces.bms")
-
-
-class ExceptionCode(IntEnum):
-    """The Modbus exception codes the face answers with."""
-
-    ILLEGAL_FUNCTION = 1
-    ILLEGAL_ADDRESS = 2
-    ILLEGAL_VALUE = 3
-    DEVICE_FAILURE = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    code: ExceptionCode
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +93,7 @@ class BmsFace:
         self._control = control
         self._heartbeat_value = 0
         self._written: dict[int | str, float] = {}
+        self._sessions_written: dict[str, SessionValues] = {}
         self._written_against: SiteStatus | None = None
         self._snapshot: _Snapshot | None = None
 
@@ -110,6 +101,8 @@ class BmsFace:
         snapshot = self._current()
         if table is Table.INPUT:
             return _read_input(snapshot, address, count)
+        if address >= SESSION_BASE:
+            return read_sessions(snapshot.units, self._sessions_written, address, count)
         status = snapshot.status
         registers: list[int] = []
         for a in range(address, address + count):
@@ -127,6 +120,8 @@ class BmsFace:
     def write(self, address: int, values: Sequence[int], origin: str) -> Refusal | None:
         """Apply a write of ``values`` from HR``address`` on, entirely or not at all."""
         snapshot = self._current()
+        if address >= SESSION_BASE:
+            return self._write_sessions(snapshot, address, values, origin)
         status = snapshot.status
         changes: list[_Change] = []
         heartbeat = False
@@ -171,8 +166,23 @@ class BmsFace:
                       " (heartbeat)" if heartbeat else "")
         return None
 
-    def _apply(self, changes: list[_Change], heartbeat: bool, origin: str) -> Refusal | None:
-        done: list[_Change] = []
+    def _write_sessions(self, snapshot: _Snapshot, address: int, values: Sequence[int],
+                        origin: str) -> Refusal | None:
+        """A write to session blocks (``gateway.faces.bms.session_block``): all or nothing, like any other."""
+        changes = session_changes(snapshot.units, self._sessions_written, address, values)
+        if isinstance(changes, Refusal):
+            return changes
+        refusal = self._apply(changes, False, origin)
+        if refusal is not None:
+            return refusal
+        if changes:
+            self._written_against = snapshot.status
+            self._sessions_written.update((c.charger_id, c.values) for c in changes)
+            log.info("%s wrote %s", origin, "; ".join(c.label for c in changes))
+        return None
+
+    def _apply(self, changes: Sequence[_Change | SessionChange], heartbeat: bool, origin: str) -> Refusal | None:
+        done: list[_Change | SessionChange] = []
         try:
             for change in changes:
                 self._control.apply(change.command, origin)
@@ -189,7 +199,7 @@ class BmsFace:
             return Refusal(ExceptionCode.DEVICE_FAILURE, "the gateway could not apply the write")
         return None
 
-    def _undo(self, done: list[_Change], origin: str) -> None:
+    def _undo(self, done: list[_Change | SessionChange], origin: str) -> None:
         for change in reversed(done):
             try:
                 self._control.apply(change.undo, f"{origin} (undo)")
@@ -200,6 +210,7 @@ class BmsFace:
         status = self._control.status()
         if status is not self._written_against:
             self._written.clear()
+            self._sessions_written.clear()
             self._written_against = None
         if self._snapshot is None or self._snapshot.status is not status:
             self._snapshot = _Snapshot(status)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from gateway.runtime.commands import (
@@ -29,13 +30,15 @@ from gateway.runtime.commands import (
     SetBmsWatchdog,
     SetEnabled,
     SetNetworkLimit,
+    SetSessionNeed,
     SetUnitLimit,
 )
 from gateway.runtime.read_model import SiteStatus, UnitStatus
 
 MAP_VERSION = 3
-"""IR0. Raised whenever a register is added or an enumeration gains a value (3: IR13 value 6, the BMS's own limit);
-existing registers and values never change meaning."""
+"""IR0. Raised whenever a register is added or an enumeration gains a value; existing registers and values never
+change meaning. 2 → 3: IR13 value 6 (the BMS's own limit) and the session block (HR2000 + 3·i: departure and
+energy wanted)."""
 
 UNIT_LIMIT_BASE = 100
 """HR100 + i: the current limit of charger i."""
@@ -44,7 +47,11 @@ UNIT_BLOCK_BASE = 1000
 UNIT_BLOCK_SIZE = 20
 MAX_UNITS = 1000
 """As many chargers as a site file may list (``SiteConfig.chargers``)."""
-HOLDING_SIZE = UNIT_LIMIT_BASE + MAX_UNITS
+SESSION_BASE = 2000
+"""HR2000 + 3·i: the departure and energy wanted of the session at charger i. Far enough above the last charger
+limit (HR1099) that no request (at most 125 registers) can start among the limits and end in this block."""
+SESSION_BLOCK_SIZE = 3
+HOLDING_SIZE = SESSION_BASE + SESSION_BLOCK_SIZE * MAX_UNITS
 INPUT_SIZE = UNIT_BLOCK_BASE + UNIT_BLOCK_SIZE * MAX_UNITS
 
 AMPS = "0.1 A"
@@ -67,6 +74,14 @@ def encode(value: float | None, scale: float = 1.0, words: int = 1) -> list[int]
         scaled = value * scale
         raw = 0 if scaled <= 0 else not_available - 1 if scaled >= not_available - 1 else round(scaled)
     return [(raw >> (16 * (words - 1 - k))) & 0xFFFF for k in range(words)]
+
+
+def decode(registers: list[int], scale: float = 1.0) -> float | None:
+    """The value ``encode`` wrote (high word first); "not available" is None."""
+    raw = 0
+    for word in registers:
+        raw = (raw << 16) | word
+    return None if raw == (1 << (16 * len(registers))) - 1 else raw / scale
 
 
 def largest_raw(maximum: float, scale: float) -> int:
@@ -176,6 +191,26 @@ class UnitSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSetting:
+    """A writable register of each charger's session block: HR2000 + 3·i + ``offset``. "Not available" (65535,
+    or 4294967295 for 32 bits) reads when nothing was said, and a write of it clears the value."""
+
+    offset: int
+    name: str
+    unit: str
+    scale: float
+    words: int
+    read: Callable[[UnitStatus], float | None]
+    range: str
+    description: str
+
+    def row(self) -> DocRow:
+        first = f"{SESSION_BASE} + {SESSION_BLOCK_SIZE}·i + {_span(self.offset, self.words)}"
+        return DocRow(first, Table.HOLDING, self.name, _type(self.words), self.unit, self.range, "RW",
+                      self.description)
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """The register whose every write tells the gateway the BMS is alive; it reads back the last value written."""
 
@@ -228,7 +263,21 @@ UNIT_LIMIT = UnitSetting(
     range="0 – nameplate (IR1000 + 20·i + 12)",
     description="Current limit of charger i; 0 keeps it at 0 A.")
 
+DEPARTURE = SessionSetting(
+    0, "departure", "s", 1.0, 2,
+    read=lambda u: u.departure_s,
+    range="now – now + 7 days; 4294967295 = none",
+    description="When the car at charger i leaves, as UTC UNIX time (seconds since 1970-01-01 00:00 UTC). Both "
+                "registers in one write. Lasts until the car unplugs; written before a car arrives, it is for the "
+                "next one.")
+ENERGY_WANTED = SessionSetting(
+    2, "energy_wanted", "0.1 kWh", 10.0, 1,
+    read=lambda u: u.energy_wanted_kwh,
+    range="1–10000; 65535 = none",
+    description="Energy the car at charger i wants in this session, in total. Lasts like the departure.")
+
 SITE_SETTINGS: tuple[SiteSetting, ...] = (NETWORK_LIMIT, SHARING_ENABLED, BMS_WATCHDOG, BMS_FALLBACK_LIMIT)
+SESSION_SETTINGS: tuple[SessionSetting, ...] = (DEPARTURE, ENERGY_WANTED)
 
 SITE_VALUES: tuple[SiteValue, ...] = (
     SiteValue(0, "map_version", "", 1.0, lambda s: MAP_VERSION, "≥ 1",
@@ -317,7 +366,19 @@ def unit_input_block(unit: UnitStatus) -> list[int]:
     return block
 
 
+def session_registers(departure_s: float | None, energy_kwh: float | None) -> list[int]:
+    """The three registers of a session block."""
+    return encode(departure_s, DEPARTURE.scale, DEPARTURE.words) + encode(energy_kwh, ENERGY_WANTED.scale)
+
+
+def session_command(unit: UnitStatus, departure_s: float | None, energy_kwh: float | None) -> SetSessionNeed:
+    """The command a session block write becomes: the same as the web API's, checked by the same rule."""
+    departure = None if departure_s is None else datetime.fromtimestamp(departure_s, UTC)
+    return SetSessionNeed(charger_id=unit.id, departure=departure, energy_kwh=energy_kwh)
+
+
 def all_rows() -> list[DocRow]:
     """Every register in the order of the published table: holding first, then input, by address."""
     holding = [s.row() for s in SITE_SETTINGS] + [HEARTBEAT.row(), UNIT_LIMIT.row()]
+    holding += [s.row() for s in SESSION_SETTINGS]
     return holding + [v.row() for v in SITE_VALUES] + [v.row() for v in UNIT_VALUES]

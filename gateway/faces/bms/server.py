@@ -39,7 +39,8 @@ from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 from gateway.errors import StartError
 from gateway.faces.bms.access import WriteAccess
 from gateway.faces.bms.connection import PEER, BmsConnection
-from gateway.faces.bms.face import BmsFace, ExceptionCode, Refusal
+from gateway.faces.bms.face import BmsFace
+from gateway.faces.bms.refusal import ExceptionCode, Refusal
 from gateway.faces.bms.register_map import HOLDING_SIZE, INPUT_SIZE, Table
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.file_limits import face_cap

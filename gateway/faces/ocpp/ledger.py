@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gateway.site.store import StoreError
+from gateway.site.store import StoreError, set_aside_database
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,7 @@ def open_or_set_aside(path: Path) -> Ledger:
     try:
         return Ledger(path)
     except StoreError as exc:
-        n = 1
-        while (aside := path.with_name(f"{path.name}.corrupt-{n}")).exists():
-            n += 1
-        for suffix in ("", "-wal", "-shm"):
-            damaged = path.with_name(path.name + suffix)
-            if damaged.exists():
-                damaged.replace(aside.with_name(aside.name + suffix))
+        aside = set_aside_database(path)
         log.error("%s; kept as %s, starting from the site file", exc, aside)
         return Ledger(path)
 

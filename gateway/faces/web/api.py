@@ -21,10 +21,11 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -35,7 +36,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from drivers.profile import ProfileRegistry
 from gateway.faces.web.auth import AuthError, Guard, Session
 from gateway.faces.web.commissioning import add_commissioning_routes
-from gateway.faces.web.live import Broadcast, History
+from gateway.faces.web.exports import events_csv, history_csv, sessions_csv
+from gateway.faces.web.live import Broadcast
 from gateway.faces.web.messages import readable
 from gateway.faces.web.schemas import (
     AddedOut,
@@ -54,13 +56,16 @@ from gateway.faces.web.schemas import (
     Refusal,
     SessionNeedIn,
     SessionOut,
+    SessionsOut,
     SetupIn,
     StatusOut,
     UnitOut,
     event_out,
+    history_point,
     limit_out,
     probe_out,
     profile_out,
+    session_record,
     status_out,
     unit_out,
 )
@@ -79,6 +84,9 @@ from gateway.runtime.commands import (
     SetUnitLimit,
 )
 from gateway.runtime.follower_probe import Probe, ProbeFailed
+from gateway.runtime.history.recorder import SITE
+from gateway.runtime.history.service import History
+from gateway.runtime.history.store import EventQuery, SessionQuery
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.export import export_site
 from gateway.site.settings import SiteSettings
@@ -103,6 +111,24 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Refusal, "description": "cookie session without the X-CSRF-Token header"},
     422: {"model": Refusal, "description": "refused by the commissioning rules; nothing was changed"},
 }
+MOST_CSV_ROWS = 100_000
+"""The most sessions or events one CSV file holds (the newest, where a range holds more)."""
+ChartRange = Literal["10m", "1h", "24h", "7d"]
+"""``gateway.runtime.history.recorder``: RECENT and the VIEWS."""
+CsvRange = Literal["1h", "24h", "7d"]
+_RANGE_HELP = ("10m: the live chart, a point a second (since the gateway started); 1h: 10 s steps; 24h: 2 min; "
+               "7d: 15 min")
+_TIME_HELP = "ISO 8601 (2026-05-01T08:00:00Z; without a time zone: UTC) or UNIX seconds"
+From = Annotated[datetime | None, Query(alias="from", description="events at or after this time, sessions still "
+                                                                 f"running at or after it; {_TIME_HELP}")]
+To = Annotated[datetime | None, Query(alias="to", description="events and sessions that started before this "
+                                                             f"time; {_TIME_HELP}")]
+Circuit = Annotated[str | None, Query(max_length=64, description="a circuit's id; the whole site if absent")]
+UnitFilter = Annotated[str | None, Query(max_length=64, description="only this unit's sessions")]
+_HISTORY_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": Refusal, "description": "a query parameter is not valid: the detail says which and why"},
+    503: {"model": Refusal, "description": "the history cannot be read now (the gateway's log says why)"}}
+_CSV = {"content": {"text/csv": {}}, "description": "a CSV file (RFC 4180, UTF-8, times in UTC)"}
 _SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Refusal, "description": "wrong password or setup code"},
     409: {"model": Refusal, "description": "no password yet (sign in), or one already (setup)"},
@@ -229,6 +255,12 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def _rejected(request: Request, exc: CommandRejected) -> JSONResponse:
         return refusal(request, 422, text_of(exc), exc.field)
 
+    @app.exception_handler(StoreError)
+    async def _unreadable(request: Request, exc: StoreError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"The gateway's history cannot be read now: {exc}", "field": None},
+                            status_code=503)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
@@ -338,15 +370,56 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def limit() -> LimitOut:
         return limit_out(control.status())
 
-    @app.get("/api/events", tags=["status"], dependencies=read_deps, responses=read_errors,
-             summary="Recent state and settings changes, oldest first, with who made them")
-    async def events() -> list[EventOut]:
-        return [event_out(e) for e in control.recent_events()]
+    # -- history -------------------------------------------------------------------------------------------------
+    history_errors = {**read_errors, **_HISTORY_ERRORS}
 
-    @app.get("/api/history", tags=["status"], dependencies=read_deps, responses=read_errors,
-             summary="Total measured current per phase and the limit, about one point a second, oldest first")
-    async def history() -> list[HistoryPoint]:
-        return ctx.history.points()
+    @app.get("/api/events", tags=["history"], dependencies=read_deps, responses=history_errors,
+             summary="State and settings changes with who made them, across restarts: the newest of the range, "
+                     "oldest first")
+    async def events(start: From = None, end: To = None,
+                     limit: Annotated[int, Query(ge=1, le=1000, description="how many (the newest)")] = 200,
+                     ) -> list[EventOut]:
+        start_s, end_s = _range(start, end)
+        return [event_out(e) for e in await ctx.history.events(EventQuery(start_s, end_s, limit))]
+
+    @app.get("/api/history", tags=["history"], dependencies=read_deps, responses=history_errors,
+             summary="Current drawn per phase (mean and peak of each step) and the limit, oldest first")
+    async def history(span: Annotated[ChartRange, Query(alias="range", description=_RANGE_HELP)] = "10m",
+                      circuit: Circuit = None) -> list[HistoryPoint]:
+        return [history_point(p) for p in await ctx.history.points(span, _series(ctx, circuit))]
+
+    @app.get("/api/sessions", tags=["history"], dependencies=read_deps, responses=history_errors,
+             summary="Charging sessions (plug-in to unplug) across restarts, newest first, a page at a time")
+    async def sessions(unit: UnitFilter = None, start: From = None, end: To = None,
+                       limit: Annotated[int, Query(ge=1, le=500, description="sessions per page")] = 50,
+                       offset: Annotated[int, Query(ge=0, le=1_000_000, description="sessions to skip")] = 0,
+                       ) -> SessionsOut:
+        start_s, end_s = _range(start, end)
+        total, rows = await ctx.history.sessions(SessionQuery(unit, start_s, end_s, limit, offset))
+        return SessionsOut(total=total, offset=offset, limit=limit, sessions=[session_record(s) for s in rows])
+
+    @app.get("/api/history.csv", tags=["history"], dependencies=read_deps, response_class=Response,
+             responses={**history_errors, 200: _CSV},
+             summary="Current per phase as CSV: every stored step of the range (10 s for 1h and 24h, 1 min for 7d)")
+    async def history_file(span: Annotated[CsvRange, Query(alias="range", description="1h, 24h or 7d")] = "24h",
+                           circuit: Circuit = None) -> Response:
+        points = await ctx.history.samples(span, _series(ctx, circuit))
+        name = f"powershare-history-{circuit or SITE}-{span}.csv"
+        return _csv(await asyncio.to_thread(history_csv, points), name)
+
+    @app.get("/api/sessions.csv", tags=["history"], dependencies=read_deps, response_class=Response,
+             responses={**history_errors, 200: _CSV}, summary="Charging sessions as CSV, oldest first")
+    async def sessions_file(unit: UnitFilter = None, start: From = None, end: To = None) -> Response:
+        start_s, end_s = _range(start, end)
+        _, rows = await ctx.history.sessions(SessionQuery(unit, start_s, end_s, MOST_CSV_ROWS, 0, oldest_first=True))
+        return _csv(await asyncio.to_thread(sessions_csv, rows), "powershare-sessions.csv")
+
+    @app.get("/api/events.csv", tags=["history"], dependencies=read_deps, response_class=Response,
+             responses={**history_errors, 200: _CSV}, summary="Events as CSV, oldest first")
+    async def events_file(start: From = None, end: To = None) -> Response:
+        start_s, end_s = _range(start, end)
+        rows = await ctx.history.events(EventQuery(start_s, end_s, MOST_CSV_ROWS))
+        return _csv(await asyncio.to_thread(events_csv, rows), "powershare-events.csv")
 
     @app.get("/api/profiles", tags=["commissioning"], dependencies=read_deps, responses=read_errors,
              summary="The charger profiles a follower can be added with")
@@ -433,6 +506,34 @@ async def _stored(operation: Any) -> Session:
     except StoreError as exc:
         raise CommandRejected(tr("web.password_not_saved", error=str(exc)), field="password") from exc
     return session
+
+
+def _range(start: datetime | None, end: datetime | None) -> tuple[float | None, float | None]:
+    """UNIX seconds; a time without a zone is UTC. Refused unless the start comes first."""
+    start_s, end_s = _unix(start), _unix(end)
+    if start_s is not None and end_s is not None and start_s >= end_s:
+        raise CommandRejected("The start time must be before the end time", field="from")
+    return start_s, end_s
+
+
+def _unix(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _series(ctx: ApiContext, circuit: str | None) -> str:
+    """The history's series: the site, or a circuit of the site file."""
+    if circuit is None:
+        return SITE
+    if circuit not in {c.id for c in ctx.site().circuits}:
+        raise CommandRejected(f"This site has no circuit {circuit!r}", field="circuit")
+    return circuit
+
+
+def _csv(body: str, filename: str) -> Response:
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
 def _zero_confirmed(body: LimitIn, what: str) -> None:

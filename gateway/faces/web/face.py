@@ -61,7 +61,7 @@ def web_face(state_dir: Path, *, config: WebConfig | None = None, password: str 
         if config is not None:
             site = site.model_copy(update={"web": config})
         server = WebServer(app.supervisor, site, state_dir, probe=FollowerProbe(app.registry, app.pool),
-                           profiles=app.registry, tasks=app.supervisor.tasks,
+                           profiles=app.registry, history=app.history, tasks=app.supervisor.tasks,
                            metrics_sources=[_faces_metrics(app)], restart=restart)
         return WebFace(server, password, announce)
 

@@ -1,40 +1,20 @@
 """Live data for the page: one reader of the gateway's snapshots, fanned out to every open page.
 
-The web server owns a single task that follows ``GatewayControl.updates()``. It records the chart's history
-(about one point a second) and hands each snapshot to every open page through a mailbox (``Page``) that keeps
-only the newest message of each kind, so a slow page skips snapshots instead of building a backlog. When the
-server stops, every page's stream is told to end, so shutdown never waits on a browser.
+The web server owns a single task that follows ``GatewayControl.updates()``. It hands each snapshot to every
+open page through a mailbox (``Page``) that keeps only the newest message of each kind, so a slow page skips
+snapshots instead of building a backlog. When the server stops, every page's stream is told to end, so shutdown
+never waits on a browser. (The chart's points come from the gateway's history, ``gateway.runtime.history``.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.faces.web.schemas import HistoryPoint, event_out, status_out
+from gateway.faces.web.schemas import event_out, status_out
 from gateway.runtime.commands import GatewayControl
-from gateway.runtime.read_model import SiteStatus
-
-HISTORY_POINTS = 600
-"""Ten minutes at one point a second."""
-HISTORY_SPACING_S = 1.0
-
-
-class History:
-    def __init__(self) -> None:
-        self._points: deque[HistoryPoint] = deque(maxlen=HISTORY_POINTS)
-
-    def record(self, status: SiteStatus) -> None:
-        if self._points and status.time_s - self._points[-1].time_s < HISTORY_SPACING_S:
-            return
-        self._points.append(HistoryPoint(time_s=status.time_s, measured_a=list(status.measured_a),
-                                         drawn_a=list(status.drawn_a), limit_a=list(status.effective_limit_a)))
-
-    def points(self) -> list[HistoryPoint]:
-        return list(self._points)
 
 
 class Page:
@@ -109,13 +89,12 @@ class Broadcast:
             page.close()
 
 
-async def follow(control: GatewayControl, site_name: str, history: History, broadcast: Broadcast) -> None:
-    """Runs until cancelled: record and fan out every snapshot, and the event log whenever it grew."""
+async def follow(control: GatewayControl, site_name: str, broadcast: Broadcast) -> None:
+    """Runs until cancelled: fan out every snapshot, and the event log whenever it grew."""
     last_event = control.recent_events()[-1:] or None
     updates = control.updates()
     try:
         async for status in updates:
-            history.record(status)
             broadcast.published()
             if broadcast.listeners:
                 broadcast.send("status", status_out(status, site_name).model_dump(mode="json"))

@@ -8,6 +8,7 @@ is allowed (a limit above the installation limit, an unknown unit) is the commis
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -16,6 +17,7 @@ from drivers.model import Iec61851State
 from drivers.profile import ChargerProfile
 from gateway.core.limits import LimitSource
 from gateway.runtime.follower_probe import ProbeReport
+from gateway.runtime.history.recorder import Point, Session
 from gateway.runtime.read_model import Availability, Event, GatewayHealth, SiteStatus, UnitStatus
 from gateway.site.config import ChargerConfig
 
@@ -100,6 +102,10 @@ class UnitOut(BaseModel):
     answering: bool = Field(description="false: the unit does not answer, current_a is unknown (shown as 0) and "
                                         "booked_a is what the controller counts for it")
     booked_a: Phases = Field(description="what the controller counts for this unit per site phase")
+    departure_s: float | None = Field(default=None, description="when the present (or next) session's car leaves, "
+                                                                "as set by the API or the BMS (UNIX seconds)")
+    energy_wanted_kwh: float | None = Field(default=None, description="energy the session wants, as set by the API "
+                                                                      "or the BMS")
 
 
 class LimitOut(BaseModel):
@@ -138,11 +144,31 @@ class EventOut(BaseModel):
     origin: str | None
 
 
+MaybePhases = Annotated[list[float | None], Field(min_length=3, max_length=3)]
+"""L1, L2, L3 where a value may be unknown (null)."""
+
+
 class HistoryPoint(BaseModel):
-    time_s: float
-    measured_a: Phases
-    drawn_a: Phases = Field(description="as StatusOut.drawn_a: silent units counted at their booked current")
-    limit_a: Phases
+    time_s: float = Field(description="the start of the step (UNIX seconds); the live range: the moment")
+    drawn_a: MaybePhases = Field(description="mean current drawn over the step, as StatusOut.drawn_a: silent "
+                                             "units counted at their booked current")
+    drawn_max_a: MaybePhases = Field(description="the highest current drawn in the step")
+    limit_a: MaybePhases = Field(description="the lowest limit in force in the step")
+
+
+class SessionRecord(BaseModel):
+    unit: str
+    start_s: float = Field(description="plugged in (UNIX seconds)")
+    end_s: float | None = Field(description="left (UNIX seconds); null while the car is still there")
+    energy_kwh: float
+    id_tag: str | None = Field(description="as the unit reported it (OCPP followers); null where none is known")
+
+
+class SessionsOut(BaseModel):
+    total: int = Field(description="sessions that match, on every page")
+    offset: int
+    limit: int
+    sessions: list[SessionRecord] = Field(description="newest first")
 
 
 class ProfileOut(BaseModel):
@@ -234,7 +260,8 @@ def unit_out(unit: UnitStatus) -> UnitOut:
         setpoint_a=round(unit.setpoint_a, 2), current_a=_amps(unit.current_a), power_w=round(unit.power_w, 1),
         session_energy_wh=round(unit.session_energy_wh, 1), energy_wh=unit.energy_wh, limit_a=unit.limit_a,
         max_current_a=unit.max_current_a, waiting=unit.waiting, error_code=unit.error_code,
-        answering=unit.answering, booked_a=_amps(unit.booked_a),
+        answering=unit.answering, booked_a=_amps(unit.booked_a), departure_s=unit.departure_s,
+        energy_wanted_kwh=unit.energy_wanted_kwh,
         link=LinkOut(success_rate=round(link.success_rate, 3),
                      latency_ms=round(link.latency_ms, 1) if link.latency_ms is not None else None,
                      last_seen_s=link.last_seen_s))
@@ -257,6 +284,21 @@ def status_out(status: SiteStatus, name: str) -> StatusOut:
 
 def event_out(event: Event) -> EventOut:
     return EventOut(time_s=event.time_s, kind=event.kind, text=event.text, origin=event.origin)
+
+
+def history_point(point: Point) -> HistoryPoint:
+    return HistoryPoint(time_s=point.time_s, drawn_a=_known(point.mean_a), drawn_max_a=_known(point.max_a),
+                        limit_a=_known(point.limit_a))
+
+
+def session_record(session: Session) -> SessionRecord:
+    return SessionRecord(unit=session.unit, start_s=session.start_s, end_s=session.end_s,
+                         energy_kwh=round(session.energy_wh / 1000, 3), id_tag=session.id_tag)
+
+
+def _known(values: tuple[float, ...]) -> list[float | None]:
+    """To the hundredth of an ampere; unknown (NaN: not finite when recorded) as null."""
+    return [round(v, 2) if math.isfinite(v) else None for v in values]
 
 
 def profile_out(profile: ChargerProfile) -> ProfileOut:

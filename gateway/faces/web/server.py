@@ -27,13 +27,14 @@ from gateway.errors import StartError
 from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
 from gateway.faces.web.connections import HEAD_TIMEOUT_S, MAX_CONNECTIONS, capped_protocol
-from gateway.faces.web.live import Broadcast, History, follow
+from gateway.faces.web.live import Broadcast, follow
 from gateway.faces.web.metrics import GatewayCollector, MetricsSource, registry_for
 from gateway.faces.web.middleware import BodyLimit, SecurityHeaders
 from gateway.i18n.text import tr
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.file_limits import face_cap
 from gateway.runtime.follower_probe import Probe
+from gateway.runtime.history.service import History
 from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import ChargerConfig, SiteConfig
 from gateway.site.settings import SiteSettings
@@ -69,12 +70,14 @@ class WebServer:
     """
 
     def __init__(self, control: GatewayControl, config: SiteConfig, state_dir: Path, *, probe: Probe,
-                 profiles: ProfileRegistry, followers: Callable[[], Sequence[ChargerConfig]] | None = None,
+                 profiles: ProfileRegistry, history: History,
+                 followers: Callable[[], Sequence[ChargerConfig]] | None = None,
                  clock: Callable[[], float] = time.monotonic, tasks: TaskSupervisor | None = None,
                  max_connections: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S,
                  metrics_sources: Sequence[MetricsSource] = (), restart: Callable[[str], None] | None = None) -> None:
-        """``tasks``: who owns the live-update task (the gateway's, so a crash shows as FAULT and is restarted);
-        a private one if None. ``restart``: how the page restarts the gateway (``gateway.runtime.restart``); None
+        """``history``: the gateway's (``gateway.runtime.history``), which the history pages and CSV files read;
+        ``tasks``: who owns the live-update task (the gateway's, so a crash shows as FAULT and is restarted); a
+        private one if None. ``restart``: how the page restarts the gateway (``gateway.runtime.restart``); None
         where it cannot."""
         self.config = config.web
         self._tasks = tasks if tasks is not None else TaskSupervisor()
@@ -82,7 +85,6 @@ class WebServer:
         self._cap = max_connections if max_connections is not None else face_cap(MAX_CONNECTIONS)
         self._protocol = capped_protocol(self._cap, head_timeout_s)
         self._control = control
-        self._history = History()
         self._broadcast = Broadcast()
         try:
             self.guard = Guard(state_dir, clock, self.config.session_timeout_s)
@@ -93,7 +95,7 @@ class WebServer:
             control=control, guard=self.guard, profiles=profiles, probe=probe, followers=followers,
             site=_site_of(control, config),
             site_name=config.name, read_access=self.config.read_access, secure_cookie=self.config.tls_cert is not None,
-            history=self._history, broadcast=self._broadcast,
+            history=history, broadcast=self._broadcast,
             metrics=registry_for(GatewayCollector(control, followers, metrics_sources)),
             settings=_settings_of(control), restart=restart, instance=secrets.token_hex(8))
         self.app = build_app(self._context)
@@ -146,7 +148,7 @@ class WebServer:
         self.port = int(sock.getsockname()[1])
         self._server = _EmbeddedServer(config)
         self._tasks.start(FOLLOW_TASK, functools.partial(
-            follow, self._control, self._context.site_name, self._history, self._broadcast))
+            follow, self._control, self._context.site_name, self._broadcast))
         self._following = True
         self._serve_task = asyncio.create_task(self._serve(self._server, sock), name="web serve")
         try:

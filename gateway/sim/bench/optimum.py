@@ -34,6 +34,8 @@ from gateway.sim.virtual_site import LIMIT_DROP_GRACE_S, CarResult, PhaseLimits,
 
 INSTALL_HINT = "the optimum needs scipy: pip install '.[bench]'"
 FINISHED_TOLERANCE_WH = 0.5
+FIRST_DRAW_A = 0.01
+"""Below this a step's current is solver noise, not a car drawing."""
 
 
 class SolverMissing(StartError):
@@ -208,8 +210,11 @@ def _result(setup: SiteSetup, edges: list[float], visits: list[_Visit], i_index:
     for v, i0 in zip(visits, i_index, strict=True):
         delivered = 0.0
         completion: float | None = 0.0 if v.need_wh <= 0 else None
+        first_draw: float | None = v.spec.arrival_s if v.need_wh <= 0 else None
         for j, step in enumerate(v.steps):
             amps = max(0.0, x[i0 + j])
+            if first_draw is None and amps > FIRST_DRAW_A:
+                first_draw = edges[step]
             for node, phase in v.keys:
                 if node == SITE_NODE:
                     site_load[step][phase] += amps
@@ -222,7 +227,8 @@ def _result(setup: SiteSetup, edges: list[float], visits: list[_Visit], i_index:
         cars.append(CarResult(
             name=v.spec.name, charger_id=v.charger_id, arrival_s=v.spec.arrival_s, energy_wh=delivered,
             completion_s=completion if completion is not None else v.end_s - v.spec.arrival_s,
-            finished=completion is not None))
+            finished=completion is not None,
+            waited_s=(first_draw if first_draw is not None else v.end_s) - v.spec.arrival_s))
     peak = tuple(max((load[p] for load in site_load), default=0.0) for p in range(3))
     return RunResult(duration_s=setup.duration_s, cars=tuple(cars), over_limit_amp_seconds=0.0,
                      over_limit_strict_amp_seconds=0.0, over_limit_by_constraint={},

@@ -11,13 +11,14 @@ the optimum's energy and to static split's mean completion time, and a verdict o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from gateway.sim.bench.optimum import solve_optimum
 from gateway.sim.bench.peers import PEERS
 from gateway.sim.bench.policies import NaiveEqual, StaticSplit
 from gateway.sim.bench.powershare import Powershare
 from gateway.sim.virtual_site import Policy, RunResult, SiteSetup, run_site
+from gateway.site.config import ControlConfig
 
 ENERGY_TARGET = 0.97
 OPTIMUM = "optimum"
@@ -30,10 +31,13 @@ POLICY_FACTORIES: Mapping[str, Callable[[SiteSetup], Policy]] = {
 POLICIES = (*POLICY_FACTORIES, OPTIMUM)
 
 
-def run_policy(policy: str, setup: SiteSetup) -> RunResult:
-    """One run; the optimum is solved rather than simulated (raises ``SolverMissing`` without scipy)."""
+def run_policy(policy: str, setup: SiteSetup, order: Literal["fair", "shortest_first"] = "fair") -> RunResult:
+    """One run; the optimum is solved rather than simulated (raises ``SolverMissing`` without scipy). ``order`` is
+    powershare's ``control.order``."""
     if policy == OPTIMUM:
         return solve_optimum(setup)
+    if policy == "powershare":
+        return run_site(setup, Powershare(setup, ControlConfig(order=order)))
     return run_site(setup, POLICY_FACTORIES[policy](setup))
 
 
@@ -44,6 +48,7 @@ def figures(result: RunResult) -> dict[str, Any]:
         "over_limit_strict_amp_seconds": round(result.over_limit_strict_amp_seconds, 3),
         "over_limit_by_constraint": {k: round(v, 3) for k, v in result.over_limit_by_constraint.items()},
         "mean_completion_h": round(result.mean_completion_h, 4),
+        "longest_wait_h": round(result.longest_wait_h, 4),
         "unfinished": result.unfinished,
         "cars": len(result.cars),
         "peak_a": {name: round(amps, 2) for name, amps in zip(("L1", "L2", "L3"), result.peak_a, strict=True)},

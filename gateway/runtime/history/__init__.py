@@ -1,0 +1,1 @@
+"""The gateway's history: sessions, events and current per phase, kept across restarts (docs/web.md)."""
