@@ -136,7 +136,7 @@ def read_in_german(driver: Driver, rig: WebRig) -> None:
     wait(driver, lambda d: label(d) == "Sprache", "the page in German")
     for view, german in GERMAN.items():
         show(driver, view)
-        wait(driver, lambda d: all(words in d.execute_script(VISIBLE_TEXT) for words in german),
+        wait(driver, lambda d, german=german: all(words in d.execute_script(VISIBLE_TEXT) for words in german),
              f"the {view} view in German: {german}")
         if view == "history":
             wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#hist-sessions-body tr")
