@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from support.browser import (
     DESKTOP,
+    OVERLAP_JS,
     PHONE,
     TOUCH_TARGETS_JS,
     By,
@@ -38,22 +39,6 @@ from drivers.sim.faults import Fault, FaultKind
 
 pytestmark = needs_browser
 SIZES = pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
-
-OVERLAP_JS = """
-const a = document.querySelector('#conn').getBoundingClientRect();
-const out = [];
-for (const sel of ['.brand-name', '.site-name', '.brand img']) {
-  const el = document.querySelector(sel);
-  if (!el || !el.getClientRects().length) continue;
-  const b = el.getBoundingClientRect();
-  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) out.push(sel);
-}
-const brand = document.querySelector('.brand').getBoundingClientRect();
-const right = document.querySelector('.bar-right').getBoundingClientRect();
-if (brand.right > right.left + 0.5) out.push('.brand runs under .bar-right');
-return out;
-"""
-
 
 async def browse(tmp_path: Path, size: tuple[int, int], rig: WebRig) -> Driver:
     driver = await asyncio.to_thread(open_browser, tmp_path / "chromium")
@@ -208,9 +193,9 @@ async def test_first_paint_header_messages_and_touch_targets(tmp_path: Path, siz
 def check_page(driver: Driver, rig: WebRig, size: tuple[int, int]) -> None:
     assert not driver.find_elements(By.CSS_SELECTOR, "#units .empty"), "units and an empty note at once"
     assert driver.execute_script(OVERLAP_JS) == []
-    driver.execute_script("setConnection('wait', 'connecting…')")  # the longest text the pill shows
+    driver.execute_script("setConnection('wait', 'page.header.connecting')")  # the longest texts the pill shows
     assert driver.execute_script(OVERLAP_JS) == [], "connecting… overlaps the title"
-    driver.execute_script("setConnection('wait', 'reconnecting…')")
+    driver.execute_script("setConnection('wait', 'page.header.reconnecting')")
     assert driver.execute_script(OVERLAP_JS) == [], "reconnecting… overlaps the title"
 
     small = driver.execute_script(TOUCH_TARGETS_JS)

@@ -41,6 +41,22 @@ Driver = Any  # selenium's WebDriver; selenium is an optional (test) dependency
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
 
+# The header's connection pill against the brand, and the brand against the buttons: [] when nothing overlaps.
+OVERLAP_JS = """
+const a = document.querySelector('#conn').getBoundingClientRect();
+const out = [];
+for (const sel of ['.brand-name', '.site-name', '.brand img']) {
+  const el = document.querySelector(sel);
+  if (!el || !el.getClientRects().length) continue;
+  const b = el.getBoundingClientRect();
+  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) out.push(sel);
+}
+const brand = document.querySelector('.brand').getBoundingClientRect();
+const right = document.querySelector('.bar-right').getBoundingClientRect();
+if (brand.right > right.left + 0.5) out.push('.brand runs under .bar-right');
+return out;
+"""
+
 TOUCH_TARGETS_JS = """
 const small = [];
 for (const el of document.querySelectorAll('button, input, select, summary, .foot a, a.btn')) {

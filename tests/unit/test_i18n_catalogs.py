@@ -4,8 +4,8 @@ placeholders, every template renders, and every id the code, the page's script o
 Ids are found where the code names them: the first argument of ``tr("...")``, ``say("...")`` and ``msgid("...")``
 in the gateway's Python sources (the keywords of a ``tr`` or ``say`` call must also be its template's
 placeholders), ``t("...")`` in the page's scripts, and ``data-i18n`` attributes in its HTML. Every id outside
-``page.*`` must be used somewhere; the page's texts are in the catalogs ahead of the page's conversion, so they are
-exempt until then.
+``page.*`` must be used somewhere; the page also builds some of its ids (``page.state.`` and the pilot state, a table
+of limit sources), which a scan for literals cannot see, so ``page.*`` is exempt from that check.
 """
 
 from __future__ import annotations

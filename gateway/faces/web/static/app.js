@@ -30,11 +30,14 @@ const app = {
   perf: { updates: [], firstStatusMs: null },
 };
 
+/* The page's texts: i18n.js's catalogs (page.*), in the language chosen in the header. */
+const t = (id, params) => i18n.t(id, params);
+
 const SOURCE_TEXT = {
-  installation: "the installation limit", network: "the network limit", ocpp: "the central system (OCPP)",
-  bms: "the building management system (BMS)", bms_fallback: "the BMS fallback (no word from the BMS)", site_meter: "the site meter",
+  installation: "page.source.installation", network: "page.source.network", ocpp: "page.source.ocpp",
+  bms: "page.source.bms", bms_fallback: "page.source.bms_fallback", site_meter: "page.source.site_meter",
 };
-const sourceText = (source) => SOURCE_TEXT[source] || source;
+const sourceText = (source) => (SOURCE_TEXT[source] ? t(SOURCE_TEXT[source]) : source);
 
 /* -- small helpers ------------------------------------------------------------------------------------------ */
 const $ = (id) => document.getElementById(id);
@@ -54,9 +57,24 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
-const amps = (value, digits = 1) => (value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)} A`);
-const round = (value) => (Math.round(value * 10) / 10).toString();
+/* A number with a fixed count of decimals, written the language's way ("16,5" in German). */
+const decimal = (value, digits) => Number(value).toLocaleString(i18n.lang, { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
+const amps = (value, digits = 1) => (value === null || value === undefined ? "–" : `${decimal(value, digits)} A`);
+const num = (value) => Math.round(value * 10) / 10;  /* a number for t(): i18n.t writes it the language's way */
+const round = (value) => num(value).toString();  /* a number for an input field or the canvas */
 const clock = (unixS) => new Date(unixS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
+/* A text with elements in it ("add them in step 1 of {link}"): the template's {name}s become the given nodes. */
+function fillNodes(el, id, nodes) {
+  el.replaceChildren(...t(id).split(/\{([a-z][a-z0-9_]*)\}/).map((part, i) => (i % 2 ? nodes[part] || `{${part}}` : part)));
+}
+
+/* A unit's state in the reader's language (the API's state_text is English). */
+function stateText(state, english) {
+  const id = `page.state.${state}`;
+  const text = t(id);
+  return text === id ? english : text;
+}
 
 function setMessage(id, kind, text) {
   const el = $(id);
@@ -74,11 +92,11 @@ async function api(method, path, body) {
       method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    return { ok: false, status: 0, data: { detail: "the gateway did not answer (network)" } };
+    return { ok: false, status: 0, data: { detail: t("page.api.no_answer") } };
   }
   let data = null;
   if (response.status !== 204) {
-    try { data = await response.json(); } catch (err) { data = { detail: `HTTP ${response.status}` }; }
+    try { data = await response.json(); } catch (err) { data = { detail: t("page.api.http_status", { status: String(response.status) }) }; }
   }
   if (response.status === 401 && app.auth && app.auth.signed_in && !path.startsWith("/api/session")) {
     await loadAuth();  // the session ended (timeout, password changed elsewhere)
@@ -92,10 +110,9 @@ async function loadAuth() {
   if (!result.ok) return;
   app.auth = result.data;
   const signedIn = app.auth.signed_in;
-  $("auth-button").textContent = signedIn ? "Sign out" : (app.auth.password_set ? "Sign in" : "Set password");
+  renderAuthTexts();
   $("commission-fields").disabled = !signedIn;
   $("locked-note").hidden = signedIn;
-  $("locked-sign-in").textContent = app.auth.password_set ? "Sign in" : "Set installer password";
   if (!app.auth.password_set) openAuthDialog("setup");
   else if (!signedIn && app.auth.read_access === "password") openAuthDialog("signin");
   document.dispatchEvent(new CustomEvent("powershare:auth"));  /* other views (commissioning.js) follow the sign-in */
@@ -103,17 +120,27 @@ async function loadAuth() {
 
 let authMode = "signin";
 
+/* The sign-in button and dialog, in the language in force (drawn again when it changes). */
+function renderAuthTexts() {
+  if (app.auth) {
+    const signedIn = app.auth.signed_in;
+    $("auth-button").textContent = t(signedIn ? "page.header.sign_out"
+      : (app.auth.password_set ? "page.header.sign_in" : "page.header.set_password"));
+    $("locked-sign-in").textContent = t(app.auth.password_set ? "page.header.sign_in" : "page.commission.set_installer_password");
+  }
+  const setup = authMode === "setup";
+  $("auth-title").textContent = t(setup ? "page.auth.title_setup" : "page.auth.title_sign_in");
+  $("auth-intro").textContent = t(setup ? "page.auth.intro_setup" : "page.auth.intro_sign_in");
+  $("auth-submit").textContent = t(setup ? "page.auth.submit_setup" : "page.auth.submit_sign_in");
+}
+
 function openAuthDialog(mode) {
   authMode = mode;
   const setup = mode === "setup";
-  $("auth-title").textContent = setup ? "Set the installer password" : "Sign in";
-  $("auth-intro").textContent = setup
-    ? "This gateway has no installer password yet. Enter the setup code from the gateway's log, then choose a password of at least 8 characters."
-    : "Enter the installer password.";
+  renderAuthTexts();
   $("setup-code-label").hidden = !setup;
   $("password2-label").hidden = !setup;
   $("password").autocomplete = setup ? "new-password" : "current-password";
-  $("auth-submit").textContent = setup ? "Set password" : "Sign in";
   setMessage("auth-msg", "", "");
   const dialog = $("auth-dialog");
   if (!dialog.open) dialog.showModal();
@@ -126,7 +153,7 @@ async function submitAuth(event) {
   let result;
   if (authMode === "setup") {
     if (password !== $("password2").value) {
-      setMessage("auth-msg", "err", "The two passwords differ.");
+      setMessage("auth-msg", "err", t("page.auth.passwords_differ"));
       return;
     }
     result = await api("POST", "/api/setup", { setup_code: $("setup-code").value.trim(), password });
@@ -176,8 +203,8 @@ function startStream() {
   if (app.stream) app.stream.close();
   const stream = new EventSource("/api/stream");
   app.stream = stream;
-  stream.addEventListener("open", () => setConnection("live", "live"));
-  stream.addEventListener("error", () => setConnection("wait", "reconnecting…"));
+  stream.addEventListener("open", () => setConnection("live", "page.header.live"));
+  stream.addEventListener("error", () => setConnection("wait", "page.header.reconnecting"));
   stream.addEventListener("status", (event) => {
     /* Only the newest status is drawn, once per frame: a slow phone skips snapshots instead of falling behind
      * (a backlog of unparsed messages would freeze the page). */
@@ -203,10 +230,12 @@ function drawPendingStatus() {
   }
 }
 
-function setConnection(kind, text) {
+/* The connection pill: its kind and the id of its text, kept so a change of language redraws it. */
+function setConnection(kind, id) {
+  app.connection = { kind, id };
   const pill = $("conn");
   pill.className = `pill pill-${kind}`;
-  pill.textContent = text;
+  pill.textContent = t(id);
 }
 
 function onStatus(status) {
@@ -253,34 +282,34 @@ function render(status) {
   $("site-name").textContent = status.name;
   const limit = status.limit;
   const sharing = $("tile-sharing");
-  $("sharing-value").textContent = status.enabled ? "On" : "Off";
-  $("sharing-note").textContent = status.enabled ? `${status.charging} charging` : "no car charges";
+  $("sharing-value").textContent = t(status.enabled ? "page.tiles.on" : "page.tiles.off");
+  $("sharing-note").textContent = status.enabled ? t("page.tiles.charging_count", { count: status.charging }) : t("page.tiles.no_car_charges");
   sharing.className = `tile ${status.enabled ? "good" : "warn"}`;
 
   const inForce = Math.min(...limit.effective_limit_a);
   $("limit-value").textContent = amps(inForce, 0);
-  $("limit-note").textContent = `set by ${sourceText(limit.source)}` +
-    (limit.source === "network" ? "" : ` · network ${round(limit.network_limit_a)} A`);
+  $("limit-note").textContent = t("page.tiles.set_by", { source: sourceText(limit.source) }) +
+    (limit.source === "network" ? "" : ` · ${t("page.tiles.network", { limit: num(limit.network_limit_a) })}`);
 
   const busiest = Math.max(...status.drawn_a);
   const silent = status.units.filter((u) => !u.answering).length;
   $("drawn-value").textContent = amps(busiest);
   $("drawn-note").textContent = silent
-    ? `incl. ${silent} not answering, counted at their booked current`
-    : `${(status.power_w / 1000).toFixed(1)} kW in total`;
+    ? t("page.tiles.silent_counted", { count: silent })
+    : t("page.tiles.power_total", { kw: decimal(status.power_w / 1000, 1) });
 
   const total = status.units.length;
   const down = status.units.filter((u) => u.availability === "unavailable").length;
   $("units-value").textContent = `${total - down}/${total}`;
-  $("units-note").textContent = down ? `${down} not answering` : (total ? "all answering" : "none yet");
+  $("units-note").textContent = down ? t("page.tiles.not_answering_count", { count: down })
+    : t(total ? "page.tiles.all_answering" : "page.tiles.none_yet");
   $("tile-units").className = `tile ${down ? "bad" : (total ? "good" : "")}`;
 
   if (app.view === "overview") renderUnits(status);
   if (app.view === "commission") renderLimits(status);
   renderEnable(status);
-  $("chart-now").textContent = `now L1 ${amps(status.drawn_a[0])} · L2 ${amps(status.drawn_a[1])} · ` +
-    `L3 ${amps(status.drawn_a[2])} · limit ${amps(inForce, 0)}` +
-    (silent ? ` · ${silent} not answering: counted at their booked current` : "");
+  $("chart-now").textContent = t("page.chart.now", { l1: amps(status.drawn_a[0]), l2: amps(status.drawn_a[1]),
+    l3: amps(status.drawn_a[2]), limit: amps(inForce, 0) }) + (silent ? ` · ${t("page.chart.silent", { count: silent })}` : "");
   if (app.view === "overview") drawChart();
 }
 
@@ -292,12 +321,12 @@ function unitKind(unit) {
 
 /* The gateway's short reasons ("timeout", "exception 4") in an installer's words. */
 function reasonText(reason) {
-  if (!reason) return "no reason given";
-  if (reason === "timeout") return "no answer in time (timeout)";
-  if (reason.startsWith("connection")) return `${reason}: check the device's power and network`;
+  if (!reason) return t("page.reason.none");
+  if (reason === "timeout") return t("page.reason.timeout");
+  if (reason.startsWith("connection")) return t("page.reason.connection", { reason });
   const exception = /^exception (\d+)$/.exec(reason);
-  if (exception) return `the device refused the request (Modbus exception ${exception[1]})`;
-  if (reason.startsWith("invalid readings")) return `it answers with values that make no sense (${reason.slice(18) || "?"})`;
+  if (exception) return t("page.reason.exception", { code: exception[1] });
+  if (reason.startsWith("invalid readings")) return t("page.reason.invalid", { detail: reason.slice(18) || "?" });
   return reason;
 }
 
@@ -311,8 +340,9 @@ function signalClass(rate) {
 
 function unitCard(unit) {
   const kind = unitKind(unit);
-  const badgeText = unit.availability === "unavailable" ? "not answering"
-    : (kind === "disabled" ? `disabled · ${unit.state_text}` : unit.state_text);
+  const state = stateText(unit.state, unit.state_text);
+  const badgeText = unit.availability === "unavailable" ? t("page.unit.not_answering")
+    : (kind === "disabled" ? t("page.unit.disabled", { state }) : state);
   const scale = Math.max(unit.limit_a, unit.max_current_a, 1);
   const known = unit.answering;
   const phases = ["L1", "L2", "L3"].map((name, i) => {
@@ -320,24 +350,26 @@ function unitCard(unit) {
     const fill = h("div", { class: `fill l${i + 1}${known ? "" : " booked"}` });
     fill.style.width = `${Math.min(100, (shown / scale) * 100)}%`;
     return h("div", { class: "phase" }, h("span", {}, name), h("div", { class: "track" }, fill),
-      h("span", { class: "val" }, known ? amps(shown) : (shown > 0 ? `≤ ${amps(shown)}` : "–")));
+      h("span", { class: "val" }, known ? amps(shown) : (shown > 0 ? `≤ ${amps(shown)}` : "–")));  /* symbols: no words */
   });
   const link = unit.link;
-  const signal = h("div", { class: "signal", title: "link quality: share of recent exchanges that succeeded" },
+  const signal = h("div", { class: "signal", title: t("page.unit.link_title") },
     h("span", { class: `bars ${signalClass(link.success_rate)}`, "aria-hidden": "true" }, h("i"), h("i"), h("i"), h("i")),
-    `signal ${Math.round(link.success_rate * 100)} %` + (link.latency_ms !== null ? ` · ${Math.round(link.latency_ms)} ms` : ""));
-  const energy = unit.session_energy_wh > 0 ? ` · session ${(unit.session_energy_wh / 1000).toFixed(2)} kWh` : "";
+    t("page.unit.signal", { percent: Math.round(link.success_rate * 100) }) +
+    (link.latency_ms !== null ? ` · ${Math.round(link.latency_ms)} ms` : ""));
+  const energy = unit.session_energy_wh > 0 ? ` · ${t("page.unit.session", { kwh: decimal(unit.session_energy_wh / 1000, 2) })}` : "";
   return h("article", { class: `unit ${kind}`, "data-unit": unit.id, "data-setpoint": unit.setpoint_a },
     h("div", { class: "unit-head" }, h("span", { class: "unit-id" }, unit.id),
       h("span", { class: `badge ${kind}` }, badgeText)),
     known
-      ? h("div", { class: "setpoint" }, h("b", { class: "setpoint-value" }, round(unit.setpoint_a)), h("span", {}, "A setpoint"))
+      ? h("div", { class: "setpoint" }, h("b", { class: "setpoint-value" }, round(unit.setpoint_a)), h("span", {}, t("page.unit.setpoint")))
       : h("div", { class: "setpoint unknown" }, h("b", { class: "setpoint-value" }, "?"),
-        h("span", {}, `current unknown: counted at ${amps(Math.max(...unit.booked_a))} (booked)`)),
+        h("span", {}, t("page.unit.unknown", { amps: amps(Math.max(...unit.booked_a)) }))),
     h("div", { class: "phases" }, phases),
-    unit.availability === "unavailable" ? h("div", { class: "reason" }, `Not answering: ${reasonText(unit.unavailable_reason)}`) : null,
-    unit.waiting ? h("div", { class: "waiting" }, unit.unavailable_reason ? `Waiting: ${unit.unavailable_reason}` : "Car waiting for current") : null,
-    h("div", { class: "unit-meta" }, `limit ${round(unit.limit_a)} A of ${round(unit.max_current_a)} A${energy}`),
+    unit.availability === "unavailable" ? h("div", { class: "reason" }, t("page.unit.reason", { reason: reasonText(unit.unavailable_reason) })) : null,
+    unit.waiting ? h("div", { class: "waiting" }, unit.unavailable_reason
+      ? t("page.unit.waiting_reason", { reason: unit.unavailable_reason }) : t("page.unit.waiting")) : null,
+    h("div", { class: "unit-meta" }, t("page.unit.limit", { limit: num(unit.limit_a), max: num(unit.max_current_a) }) + energy),
     signal);
 }
 
@@ -367,14 +399,15 @@ function updateRow(row, unit) {
   const kind = unitKind(unit);
   const known = unit.answering;
   const now = known ? Math.max(...unit.current_a) : Math.max(...unit.booked_a);
-  const state = unit.availability === "unavailable" ? "not answering" : (unit.waiting ? "waiting" : unit.state_text);
+  const state = unit.availability === "unavailable" ? t("page.unit.not_answering")
+    : (unit.waiting ? t("page.row.waiting") : stateText(unit.state, unit.state_text));
   const [, badge, set, current] = row.children;
   const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
   if (row.className !== `unit row ${kind}`) row.className = `unit row ${kind}`;
   if (badge.className !== `badge ${kind}`) badge.className = `badge ${kind}`;
   put(badge, state);
   put(set.firstChild, known ? round(unit.setpoint_a) : "?");
-  put(current, known ? `${amps(now)} now` : `≤ ${amps(now)} booked`);
+  put(current, t(known ? "page.row.now" : "page.row.booked", { amps: amps(now) }));
   row.dataset.setpoint = unit.setpoint_a;
 }
 
@@ -395,8 +428,9 @@ function renderUnits(status) {
   $("mode-cards").setAttribute("aria-pressed", String(!list));
   if (!status.units.length) {
     if (!box.querySelector(".empty")) {
-      box.replaceChildren(h("p", { class: "empty" }, "No followers yet: add them in step 1 of ",
-        h("a", { href: "#/commission" }, "Power Sharing"), "."));
+      const empty = h("p", { class: "empty" });
+      fillNodes(empty, "page.units.empty", { link: h("a", { href: "#/commission" }, t("page.tabs.commission")) });
+      box.replaceChildren(empty);
     }
     return;
   }
@@ -433,10 +467,10 @@ function renderUnits(status) {
         h("div", { class: "group-body", role: "list" }));
     }
     section.querySelector(".group-head").hidden = !several;
-    section.querySelector(".group-name").textContent = circuit === "site" ? "On the supply" : `Circuit ${circuit}`;
+    section.querySelector(".group-name").textContent = circuit === "site" ? t("page.group.site") : t("page.group.circuit", { circuit });
     const charging = group.units.filter((u) => unitFilter(u) === "charging").length;
     const drawn = [0, 1, 2].map((p) => group.units.reduce((sum, u) => sum + (u.answering ? u.current_a[p] : u.booked_a[p]), 0));
-    section.querySelector(".group-note").textContent = `${group.units.length} shown · ${charging} charging · ${amps(Math.max(...drawn))}`;
+    section.querySelector(".group-note").textContent = t("page.group.note", { shown: group.units.length, charging, amps: amps(Math.max(...drawn)) });
     const body = section.querySelector(".group-body");
     body.className = `group-body ${list ? "rows" : "units"}`;
     if (group.els.length !== body.children.length || group.els.some((el, i) => body.children[i] !== el)) {
@@ -444,7 +478,7 @@ function renderUnits(status) {
     }
     sections.push(section);
   }
-  if (!sections.length) sections.push(h("p", { class: "empty" }, "No charger matches: clear the search or choose All."));
+  if (!sections.length) sections.push(h("p", { class: "empty" }, t("page.units.no_match")));
   if (sections.length !== box.children.length || sections.some((el, i) => box.children[i] !== el)) {
     box.replaceChildren(...sections);
   }
@@ -516,7 +550,8 @@ function drawChart() {
   g.textBaseline = "top";
   const tick = span <= 60 ? 15 : 60;
   for (let s = 0; s <= span; s += tick) {
-    const label = s === span ? "now" : (tick < 60 ? `-${span - s} s` : `-${(span - s) / 60} min`);
+    const label = s === span ? t("page.chart.axis_now")
+      : (tick < 60 ? t("page.chart.seconds_ago", { n: span - s }) : t("page.chart.minutes_ago", { n: (span - s) / 60 }));
     g.textAlign = s === 0 ? "left" : (s === span ? "right" : "center");
     g.fillText(label, x(start + s), upper + plotH + 6);
   }
@@ -551,7 +586,7 @@ function profileById(name) { return app.profiles.find((p) => p.name === name); }
 function renderProfiles() {
   const select = $("add-profile");
   const chosen = select.value;
-  select.replaceChildren(h("option", { value: "" }, "choose the charger…"),
+  select.replaceChildren(h("option", { value: "" }, t("page.add.choose_charger")),
     ...app.profiles.map((p) => h("option", { value: p.name }, `${p.manufacturer} ${p.models.join(", ")} (${p.name})`)));
   if (chosen) select.value = chosen;
   onProfileChange();
@@ -581,15 +616,18 @@ function onPhasesChange() {
   $("add-rotation").replaceChildren(...options.map((o) => h("option", { value: o }, o)));
 }
 
-function describeTransport(t) {
-  if (t.type === "rtu") return `RS-485 ${t.device} ${t.baudrate} ${t.parity}, unit ${t.unit}`;
-  return `${t.type === "tcp" ? "TCP" : "RS-485 via"} ${t.host}:${t.port}, unit ${t.unit}`;
+function describeTransport(link) {
+  /* numbers as strings: a port or unit id is not a quantity ("5020", never "5.020") */
+  const values = { device: link.device, baudrate: String(link.baudrate), parity: link.parity, host: link.host,
+    port: String(link.port), unit: String(link.unit) };
+  if (link.type === "rtu") return t("page.follower.transport_rtu", values);
+  return t(link.type === "tcp" ? "page.follower.transport_tcp" : "page.follower.transport_rtu_over_tcp", values);
 }
 
 function renderFollowers() {
   const list = $("followers");
   list.replaceChildren(...app.followers.map((f) => {
-    const remove = h("button", { class: "btn btn-danger", type: "button", "data-remove": f.id }, "Remove");
+    const remove = h("button", { class: "btn btn-danger", type: "button", "data-remove": f.id }, t("page.follower.remove"));
     remove.addEventListener("click", () => removeFollower(f.id, remove));
     return h("li", { class: "follower" },
       h("div", {}, h("b", {}, f.id), h("small", {}, `${f.profile} · ${describeTransport(f.transport)}`)), remove);
@@ -601,8 +639,8 @@ function renderLimits(status) {
   const limit = status.limit;
   input.max = limit.installation_limit_a;
   if (document.activeElement !== input && !input.dataset.dirty) input.value = round(limit.network_limit_a);
-  $("network-hint").textContent = `Installation limit ${round(limit.installation_limit_a)} A per phase. ` +
-    `In force now: ${round(Math.min(...limit.effective_limit_a))} A, set by ${sourceText(limit.source)}.`;
+  $("network-hint").textContent = t("page.limits.hint", { installation: num(limit.installation_limit_a),
+    now: num(Math.min(...limit.effective_limit_a)), source: sourceText(limit.source) });
 
   const box = $("unit-limits");
   const rows = new Map([...box.children].map((row) => [row.dataset.unit, row]));
@@ -611,9 +649,9 @@ function renderLimits(status) {
   status.units.forEach((unit, i) => {
     let row = rows.get(unit.id);
     if (!row) {
-      const field = h("input", { type: "number", inputmode: "decimal", min: "0", step: "0.1", "aria-label": `limit of ${unit.id} in A` });
+      const field = h("input", { type: "number", inputmode: "decimal", min: "0", step: "0.1" });
       keepWhileEditing(field);
-      const button = h("button", { class: "btn btn-primary", type: "button" }, "Set");
+      const button = h("button", { class: "btn btn-primary", type: "button" });
       button.addEventListener("click", () => setUnitLimit(unit.id, field));
       row = h("div", { class: "unit-limit", "data-unit": unit.id },
         h("span", { class: "name" }, unit.id, h("small", {})), field, button);
@@ -622,7 +660,9 @@ function renderLimits(status) {
     const field = row.querySelector("input");
     field.max = unit.max_current_a;
     if (document.activeElement !== field && !field.dataset.dirty) field.value = round(unit.limit_a);
-    row.querySelector("small").textContent = `0 to ${round(unit.max_current_a)} A`;
+    row.querySelector("small").textContent = t("page.limits.range", { max: num(unit.max_current_a) });
+    field.setAttribute("aria-label", t("page.limits.unit_field", { unit: unit.id }));
+    row.querySelector("button").textContent = t("page.limits.set");
   });
 }
 
@@ -636,18 +676,16 @@ function keepWhileEditing(field) {
 
 function renderEnable(status) {
   const button = $("enable-button");
-  button.textContent = status.enabled ? "Disable power sharing" : "Enable power sharing";
+  button.textContent = t(status.enabled ? "page.enable.disable" : "page.enable.enable");
   button.className = `btn btn-wide ${status.enabled ? "btn-stop" : "btn-go"}`;
   button.dataset.enabled = status.enabled ? "1" : "0";
-  $("enable-hint").textContent = status.enabled
-    ? "Sharing is on: cars charge within the limits."
-    : "No vehicle charges until sharing is enabled.";
+  $("enable-hint").textContent = t(status.enabled ? "page.enable.hint_on" : "page.enable.hint_off");
 }
 
 function renderEvents(events) {
   $("events").replaceChildren(...events.slice().reverse().slice(0, 100).map((e) => h("li", {},
     h("time", {}, clock(e.time_s)),
-    h("span", { class: e.kind }, e.text, e.origin ? h("span", { class: "origin" }, `by ${e.origin}`) : null))));
+    h("span", { class: e.kind }, e.text, e.origin ? h("span", { class: "origin" }, t("page.events.by", { origin: e.origin })) : null))));
 }
 
 /* -- writes -------------------------------------------------------------------------------------------------- */
@@ -682,10 +720,10 @@ async function addFollower(event) {
   event.preventDefault();
   const form = $("add-form");
   const body = followerBody();
-  if (!body.id) { markField(form, "id"); setMessage("add-msg", "err", "Give the unit a name."); return; }
-  if (!body.profile) { markField(form, "profile"); setMessage("add-msg", "err", "Choose the device profile."); return; }
+  if (!body.id) { markField(form, "id"); setMessage("add-msg", "err", t("page.add.need_name")); return; }
+  if (!body.profile) { markField(form, "profile"); setMessage("add-msg", "err", t("page.add.need_profile")); return; }
   markField(form, null);
-  setMessage("add-msg", "busy", `Reading ${body.id} live…`);
+  setMessage("add-msg", "busy", t("page.add.reading", { unit: body.id }));
   $("add-submit").disabled = true;
   const result = await api("POST", "/api/followers", body);
   $("add-submit").disabled = false;
@@ -695,9 +733,11 @@ async function addFollower(event) {
     return;
   }
   const probe = result.data.probe;
-  const who = probe.identity && probe.identity.serial ? `, serial ${probe.identity.serial}` : "";
-  const speed = probe.latency_ms !== null ? ` in ${Math.max(1, Math.round(probe.latency_ms))} ms` : "";
-  setMessage("add-msg", "ok", `${body.id} answered${speed}${who}: ${probe.state_text}. Added.`);
+  const serial = probe.identity && probe.identity.serial ? String(probe.identity.serial) : "";
+  const timed = probe.latency_ms !== null;
+  const id = `page.add.answered${timed ? "_in" : ""}${serial ? "_serial" : ""}`;  /* answered, _in, _serial, _in_serial */
+  setMessage("add-msg", "ok", t(id, { unit: body.id, ms: String(Math.max(1, Math.round(probe.latency_ms || 0))), serial,
+    state: probe.state ? stateText(probe.state, probe.state_text) : probe.state_text }));
   form.elements.id.value = "";
   await loadFollowers();
 }
@@ -705,23 +745,23 @@ async function addFollower(event) {
 async function removeFollower(id, button) {
   if (!button.classList.contains("armed")) {
     button.classList.add("armed");
-    button.textContent = "Tap again to remove";
-    setTimeout(() => { button.classList.remove("armed"); button.textContent = "Remove"; }, 4000);
+    button.textContent = t("page.follower.confirm_remove");
+    setTimeout(() => { button.classList.remove("armed"); button.textContent = t("page.follower.remove"); }, 4000);
     return;
   }
   const result = await api("DELETE", `/api/followers/${encodeURIComponent(id)}`);
-  setMessage("add-msg", result.ok ? "ok" : "err", result.ok ? `${id} removed.` : result.data.detail);
+  setMessage("add-msg", result.ok ? "ok" : "err", result.ok ? t("page.follower.removed", { unit: id }) : result.data.detail);
   await loadFollowers();
 }
 
 /* A limit as typed: a number of amperes, or a message saying what is wrong. An empty field is never 0 A. */
 function readAmps(field) {
   const text = field.value.trim();
-  if (field.validity && field.validity.badInput) return { error: "Enter the limit as a number of amperes, e.g. 32." };
-  if (text === "") return { error: "Enter the limit in amperes: the field is empty." };
+  if (field.validity && field.validity.badInput) return { error: t("page.limit.not_a_number") };
+  if (text === "") return { error: t("page.limit.empty") };
   const value = Number(text);
-  if (!Number.isFinite(value)) return { error: "Enter the limit as a number of amperes, e.g. 32." };
-  if (value < 0) return { error: "The limit cannot be below 0 A." };
+  if (!Number.isFinite(value)) return { error: t("page.limit.not_a_number") };
+  if (value < 0) return { error: t("page.limit.negative") };
   return { value };
 }
 
@@ -736,8 +776,7 @@ async function sendLimit(field, path, zeroWhat, done) {
   }
   const body = { limit_a: typed.value };
   if (typed.value === 0) {
-    const sure = await askConfirm("Set 0 A?", `0 A stops ${zeroWhat}. Cars stay stopped until the limit is raised again.`,
-      "Stop charging: 0 A");
+    const sure = await askConfirm(t("page.zero.title"), t("page.zero.text", { what: zeroWhat }), t("page.zero.yes"));
     if (!sure) { setMessage("network-msg", "", ""); return; }
     body.confirm_zero = true;
   }
@@ -749,13 +788,13 @@ async function sendLimit(field, path, zeroWhat, done) {
 
 async function setNetworkLimit(event) {
   event.preventDefault();
-  await sendLimit($("network-limit"), "/api/network-limit", "every car on the site",
-    (value) => `Network limit set to ${round(value)} A.`);
+  await sendLimit($("network-limit"), "/api/network-limit", t("page.zero.every_car"),
+    (value) => t("page.limits.network_set", { limit: num(value) }));
 }
 
 async function setUnitLimit(id, field) {
-  await sendLimit(field, `/api/units/${encodeURIComponent(id)}/limit`, `charging at ${id}`,
-    (value) => `${id}: limit ${round(value)} A.`);
+  await sendLimit(field, `/api/units/${encodeURIComponent(id)}/limit`, t("page.zero.unit", { unit: id }),
+    (value) => t("page.limits.unit_set", { unit: id, limit: num(value) }));
 }
 
 /* A modal yes/no, for the choices that stop cars: resolves true only on the explicit confirming button. */
@@ -775,13 +814,29 @@ function askConfirm(title, text, yes) {
 
 async function toggleEnabled() {
   const enable = $("enable-button").dataset.enabled !== "1";
-  if (!enable && !await askConfirm("Disable power sharing?",
-    "Every car on the site stops charging until power sharing is enabled again.", "Disable: stop every car")) {
+  if (!enable && !await askConfirm(t("page.disable.title"), t("page.disable.text"), t("page.disable.yes"))) {
     return;
   }
   const result = await api("PUT", "/api/enabled", { enabled: enable });
   setMessage("enable-msg", result.ok ? "ok" : "err",
-    result.ok ? (enable ? "Power sharing enabled." : "Power sharing disabled: every unit goes to 0 A.") : result.data.detail);
+    result.ok ? t(enable ? "page.enable.enabled" : "page.enable.disabled") : result.data.detail);
+}
+
+/* -- language ---------------------------------------------------------------------------------------------- */
+/* After a change of language (i18n.js has refilled every data-i18n element): draw again what the script wrote. */
+function onLanguage() {
+  renderAuthTexts();
+  if (app.connection) setConnection(app.connection.kind, app.connection.id);
+  fillNodes($("export-text"), "page.export.text", { command: h("code", {}, "powershare check-config") });
+  renderProfiles();
+  renderFollowers();
+  if (app.status) {
+    app.shown.clear();  /* the units' cards and rows are kept while unchanged: build them again */
+    $("units").replaceChildren();
+    render(app.status);
+  }
+  if (app.events) renderEvents(app.events);
+  drawChart();
 }
 
 /* -- start ------------------------------------------------------------------------------------------------- */
@@ -806,6 +861,8 @@ function start() {
     app.search = event.target.value;
     if (app.status) renderUnits(app.status);
   });
+  document.addEventListener("powershare:language", onLanguage);
+  setConnection("wait", "page.header.connecting");
   route();
   onPhasesChange();
   onTypeChange();

@@ -5,47 +5,14 @@
  * /api/events (the newest of the range, then older on request), and the CSV files of each. Refreshed every
  * 30 s while the view is shown; nothing is fetched while it is not.
  *
- * Every text the view shows comes from HISTORY_TEXT through tr(), and the view's static texts in index.html carry
- * the key they are filled from (data-text, data-label, data-placeholder), so the view can be translated in one place.
+ * Every text the view shows comes from the page's catalogs (page.history.*) through app.js's t(), which is i18n.t;
+ * the view's static texts in index.html carry their ids (data-i18n, data-i18n-aria-label, data-i18n-placeholder)
+ * and i18n.js fills them. After a change of language the view draws its own texts again.
  */
 "use strict";
 
-const HISTORY_TEXT = {
-  tab: "History",
-  chartTitle: "Current per phase",
-  rangeGroup: "Range",
-  range1h: "1 h", range24h: "24 h", range7d: "7 d",
-  circuit: "Circuit",
-  wholeSite: "Whole site",
-  legendPeak: "peak",
-  legendLimit: "limit",
-  chartLabel: "Current drawn per phase against the limit over the last {range}",
-  chartEmpty: "No current recorded in this range yet.",
-  summary: "Highest: {peak} on {phase} at {time} · limit {limit}",
-  summaryNoLimit: "Highest: {peak} on {phase} at {time}",
-  downloadCsv: "Download CSV",
-  sessionsTitle: "Sessions",
-  unitFilter: "Only this unit",
-  unitFilterHint: "Show only one unit's sessions",
-  colUnit: "Unit", colStart: "Plugged in", colEnd: "Left", colEnergy: "Energy", colTag: "idTag",
-  stillThere: "still plugged in",
-  noTag: "–",
-  sessionsEmpty: "No sessions in this range.",
-  sessionsPage: "{first}–{last} of {total}",
-  newer: "Newer", older: "Older",
-  eventsTitle: "Event log",
-  eventsEmpty: "No events in this range.",
-  eventsMore: "Show older events",
-  by: "by {origin}",
-  loading: "Loading…",
-  unreadable: "The history could not be read: {detail}",
-  now: "now",
-};
-
-function tr(key, values) {
-  const text = HISTORY_TEXT[key] !== undefined ? HISTORY_TEXT[key] : key;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (values && values[name] !== undefined ? String(values[name]) : whole));
-}
+/* The range chips' words, for the chart's description. */
+const RANGE_TEXT = { "1h": "page.history.range_1h", "24h": "page.history.range_24h", "7d": "page.history.range_7d" };
 
 const HISTORY_RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400 };
 const HISTORY_REFRESH_MS = 30000;
@@ -61,22 +28,12 @@ const historyView = {
 
 VIEWS.history = "history";  /* app.js's router shows and hides #view-history and marks #tab-history */
 
-/* -- text ---------------------------------------------------------------------------------------------------- */
-function translateHistoryView() {
-  const root = $("view-history");
-  $("tab-history").textContent = tr("tab");
-  for (const el of root.querySelectorAll("[data-text]")) el.textContent = tr(el.dataset.text);
-  for (const el of root.querySelectorAll("[data-label]")) el.setAttribute("aria-label", tr(el.dataset.label));
-  for (const el of root.querySelectorAll("[data-placeholder]")) el.placeholder = tr(el.dataset.placeholder);
-}
-
 const iso = (unixS) => new Date(unixS * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 const shortTime = (unixS) => new Date(unixS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
 function dayTime(unixS) {
   const d = new Date(unixS * 1000);
   return `${d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" })} ${shortTime(unixS)}`;
 }
-const historyAmps = (value) => (value === null || value === undefined ? "–" : `${Number(value).toFixed(1)} A`);
 
 /* -- loading ------------------------------------------------------------------------------------------------- */
 function historyQuery(extra) {
@@ -95,7 +52,7 @@ async function loadHistory() {
 }
 
 function historyError(result) {
-  setMessage("hist-msg", "err", tr("unreadable", { detail: result.data && result.data.detail ? result.data.detail : `HTTP ${result.status}` }));
+  setMessage("hist-msg", "err", t("page.history.unreadable", { detail: result.data && result.data.detail ? result.data.detail : t("page.api.http_status", { status: String(result.status) }) }));
 }
 
 async function loadHistoryChart() {
@@ -210,11 +167,11 @@ function drawHistoryChart() {
   [0, 1, 2].forEach((i) => line((p) => p.drawn_max_a[i], `peak l${i + 1}`));
   [2, 1, 0].forEach((i) => line((p) => p.drawn_a[i], `mean l${i + 1}`));
   line((p) => lowest(p.limit_a), "limit");  /* on top: where the current reaches the limit, the limit shows */
-  if (!points.length) chart.append(svg("text", { x: width / 2, y: height / 2, class: "empty-note" }, tr("chartEmpty")));
+  if (!points.length) chart.append(svg("text", { x: width / 2, y: height / 2, class: "empty-note" }, t("page.history.chart_empty")));
 
   box.replaceChildren(chart);
   box.dataset.points = String(points.length);
-  box.setAttribute("aria-label", tr("chartLabel", { range: tr(`range${historyView.range}`) }));
+  box.setAttribute("aria-label", t("page.history.chart_label", { range: t(RANGE_TEXT[historyView.range]) }));
   renderHistorySummary(points);
 }
 
@@ -225,27 +182,28 @@ function renderHistorySummary(points) {
   }
   if (!best) { $("hist-summary").textContent = ""; return; }
   const limits = best.p.limit_a.filter(Number.isFinite);
-  const values = { peak: historyAmps(best.value), phase: `L${best.phase + 1}`,
+  const values = { peak: amps(best.value), phase: `L${best.phase + 1}`,
     time: historyView.range === "1h" ? shortTime(best.p.time_s) : dayTime(best.p.time_s),
-    limit: limits.length ? historyAmps(Math.min(...limits)) : "" };
-  $("hist-summary").textContent = tr(limits.length ? "summary" : "summaryNoLimit", values);
+    limit: limits.length ? amps(Math.min(...limits)) : "" };
+  $("hist-summary").textContent = t(limits.length ? "page.history.summary" : "page.history.summary_no_limit", values);
 }
 
 /* -- sessions and events -------------------------------------------------------------------------------------- */
 function renderSessions() {
   const page = historyView.sessions;
   const body = $("hist-sessions-body");
-  const cell = (key, ...content) => h("td", { "data-label": tr(key) }, ...content);
+  const cell = (id, ...content) => h("td", { "data-label": t(id) }, ...content);
   body.replaceChildren(...page.sessions.map((s) => h("tr", { class: s.end_s === null ? "running" : "" },
-    cell("colUnit", h("b", {}, s.unit)),
-    cell("colStart", dayTime(s.start_s)),
-    cell("colEnd", s.end_s === null ? tr("stillThere") : dayTime(s.end_s)),
-    cell("colEnergy", `${s.energy_kwh.toFixed(2)} kWh`),
-    cell("colTag", s.id_tag || tr("noTag")))));
+    cell("page.history.col_unit", h("b", {}, s.unit)),
+    cell("page.history.col_start", dayTime(s.start_s)),
+    cell("page.history.col_end", s.end_s === null ? t("page.history.still_there") : dayTime(s.end_s)),
+    cell("page.history.col_energy", `${decimal(s.energy_kwh, 2)} kWh`),
+    cell("page.history.col_tag", s.id_tag || "–"))));
   $("hist-sessions-table").hidden = !page.sessions.length;
   $("hist-sessions-note").textContent = page.sessions.length
-    ? tr("sessionsPage", { first: page.offset + 1, last: page.offset + page.sessions.length, total: page.total })
-    : tr("sessionsEmpty");
+    ? t("page.history.sessions_page",  /* positions, written as digits only */
+      { first: String(page.offset + 1), last: String(page.offset + page.sessions.length), total: String(page.total) })
+    : t("page.history.sessions_empty");
   $("hist-newer").disabled = page.offset === 0;
   $("hist-older").disabled = page.offset + page.sessions.length >= page.total;
 }
@@ -255,8 +213,8 @@ function renderHistoryEvents() {
   const events = historyView.events.slice().reverse();
   list.replaceChildren(...events.map((e) => h("li", {},
     h("time", { datetime: iso(e.time_s) }, dayTime(e.time_s)),
-    h("span", { class: e.kind }, e.text, e.origin ? h("span", { class: "origin" }, tr("by", { origin: e.origin })) : null))));
-  $("hist-events-note").textContent = events.length ? "" : tr("eventsEmpty");
+    h("span", { class: e.kind }, e.text, e.origin ? h("span", { class: "origin" }, t("page.events.by", { origin: e.origin })) : null))));
+  $("hist-events-note").textContent = events.length ? "" : t("page.history.events_empty");
   $("hist-events-more").hidden = historyView.eventsDone;
 }
 
@@ -273,9 +231,10 @@ function renderCircuitChoice() {
   const select = $("hist-circuit");
   const shown = [...select.options].map((o) => o.value).join(",");
   if (shown !== ["", ...circuits].join(",")) {
-    select.replaceChildren(h("option", { value: "" }, tr("wholeSite")), ...circuits.map((c) => h("option", { value: c }, c)));
+    select.replaceChildren(h("option", { value: "" }, t("page.history.whole_site")), ...circuits.map((c) => h("option", { value: c }, c)));
     select.value = circuits.includes(historyView.circuit) ? historyView.circuit : "";
   }
+  if (select.options.length) select.options[0].textContent = t("page.history.whole_site");
   $("hist-circuit-label").hidden = !circuits.length;
 }
 
@@ -306,8 +265,17 @@ function onHistoryShown() {
   historyView.timer = setInterval(() => { if (!document.hidden) loadHistory(); }, HISTORY_REFRESH_MS);
 }
 
+/* After a change of language: the view's drawn texts again (i18n.js has filled its static ones). */
+function onHistoryLanguage() {
+  if (app.view !== "history") return;
+  renderCircuitChoice();
+  drawHistoryChart();
+  if (historyView.sessions) renderSessions();
+  renderHistoryEvents();
+}
+
 function startHistory() {
-  translateHistoryView();
+  document.addEventListener("powershare:language", onHistoryLanguage);
   for (const b of document.querySelectorAll("[data-range]")) b.addEventListener("click", () => setHistoryRange(b.dataset.range));
   $("hist-circuit").addEventListener("change", (event) => { historyView.circuit = event.target.value; updateDownloads(); loadHistoryChart(); });
   $("hist-unit").addEventListener("input", onUnitFilter);
