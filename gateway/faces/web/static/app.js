@@ -637,7 +637,6 @@ function renderFollowers() {
 function renderLimits(status) {
   const input = $("network-limit");
   const limit = status.limit;
-  input.max = limit.installation_limit_a;
   if (document.activeElement !== input && !input.dataset.dirty) input.value = round(limit.network_limit_a);
   $("network-hint").textContent = t("page.limits.hint", { installation: num(limit.installation_limit_a),
     now: num(Math.min(...limit.effective_limit_a)), source: sourceText(limit.source) });
@@ -649,7 +648,7 @@ function renderLimits(status) {
   status.units.forEach((unit, i) => {
     let row = rows.get(unit.id);
     if (!row) {
-      const field = h("input", { type: "number", inputmode: "decimal", min: "0", step: "0.1" });
+      const field = h("input", { type: "text", inputmode: "decimal", autocomplete: "off" });
       keepWhileEditing(field);
       const button = h("button", { class: "btn btn-primary", type: "button" });
       button.addEventListener("click", () => setUnitLimit(unit.id, field));
@@ -658,7 +657,6 @@ function renderLimits(status) {
     }
     if (box.children[i] !== row) box.insertBefore(row, box.children[i] || null);
     const field = row.querySelector("input");
-    field.max = unit.max_current_a;
     if (document.activeElement !== field && !field.dataset.dirty) field.value = round(unit.limit_a);
     row.querySelector("small").textContent = t("page.limits.range", { max: num(unit.max_current_a) });
     field.setAttribute("aria-label", t("page.limits.unit_field", { unit: unit.id }));
@@ -698,28 +696,37 @@ function markField(form, field) {
   if (el) el.setAttribute("aria-invalid", "true");
 }
 
+/* The add form as the gateway's body; a typed number that is not one is named ({ bad, what }), never sent as 0. */
 function followerBody() {
   const f = $("add-form").elements;
   const type = f.type.value;
-  const transport = { type, unit: Number(f.unit.value) };
+  const typed = {};
+  for (const [name, what] of [["unit", "page.add.unit"], ["port", "page.add.port"], ["breaker_limit_a", "page.add.breaker"]]) {
+    const text = f[name].value.trim();
+    if (text === "" || (name === "port" && type === "rtu")) continue;
+    typed[name] = i18n.number(text);
+    if (typed[name] === null) return { bad: name, what };
+  }
+  const transport = { type, unit: typed.unit };
   if (type === "rtu") {
     transport.device = f.device.value.trim();
     transport.baudrate = Number(f.baudrate.value);
     transport.parity = f.parity.value;
   } else {
     transport.host = f.host.value.trim();
-    transport.port = Number(f.port.value);
+    transport.port = typed.port;
   }
   const body = { id: f.id.value.trim(), profile: f.profile.value, transport,
     phases: Number(f.phases.value), phase_rotation: f.phase_rotation.value };
-  if (f.breaker_limit_a.value !== "") body.breaker_limit_a = Number(f.breaker_limit_a.value);
-  return body;
+  if (typed.breaker_limit_a !== undefined) body.breaker_limit_a = typed.breaker_limit_a;
+  return { body };
 }
 
 async function addFollower(event) {
   event.preventDefault();
   const form = $("add-form");
-  const body = followerBody();
+  const { body, bad, what } = followerBody();
+  if (bad) { markField(form, bad); setMessage("add-msg", "err", t("page.add.not_number", { what: t(what) })); return; }
   if (!body.id) { markField(form, "id"); setMessage("add-msg", "err", t("page.add.need_name")); return; }
   if (!body.profile) { markField(form, "profile"); setMessage("add-msg", "err", t("page.add.need_profile")); return; }
   markField(form, null);
@@ -757,10 +764,9 @@ async function removeFollower(id, button) {
 /* A limit as typed: a number of amperes, or a message saying what is wrong. An empty field is never 0 A. */
 function readAmps(field) {
   const text = field.value.trim();
-  if (field.validity && field.validity.badInput) return { error: t("page.limit.not_a_number") };
   if (text === "") return { error: t("page.limit.empty") };
-  const value = Number(text);
-  if (!Number.isFinite(value)) return { error: t("page.limit.not_a_number") };
+  const value = i18n.number(text);
+  if (value === null) return { error: t("page.limit.not_a_number") };
   if (value < 0) return { error: t("page.limit.negative") };
   return { value };
 }

@@ -34,7 +34,7 @@
   }
 
   function numberInput(name, attrs) {
-    return input(name, { type: "number", inputmode: "decimal", step: "any", ...attrs });
+    return input(name, { type: "text", inputmode: "decimal", ...(attrs || {}) });
   }
 
   function select(name, options, chosen) {
@@ -50,10 +50,9 @@
   /* A number as typed; { error } names what is missing, in the table's words. An empty field is never 0. */
   function readNumber(el, whatKey, optional) {
     const text = el.value.trim();
-    if (el.validity && el.validity.badInput) return { error: t("page.commissioning.not_number", { what: t(whatKey) }) };
     if (text === "") return optional ? { value: null } : { error: t("page.commissioning.empty_field", { what: t(whatKey) }) };
-    const value = Number(text);
-    if (!Number.isFinite(value)) return { error: t("page.commissioning.not_number", { what: t(whatKey) }) };
+    const value = i18n.number(text);
+    if (value === null) return { error: t("page.commissioning.not_number", { what: t(whatKey) }) };
     return { value };
   }
 
@@ -113,14 +112,14 @@
 
     const supply = h("form", { id: "cm-supply-form", class: "inline-form", novalidate: true },
       field("page.commissioning.installation_limit", h("span", { class: "with-unit" },
-        numberInput("limit_a", { id: "cm-installation", min: "0", required: true }), h("span", {}, t("page.commissioning.amps")))),
+        numberInput("limit_a", { id: "cm-installation", required: true }), h("span", {}, t("page.commissioning.amps")))),
       h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.set")));
 
     const circuitForm = h("form", { id: "cm-circuit-form", class: "cm-subform", novalidate: true, hidden: true },
       h("div", { class: "grid2" },
         field("page.commissioning.name", input("id", { maxlength: "32", required: true })),
         field("page.commissioning.parent", h("select", { name: "parent" })),
-        field("page.commissioning.limit_per_phase", numberInput("limit_a", { min: "0", required: true }))),
+        field("page.commissioning.limit_per_phase", numberInput("limit_a", { required: true }))),
       h("div", { class: "cm-buttons" },
         h("button", { class: "btn btn-light-outline", type: "button", "data-cancel": "1" }, t("page.commissioning.cancel")),
         h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.save"))));
@@ -129,12 +128,12 @@
       h("div", { class: "grid2" },
         field("page.commissioning.name", input("id", { id: "cm-circuit-id", maxlength: "32", placeholder: "e.g. board-2" })),
         field("page.commissioning.parent", h("select", { name: "parent", id: "cm-circuit-parent" })),
-        field("page.commissioning.limit_per_phase", numberInput("limit_a", { id: "cm-circuit-limit", min: "0" }))),
+        field("page.commissioning.limit_per_phase", numberInput("limit_a", { id: "cm-circuit-limit" }))),
       h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("page.commissioning.add_circuit")));
 
     const wiringForm = h("form", { id: "cm-wiring-form", class: "cm-subform", novalidate: true, hidden: true },
       h("div", { class: "grid2" },
-        field("page.commissioning.breaker", numberInput("breaker_limit_a", { min: "6" })),
+        field("page.commissioning.breaker", numberInput("breaker_limit_a")),
         field("page.commissioning.phases", select("phases", [["3", t("page.commissioning.phases_3")], ["1", t("page.commissioning.phases_1")]], "3")),
         field("page.commissioning.rotation", h("select", { name: "phase_rotation" })),
         field("page.commissioning.circuit", h("select", { name: "circuit" }))),
@@ -147,16 +146,16 @@
         field("page.commissioning.profile", h("select", { name: "profile", id: "cm-meter-profile" })),
         field("page.commissioning.connection", select("type", [["tcp", t("page.commissioning.tcp")], ["rtu-over-tcp", t("page.commissioning.rtu_over_tcp")], ["rtu", t("page.commissioning.rtu")]], "tcp")),
         field("page.commissioning.address", input("host", { placeholder: "e.g. 192.168.1.30" }), "cm-net"),
-        field("page.commissioning.port", numberInput("port", { min: "1", max: "65535", value: "502", inputmode: "numeric" }), "cm-net"),
+        field("page.commissioning.port", numberInput("port", { value: "502", inputmode: "numeric" }), "cm-net"),
         field("page.commissioning.device", input("device", { placeholder: "/dev/ttyUSB0" }), "cm-serial"),
         field("page.commissioning.baud", select("baudrate", ["9600", "19200", "38400", "57600", "115200"].map((b) => [b, b]), "9600"), "cm-serial"),
         field("page.commissioning.parity", select("parity", [["N", t("page.commissioning.parity_n")], ["E", t("page.commissioning.parity_e")], ["O", t("page.commissioning.parity_o")]], "N"), "cm-serial"),
-        field("page.commissioning.unit_id", numberInput("unit", { min: "0", max: "255", value: "1", inputmode: "numeric" })),
+        field("page.commissioning.unit_id", numberInput("unit", { value: "1", inputmode: "numeric" })),
         field("page.commissioning.circuit", h("select", { name: "circuit" })),
-        field("page.commissioning.meter_limit", numberInput("limit_a", { min: "0" })),
-        field("page.commissioning.margin", numberInput("margin_a", { min: "0", value: "2" })),
-        field("page.commissioning.fallback", numberInput("fallback_limit_a", { min: "0" })),
-        field("page.commissioning.stale_after", numberInput("stale_after_s", { min: "1", value: "5" }))),
+        field("page.commissioning.meter_limit", numberInput("limit_a")),
+        field("page.commissioning.margin", numberInput("margin_a", { value: "2" })),
+        field("page.commissioning.fallback", numberInput("fallback_limit_a")),
+        field("page.commissioning.stale_after", numberInput("stale_after_s", { value: "5" }))),
       h("div", { class: "cm-buttons" },
         h("button", { class: "btn btn-danger", type: "button", id: "cm-meter-remove" }, t("page.commissioning.remove_meter")),
         h("button", { class: "btn btn-primary", type: "submit" }, t("page.commissioning.save_meter"))));
@@ -166,15 +165,15 @@
         field("page.commissioning.bms_face", select("enabled", [["1", t("page.commissioning.on")], ["0", t("page.commissioning.off")]], "1")),
         field("page.commissioning.access", select("read_only", [["0", t("page.commissioning.read_write")], ["1", t("page.commissioning.read_only")]], "0")),
         field("page.commissioning.listen", input("host", { value: "0.0.0.0" })),
-        field("page.commissioning.port", numberInput("port", { min: "0", max: "65535", value: "502", inputmode: "numeric" })),
-        field("page.commissioning.unit_id", numberInput("unit_id", { min: "1", max: "247", value: "1", inputmode: "numeric" })),
+        field("page.commissioning.port", numberInput("port", { value: "502", inputmode: "numeric" })),
+        field("page.commissioning.unit_id", numberInput("unit_id", { value: "1", inputmode: "numeric" })),
         field("page.commissioning.writes_from", input("allow_write_from", { placeholder: t("page.commissioning.writes_from_placeholder") }))),
       h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("page.commissioning.save_bms")));
 
     const watchdogForm = h("form", { id: "cm-watchdog-form", novalidate: true },
       h("div", { class: "grid2" },
-        field("page.commissioning.watchdog", numberInput("timeout_s", { min: "0", max: "65535" })),
-        field("page.commissioning.watchdog_fallback", numberInput("fallback_limit_a", { min: "0" }))),
+        field("page.commissioning.watchdog", numberInput("timeout_s")),
+        field("page.commissioning.watchdog_fallback", numberInput("fallback_limit_a"))),
       h("button", { class: "btn btn-primary btn-wide", type: "submit" }, t("page.commissioning.set")));
 
     const ocppForm = h("form", { id: "cm-ocpp-form", novalidate: true },
@@ -501,7 +500,6 @@
     cm.editingUnit = id;
     form.elements.breaker_limit_a.value = unit.breaker_limit_a === null ? "" : num(unit.breaker_limit_a);
     form.elements.breaker_limit_a.placeholder = t("page.commissioning.breaker_placeholder", { limit: num(unit.nameplate_a) });
-    form.elements.breaker_limit_a.max = unit.nameplate_a;
     form.elements.phases.value = String(unit.phases);
     fillRotations(form, unit.phase_rotation);
     fillCircuits(form.elements.circuit, unit.circuit);

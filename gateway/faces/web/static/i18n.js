@@ -10,6 +10,7 @@
  *                        (placeholder, aria-label, title) under root
  *   i18n.ready           a promise, settled once the texts are in (t() before that answers the id)
  *   i18n.lang            the language in force
+ *   i18n.number(text)    a number as the reader typed it ("16,5" or "16.5"), or null if it is not one
  * After each change of language the document gets a "powershare:language" event, for whatever draws texts itself.
  */
 "use strict";
@@ -27,6 +28,23 @@ const i18n = (() => {
     const template = Object.prototype.hasOwnProperty.call(state.messages, id) ? state.messages[id] : id;
     return template.replace(/\{([a-z][a-z0-9_]*)\}/g, (whole, name) =>
       (params && Object.prototype.hasOwnProperty.call(params, name) ? format(params[name]) : whole));
+  }
+
+  /* The page reads numbers itself (fields are text with a decimal keypad, not the browser's number fields): an
+   * English page's number field takes "16,5" as 165, ten times the limit meant. Either mark is a decimal mark,
+   * whatever the language; but a mark the language groups thousands with, followed by exactly three digits
+   * ("1,000" in English, "1.000" in German), could mean either and is refused. No exponents, signs but "-",
+   * spaces inside, or units. */
+  function number(text) {
+    const match = /^(-?)(\d*)(?:([.,])(\d+))?$/.exec(String(text).trim());
+    if (!match || (match[2] === "" && match[4] === undefined)) return null;
+    const [, sign, whole, mark, fraction] = match;
+    if (mark !== undefined && fraction.length === 3 && mark === groupMark()) return null;
+    return Number(`${sign}${whole || "0"}${mark === undefined ? "" : `.${fraction}`}`);
+  }
+
+  function groupMark() {
+    return (1234567).toLocaleString(state.lang).replace(/\d/g, "").charAt(0);
   }
 
   function apply(root) {
@@ -87,5 +105,5 @@ const i18n = (() => {
   }
 
   const ready = start().catch(() => { /* the gateway did not answer: the page keeps its English */ });
-  return { t, apply, ready, get lang() { return state.lang; } };
+  return { t, apply, number, ready, get lang() { return state.lang; } };
 })();
