@@ -516,7 +516,8 @@ class Controller:
                 continue
             if not (limits.enabled and unit.reachable and unit.plugged):
                 continue
-            cap = min(spec.max_current_a, limits.unit_caps_a.get(cid, math.inf), unit.demand_cap_a or math.inf)
+            learned = unit.demand_cap_a if unit.demand_cap_a is not None else math.inf
+            cap = min(spec.max_current_a, limits.unit_caps_a.get(cid, math.inf), learned)
             if cap < spec.min_current_a:
                 continue
             requests.append(Request(charger_id=cid, nodes=spec.nodes, phases=self._booked_phases(unit), cap_a=cap,
@@ -557,10 +558,12 @@ class Controller:
             if (unit.demand_cap_a is None or unit.capped_since is None or not unit.plugged or unit.fixed
                     or not limits.enabled or now - unit.capped_since < self.settings.probe_interval_s):
                 continue
+            if targets[cid] > 0.0 and targets[cid] + unit.spec.resolution_a <= unit.demand_cap_a + _FLOAT_NOISE_A:
+                continue  # its share, not its cap, holds it back: probing would only raise a cap nothing uses
             free = min(spare[key] for key in _keys(unit.spec.nodes, self._booked_phases(unit)))
             needed = unit.spec.min_current_a if targets[cid] == 0 else unit.spec.resolution_a
             if free >= needed:
-                unit.demand_cap_a = max(unit.demand_cap_a, targets[cid]) + free
+                unit.demand_cap_a = targets[cid] + free
                 unit.capped_since = now
                 unit.under_since = None
 

@@ -91,7 +91,8 @@ async def test_an_empty_or_mistyped_limit_is_refused_and_zero_needs_a_confirmati
 
 def check_limits(driver: Driver, rig: WebRig) -> None:
     show(driver, "commission")
-    for typed, expected in (("", "the field is empty"), ("1e", "as a number"), ("abc", "as a number"), ("12,5 A", "as a number")):
+    refusals = (("", "the field is empty"), ("1e", "as a number"), ("abc", "as a number"), ("12,5 A", "as a number"))
+    for typed, expected in refusals:
         set_network_limit(driver, typed)
         wait(driver, lambda d, e=expected: e in message(d), f"the refusal of {typed!r}")  # type: ignore[misc]
         assert driver.find_element(By.ID, "network-limit").get_attribute("aria-invalid") == "true"
