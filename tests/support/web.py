@@ -159,7 +159,8 @@ async def _gateway(site: SimulatedSite, line: SimLine, chargers: list[SimCharger
     real_probe: Probe = FollowerProbe(REGISTRY, pool, max_transaction_s=0.5, max_probe_s=3.0)
     auth_clock = ManualClock()
     web_server = WebServer(supervisor, config, state, probe=probe(real_probe, port) if probe else real_probe,
-                           profiles=REGISTRY, history=history, clock=auth_clock, **(server_options or {}))
+                           profiles=REGISTRY, history=history, clock=auth_clock, tasks=supervisor.tasks,
+                           **(server_options or {}))
     await supervisor.start()
     try:
         await supervisor.wait_ready(10)

@@ -45,6 +45,7 @@ log = logging.getLogger("gateway.faces.web")
 START_TIMEOUT_S = 10.0
 GRACEFUL_SHUTDOWN_S = 3
 FOLLOW_TASK = "web follow"
+SERVE_TASK = "web serve"
 MIN_BACKLOG = 16
 """Connections waiting to be accepted: the connection cap, but at least this. asyncio accepts up to a backlog's
 worth in one go before the cap sees them, so uvicorn's default (2048) would let a burst take that many file handles
@@ -53,6 +54,10 @@ at once."""
 
 class WebStartError(StartError):
     """The face could not serve (address in use, unreadable certificate); the message says what and where."""
+
+
+class WebServerEnded(RuntimeError):
+    """The HTTP server stopped serving without being asked to: a crash of the ``web serve`` task."""
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -102,7 +107,11 @@ class WebServer:
         self.asgi = SecurityHeaders(BodyLimit(self.app))
         """What is served: the application inside the size limit and the security headers."""
         self._server: _EmbeddedServer | None = None
-        self._serve_task: asyncio.Task[None] | None = None
+        self._uvicorn: uvicorn.Config | None = None
+        self._serving = asyncio.Event()
+        """Clear while a server runs: what ``stop`` waits for before it cancels the task."""
+        self._serving.set()
+        self._stopping = False
         self._socket: socket.socket | None = None
         self.port: int | None = None
 
@@ -146,17 +155,18 @@ class WebServer:
             raise WebStartError(f"web: cannot use the TLS certificate or key: {exc}") from exc
         self._socket = sock
         self.port = int(sock.getsockname()[1])
-        self._server = _EmbeddedServer(config)
+        self._uvicorn = config
+        self._stopping = False
         self._tasks.start(FOLLOW_TASK, functools.partial(
             follow, self._control, self._context.site_name, self._broadcast))
         self._following = True
-        self._serve_task = asyncio.create_task(self._serve(self._server, sock), name="web serve")
+        self._tasks.start(SERVE_TASK, self._serve)
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
-                while not self._server.started:
-                    if self._serve_task.done():
-                        self._serve_task.result()
-                        raise WebStartError("web: the server stopped while starting")
+                while self._server is None or not self._server.started:
+                    down = self._tasks.down.get(SERVE_TASK)
+                    if down is not None:
+                        raise WebStartError(f"web: the server stopped while starting ({down})")
                     await asyncio.sleep(0.01)
         except BaseException:
             await self.stop()
@@ -167,26 +177,49 @@ class WebServer:
 
     async def stop(self) -> None:
         """End every live stream, let requests in flight finish (at most a few seconds), then stop."""
+        self._stopping = True
         self._broadcast.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._following:
             self._following = False
             await self._tasks.stop(FOLLOW_TASK)
-        if self._serve_task is not None:  # not cancelled: should_exit lets requests in flight finish
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._serve_task
-        self._serve_task = self._server = None
+        with contextlib.suppress(TimeoutError):  # should_exit lets requests in flight finish
+            async with asyncio.timeout(GRACEFUL_SHUTDOWN_S + 2):
+                await self._serving.wait()
+        await self._tasks.stop(SERVE_TASK)
+        self._server = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None
 
-    @staticmethod
-    async def _serve(server: _EmbeddedServer, sock: socket.socket) -> None:
+    async def _serve(self) -> None:
+        """Serve until ``stop``: the task ``web serve``, owned by the gateway's task supervisor.
+
+        uvicorn ending on its own (a bug in it or in what it runs, or its giving up) is a crash like any other
+        task's: it is logged, the gateway shows FAULT, and the task supervisor starts a new server after its
+        backoff, listening again on the same port (the old server closed the socket it listened on).
+        """
+        if self._stopping or self._uvicorn is None:
+            return
+        if self._socket is None:
+            self._socket = _bind(self.config.host, self.port or 0)
+        server = self._server = _EmbeddedServer(self._uvicorn)
+        self._serving.clear()
         try:
-            await server.serve(sockets=[sock])
+            await server.serve(sockets=[self._socket])
         except SystemExit as exc:  # uvicorn's way of giving up; it must not end the gateway's process
-            raise WebStartError("web: the HTTP server gave up (see the log above)") from exc
+            raise WebServerEnded("web: the HTTP server gave up (see the log above)") from exc
+        finally:
+            self._serving.set()
+            if not self._stopping:  # a crashed server did not close what it listened on; stop it listening
+                for listener in getattr(server, "servers", ()):
+                    listener.close()
+                if self._socket is not None:
+                    self._socket.close()
+                    self._socket = None
+        if not self._stopping:
+            raise WebServerEnded("web: the HTTP server stopped serving by itself")
 
 
 def _bind(host: str, port: int) -> socket.socket:
