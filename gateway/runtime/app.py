@@ -88,7 +88,7 @@ class GatewayApp:
                           tasks=supervisor.tasks, flush_interval_s=site.history.flush_interval_s)
         app = cls(registry, settings, pool, supervisor, wiring, history)
         if config.bms is not None and config.bms.enabled:
-            app.bms = BmsServer(supervisor, config.bms)
+            app.bms = BmsServer(supervisor, config.bms, tasks=supervisor.tasks)
             app.faces.append(app.bms)
         app.faces += [face for face in (make(app) for make in extra_faces) if face is not None]
         return app

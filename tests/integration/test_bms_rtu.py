@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusIOException
 from support.bms import FakeGateway, bms_config, pty_line, running_server
+from support.ptybridge import PtyBridge
 
 from gateway.faces.bms.register_map import MAP_VERSION
-from gateway.faces.bms.server import BmsStartError
+from gateway.faces.bms.server import RTU_TASK, BmsServer, BmsStartError
 from gateway.runtime.commands import BmsHeartbeat, SetNetworkLimit
+from gateway.runtime.tasks import TaskSupervisor
 
 SITE_INPUTS_HEAD = [MAP_VERSION, 2, 1, 1, 245]
 
@@ -79,9 +82,71 @@ async def test_rtu_read_only() -> None:
 
 
 async def test_a_missing_serial_port_is_a_clear_start_error_and_closes_tcp() -> None:
-    from gateway.faces.bms.server import BmsServer
-
     server = BmsServer(FakeGateway(), bms_config(rtu={"device": "/dev/does-not-exist-bms"}))
     with pytest.raises(BmsStartError, match="/dev/does-not-exist-bms"):
         await server.start()
     assert server.tcp_address is None
+
+
+class UsbAdapter:
+    """A USB RS-485 adapter as the gateway sees it: a stable name (a symlink, as udev's /dev/serial/by-id gives)
+    to a tty that vanishes when the adapter is unplugged and comes back as a new tty when it is plugged in."""
+
+    def __init__(self, name: Path) -> None:
+        self.name = name
+        self.bridge: PtyBridge | None = None
+
+    def plug(self) -> str:
+        """Plug in; returns the other end of the cable, where the BMS (a pymodbus master) is."""
+        self.bridge = PtyBridge()
+        self.name.symlink_to(self.bridge.a)
+        return self.bridge.b
+
+    def unplug(self) -> None:
+        assert self.bridge is not None
+        self.name.unlink()
+        self.bridge.close()
+        self.bridge = None
+
+
+async def read_head(master_end: str) -> list[int] | None:
+    client = AsyncModbusSerialClient(master_end, baudrate=19200, parity="N", timeout=0.3, retries=0,
+                                     reconnect_delay=0)
+    try:
+        if not await client.connect():
+            return None
+        return (await client.read_input_registers(0, count=5, device_id=5)).registers
+    except ModbusIOException:
+        return None
+    finally:
+        client.close()
+
+
+async def test_an_unplugged_serial_adapter_shows_fault_and_the_line_answers_again_once_it_is_back(
+        tmp_path: Path) -> None:
+    # pymodbus never reads a serial port again once it went away: the BMS, seeing no answers, would run into its
+    # watchdog and the site would stay at the fallback limit until someone restarted the gateway.
+    adapter = UsbAdapter(tmp_path / "ttyUSB-bms")
+    master_end = adapter.plug()
+    tasks = TaskSupervisor(first_backoff_s=0.2, most_backoff_s=0.5)
+    config = bms_config(unit_id=5, allow_write_from=[], rtu={"device": str(adapter.name), "baudrate": 19200,
+                                                             "parity": "N"})
+    server = BmsServer(FakeGateway(), config, tasks=tasks)
+    await server.start()
+    try:
+        assert await read_head(master_end) == SITE_INPUTS_HEAD
+        adapter.unplug()
+        async with asyncio.timeout(5):
+            while not tasks.is_down(RTU_TASK):  # noqa: ASYNC110 - the task supervisor has no event to wait on
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)  # a few attempts to open a port that is not there
+        assert tasks.is_down(RTU_TASK)
+
+        master_end = adapter.plug()
+        async with asyncio.timeout(10):
+            while await read_head(master_end) != SITE_INPUTS_HEAD:  # noqa: ASYNC110 - polling over the wire
+                await asyncio.sleep(0.1)
+    finally:
+        await server.stop()
+        if adapter.bridge is not None:
+            adapter.unplug()

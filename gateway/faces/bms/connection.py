@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, cast
 
@@ -54,10 +55,12 @@ _failures = RateLimitedLog(log, interval_s=60.0)
 class BmsConnection(ServerRequestHandler):
     """The handler of one TCP connection (or of the RTU line)."""
 
-    def __init__(self, owner: Any, *, idle_timeout_s: float | None) -> None:
+    def __init__(self, owner: Any, *, idle_timeout_s: float | None, on_lost: Callable[[], None] | None = None) -> None:
+        """``on_lost``: called when the connection goes away (for the RTU line: the serial port did)."""
         super().__init__(owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect)  # type: ignore[no-untyped-call]
         self.max_buffer_size = MAX_BUFFERED
         self._idle_timeout_s = idle_timeout_s
+        self._on_lost = on_lost
         self._queue: deque[tuple[ModbusPDU, tuple[Any, ...] | None]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._idle: asyncio.TimerHandle | None = None
@@ -76,6 +79,8 @@ class BmsConnection(ServerRequestHandler):
     def callback_disconnected(self, exc: Exception | None) -> None:
         self._stop_timers()
         super().callback_disconnected(exc)
+        if self._on_lost is not None:
+            self._on_lost()
 
     def close(self, reconnect: bool = False) -> None:
         self._stop_timers()

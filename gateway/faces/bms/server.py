@@ -20,6 +20,11 @@ connections cannot take the file handles the chargers, the web page and the stat
 client is let in and the client that has been silent the longest is disconnected (a warning logged at most once a
 minute): a BMS that polls every few seconds is never the one, so a flood only evicts itself. A connection idle for
 ``idle_timeout_s`` is closed too.
+
+The RTU line. A USB RS-485 adapter can vanish for a moment (unplugged, or reset by its driver after a surge) and
+come back under the same name; pymodbus then never reads the port again. The task ``bms rtu`` (owned by the
+gateway's task supervisor) waits for the line to go, and then counts as crashed: the gateway shows FAULT, and the
+task opens the port again after the backoff, and again until the port is back.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from gateway.faces.bms.register_map import HOLDING_SIZE, INPUT_SIZE, Table
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.file_limits import face_cap
 from gateway.runtime.log_limit import RateLimitedLog
+from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import BmsConfig
 
 log = logging.getLogger("gateway.faces.bms")
@@ -62,6 +68,7 @@ IDLE_TIMEOUT_S = 120.0
 """A TCP client that sends nothing for this long is disconnected (a BMS polls every few seconds)."""
 
 MIN_BACKLOG = 16
+RTU_TASK = "bms rtu"
 """Connections waiting to be accepted (and so the most accepted in one go) is the cap, but at least this."""
 
 _refusals = RateLimitedLog(log, interval_s=60.0)
@@ -117,8 +124,18 @@ class _TcpServer(ModbusTcpServer):
 
 
 class _SerialServer(ModbusSerialServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lost = asyncio.Event()
+        """Set when the serial port went away (a USB adapter unplugged, its driver reset): pymodbus does not open
+        it again by itself."""
+
     def callback_new_connection(self) -> BmsConnection:
-        return BmsConnection(self, idle_timeout_s=None)
+        return BmsConnection(self, idle_timeout_s=None, on_lost=self.lost.set)
+
+
+class BmsLineLost(RuntimeError):
+    """The RTU slave's serial port went away: a crash of the ``bms rtu`` task, which opens it again."""
 
 
 def _peer_text(peer: tuple[str, int]) -> str:
@@ -133,15 +150,18 @@ class BmsServer:
     """
 
     def __init__(self, control: GatewayControl, config: BmsConfig, *, max_connections: int | None = None,
-                 idle_timeout_s: float | None = IDLE_TIMEOUT_S) -> None:
-        """``max_connections``: by default ``MAX_CONNECTIONS``, less if the open-file limit is small."""
+                 idle_timeout_s: float | None = IDLE_TIMEOUT_S, tasks: TaskSupervisor | None = None) -> None:
+        """``max_connections``: by default ``MAX_CONNECTIONS``, less if the open-file limit is small; ``tasks``:
+        who owns the task that keeps the RTU line open (the gateway's, so a lost port shows as FAULT); a private
+        one if None."""
         self._config = config
+        self._tasks = tasks if tasks is not None else TaskSupervisor()
         self._max_connections = max_connections if max_connections is not None else face_cap(MAX_CONNECTIONS)
         self._idle_timeout_s = idle_timeout_s
         self._face = BmsFace(control)
         self._access = WriteAccess(config.allow_write_from, config.read_only)
         self._tcp: ModbusTcpServer | None = None
-        self._rtu: ModbusSerialServer | None = None
+        self._rtu: _SerialServer | None = None
         self._tcp_address: tuple[str, int] | None = None
 
     @property
@@ -165,22 +185,43 @@ class BmsServer:
         log.info("BMS face: Modbus TCP on %s:%d, unit %d%s", *self._tcp_address, cfg.unit_id,
                  ", read-only" if cfg.read_only else "")
         if cfg.rtu is not None:
-            rtu = _SerialServer([self._device(cfg.unit_id, rtu_port=cfg.rtu.device)], framer=FramerType.RTU,
-                                     port=cfg.rtu.device, baudrate=cfg.rtu.baudrate, parity=cfg.rtu.parity,
-                                     stopbits=cfg.rtu.stopbits, bytesize=cfg.rtu.bytesize,
-                                     trace_pdu=cast(_PduTrace, self._only_my_unit))
-            if not await _serve(rtu):
+            try:
+                self._rtu = await self._open_rtu()
+            except BmsStartError:
                 await self.stop()
-                raise BmsStartError(f"BMS face: cannot open serial port {cfg.rtu.device}")
-            self._rtu = rtu
-            log.info("BMS face: Modbus RTU slave on %s, unit %d", cfg.rtu.device, cfg.unit_id)
+                raise
+            self._tasks.start(RTU_TASK, self._keep_rtu)
 
     async def stop(self) -> None:
+        await self._tasks.stop(RTU_TASK)
         for server in (self._tcp, self._rtu):
             if server is not None:
                 await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
         self._tcp = self._rtu = None
         self._tcp_address = None
+
+    async def _open_rtu(self) -> _SerialServer:
+        rtu_config = self._config.rtu
+        assert rtu_config is not None
+        rtu = _SerialServer([self._device(self._config.unit_id, rtu_port=rtu_config.device)], framer=FramerType.RTU,
+                            port=rtu_config.device, baudrate=rtu_config.baudrate, parity=rtu_config.parity,
+                            stopbits=rtu_config.stopbits, bytesize=rtu_config.bytesize,
+                            trace_pdu=cast(_PduTrace, self._only_my_unit))
+        if not await _serve(rtu):
+            await rtu.shutdown()  # type: ignore[no-untyped-call]
+            raise BmsStartError(f"BMS face: cannot open serial port {rtu_config.device}")
+        log.info("BMS face: Modbus RTU slave on %s, unit %d", rtu_config.device, self._config.unit_id)
+        return rtu
+
+    async def _keep_rtu(self) -> None:
+        """The task ``bms rtu``: open the port if it was lost, then wait until it is lost again (a crash)."""
+        if self._rtu is None:
+            self._rtu = await self._open_rtu()
+        await self._rtu.lost.wait()
+        lost, self._rtu = self._rtu, None
+        await lost.shutdown()  # type: ignore[no-untyped-call]
+        assert self._config.rtu is not None
+        raise BmsLineLost(f"BMS face: serial port {self._config.rtu.device} went away; opening it again")
 
     def _only_my_unit(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
         """RTU: drop requests for other unit ids before pymodbus answers them (returning None drops a frame)."""
