@@ -16,6 +16,9 @@ itself raises, and a family says what the caller should do. Where an error used 
     │   ├── faces.ocpp.config_keys.ConfigurationStateError
     │   └── faces.ocpp.smart_charging.StoreFormatError
     ├── site.store.StoreError (RuntimeError)  persisted state cannot be written (permissions, disk full)
+    ├── StoppedError (RuntimeError)       a part that ran stopped by itself; the task supervisor starts it again
+    │   ├── faces.web.server.WebServerEnded   the page's HTTP server stopped serving
+    │   └── faces.bms.server.BmsLineLost      the BMS face's serial port went away
     ├── StartError (RuntimeError)         a part cannot start; the gateway does not run half-configured
     │   ├── cli.run.StateDirError             the state directory cannot be used
     │   ├── faces.web.server.WebStartError    address in use, unreadable certificate
@@ -50,6 +53,11 @@ class InputError(GatewayError, ValueError):
 
 class StateError(GatewayError, ValueError):
     """Persisted state cannot be read; it is never silently reset."""
+
+
+class StoppedError(GatewayError, RuntimeError):
+    """A part that was running stopped by itself: raised by its task, so the task supervisor logs it, shows FAULT
+    and starts the part again."""
 
 
 class StartError(GatewayError, RuntimeError):

@@ -41,7 +41,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
-from gateway.errors import StartError
+from gateway.errors import StartError, StoppedError
 from gateway.faces.bms.access import WriteAccess
 from gateway.faces.bms.connection import PEER, BmsConnection
 from gateway.faces.bms.face import BmsFace
@@ -134,7 +134,7 @@ class _SerialServer(ModbusSerialServer):
         return BmsConnection(self, idle_timeout_s=None, on_lost=self.lost.set)
 
 
-class BmsLineLost(RuntimeError):
+class BmsLineLost(StoppedError):
     """The RTU slave's serial port went away: a crash of the ``bms rtu`` task, which opens it again."""
 
 

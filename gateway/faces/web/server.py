@@ -23,7 +23,7 @@ from pathlib import Path
 import uvicorn
 
 from drivers.profile import ProfileRegistry
-from gateway.errors import StartError
+from gateway.errors import StartError, StoppedError
 from gateway.faces.web.api import ApiContext, build_app
 from gateway.faces.web.auth import Guard
 from gateway.faces.web.connections import HEAD_TIMEOUT_S, MAX_CONNECTIONS, capped_protocol
@@ -56,7 +56,7 @@ class WebStartError(StartError):
     """The face could not serve (address in use, unreadable certificate); the message says what and where."""
 
 
-class WebServerEnded(RuntimeError):
+class WebServerEnded(StoppedError):
     """The HTTP server stopped serving without being asked to: a crash of the ``web serve`` task."""
 
 
