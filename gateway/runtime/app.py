@@ -63,6 +63,8 @@ class GatewayApp:
     history: History
     faces: list[Face] = field(default_factory=list)
     bms: BmsServer | None = None
+    base_dir: Path = field(default_factory=Path.cwd)
+    """The site file's directory: where the relative paths in it start (``resolve``)."""
     _started: list[Face] = field(default_factory=list, init=False)
     _wiring_started: bool = field(default=False, init=False)
 
@@ -86,7 +88,7 @@ class GatewayApp:
                                 bms_store=JsonStore(state_dir / BMS_LIMIT_FILE) if state_dir is not None else None)
         history = History(state_dir / HISTORY_FILE if state_dir is not None else None, supervisor,
                           tasks=supervisor.tasks, flush_interval_s=site.history.flush_interval_s)
-        app = cls(registry, settings, pool, supervisor, wiring, history)
+        app = cls(registry, settings, pool, supervisor, wiring, history, base_dir=base)
         if config.bms is not None and config.bms.enabled:
             app.bms = BmsServer(supervisor, config.bms, tasks=supervisor.tasks)
             app.faces.append(app.bms)

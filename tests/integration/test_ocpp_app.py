@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from support.certs import self_signed
 from support.ocpp_rig import REGISTRY, until
 
 from drivers.sim.clock import ScaledClock
@@ -84,3 +85,37 @@ def site_file(port: int, ocpp: dict[str, object]) -> dict[str, object]:
                           "transport": {"type": "tcp", "host": "127.0.0.1", "port": port, "unit": i}}
                          for i in (1, 2)],
             "ocpp": ocpp}
+
+
+async def test_key_and_certificate_files_are_found_next_to_the_site_file_whatever_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A service runs with "/" as its working directory. The central system's key file and the page's certificate,
+    # named relative to the site file as its other paths are, were looked for there and the gateway did not start.
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "ocpp-key").write_text("an-authorization-key-for-run\n", encoding="utf-8")
+    self_signed(etc)
+    elsewhere = tmp_path / "working-directory"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    site = SimulatedSite(ScaledClock(1.0))
+    line = site.add_line(TcpListen("127.0.0.1", 0))
+    site.add_chargers(line, REGISTRY.charger("powershare-sim"), range(1, 3))
+    await site.start()
+    try:
+        assert line.server is not None
+        async with CentralSystem(port=0, password="an-authorization-key-for-run") as csms:
+            document = site_file(line.server.port, {"url": csms.url(), "charge_point_id": "RUN-1",
+                                                    "security_profile": 1, "password_file": "ocpp-key"})
+            document["web"] = {"port": 0, "host": "127.0.0.1", "tls_cert": "cert.pem", "tls_key": "key.pem"}
+            config, _ = parse_site(document, str(etc / "site.yaml"), REGISTRY.nameplate_a)
+            stop = asyncio.Event()
+            task = asyncio.create_task(serve(config, REGISTRY, tmp_path / "state", base_dir=etc, stop=stop))
+            try:
+                async with asyncio.timeout(5):
+                    await csms.wait_for("BootNotification")
+            finally:
+                stop.set()
+                assert await task == EXIT_OK
+    finally:
+        await site.stop()

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from support.certs import self_signed
 from support.clock import ManualClock
 from support.ocpp_followers import car, until
 from support.raw_charge_point import RawChargePoint, auth_header
@@ -323,16 +322,6 @@ async def test_a_reconnecting_charger_replaces_its_old_connection(endpoint: Ocpp
             await until(lambda: endpoint.stations["CP-2"].provisioning.done)
             assert endpoint.stations["CP-2"].link is not None
         await until(lambda: endpoint.stations["CP-2"].link is None)
-
-
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 async def test_with_a_certificate_the_endpoint_speaks_tls_only(tmp_path: Path) -> None:

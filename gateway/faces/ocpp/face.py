@@ -29,5 +29,13 @@ def upstream_face(state_dir: Path) -> FaceFactory:
 
 
 def _client(app: GatewayApp, options: OcppConfig, state_dir: Path) -> OcppClient:
-    return OcppClient(app.supervisor, app.settings.config, options, state_dir=state_dir,
-                      nameplate_of=app.registry.nameplate_a, tasks=app.supervisor.tasks)
+    return OcppClient(app.supervisor, app.settings.config, _from_site_dir(options, app.base_dir),
+                      state_dir=state_dir, nameplate_of=app.registry.nameplate_a, tasks=app.supervisor.tasks)
+
+
+def _from_site_dir(options: OcppConfig, base_dir: Path) -> OcppConfig:
+    """The key and certificate files with relative paths made to start at the site file's directory, like every
+    other path in it: a service's working directory is "/", not where its site file is."""
+    files = {name: base_dir / value for name in ("password_file", "ca_file", "client_cert", "client_key")
+             if (value := getattr(options, name)) is not None}
+    return options.model_copy(update=files)

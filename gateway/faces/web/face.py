@@ -58,8 +58,10 @@ def web_face(state_dir: Path, *, config: WebConfig | None = None, password: str 
 
     def make(app: GatewayApp) -> Face:
         site = app.settings.config
-        if config is not None:
-            site = site.model_copy(update={"web": config})
+        web = config if config is not None else site.web
+        tls = {name: str(app.base_dir / value) for name in ("tls_cert", "tls_key")
+               if (value := getattr(web, name)) is not None}  # relative to the site file, like its other paths
+        site = site.model_copy(update={"web": web.model_copy(update=tls)})
         server = WebServer(app.supervisor, site, state_dir, probe=FollowerProbe(app.registry, app.pool),
                            profiles=app.registry, history=app.history, tasks=app.supervisor.tasks,
                            metrics_sources=[_faces_metrics(app)], restart=restart)
