@@ -63,6 +63,8 @@ def switch_to_german(driver: Driver, rig: WebRig) -> None:
     assert driver.execute_script("return document.documentElement.lang") == "de"
     assert driver.execute_script("return i18n.t('page.tabs.overview')") == "Übersicht"
     assert driver.execute_script("return i18n.t('page.limits.range', {max: 16.5})") == "0 bis 16,5 A"
+    # Dates in the History view follow the page's language, not the browser's (this browser is en-US).
+    assert driver.execute_script("return dayTime(43200).split(' ').slice(0, 3).join(' ')") == "Do., 1. Jan."
     assert driver.get_cookie("powershare_lang")["value"] == "de"
     assert driver.execute_async_script(GATEWAY_REFUSAL) == "kein Ladepunkt 'nope' an diesem Standort"
 

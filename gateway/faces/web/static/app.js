@@ -62,7 +62,7 @@ const decimal = (value, digits) => Number(value).toLocaleString(i18n.lang, { min
 const amps = (value, digits = 1) => (value === null || value === undefined ? "–" : `${decimal(value, digits)} A`);
 const num = (value) => Math.round(value * 10) / 10;  /* a number for t(): i18n.t writes it the language's way */
 const round = (value) => num(value).toString();  /* a number for an input field or the canvas */
-const clock = (unixS) => new Date(unixS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+const clock = (unixS) => new Date(unixS * 1000).toLocaleTimeString(i18n.lang, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 
 /* A text with elements in it ("add them in step 1 of {link}"): the template's {name}s become the given nodes. */
 function fillNodes(el, id, nodes) {

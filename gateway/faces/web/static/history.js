@@ -29,10 +29,10 @@ const historyView = {
 VIEWS.history = "history";  /* app.js's router shows and hides #view-history and marks #tab-history */
 
 const iso = (unixS) => new Date(unixS * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
-const shortTime = (unixS) => new Date(unixS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+const shortTime = (unixS) => new Date(unixS * 1000).toLocaleTimeString(i18n.lang, { hour: "2-digit", minute: "2-digit", hour12: false });
 function dayTime(unixS) {
   const d = new Date(unixS * 1000);
-  return `${d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" })} ${shortTime(unixS)}`;
+  return `${d.toLocaleDateString(i18n.lang, { weekday: "short", day: "numeric", month: "short" })} ${shortTime(unixS)}`;
 }
 
 /* -- loading ------------------------------------------------------------------------------------------------- */
@@ -126,7 +126,7 @@ function timeTicks(start, end) {
   const offset = new Date().getTimezoneOffset() * 60;  /* ticks on the local clock's whole hours and days */
   const ticks = [];
   for (let t = Math.ceil((start - offset) / every) * every + offset; t <= end; t += every) ticks.push(t);
-  return { ticks, label: every >= 86400 ? (t) => new Date(t * 1000).toLocaleDateString([], { weekday: "short", day: "numeric" }) : shortTime };
+  return { ticks, label: every >= 86400 ? (t) => new Date(t * 1000).toLocaleDateString(i18n.lang, { weekday: "short", day: "numeric" }) : shortTime };
 }
 
 function drawHistoryChart() {
