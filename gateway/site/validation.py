@@ -105,7 +105,38 @@ def load_checked_site(path: Path, registry: ProfileRegistry) -> tuple[SiteConfig
 
     Returns the site and its notes; raises ``ConfigError`` listing every problem found.
     """
-    return checked_site(read_yaml(path), str(path), registry, path.parent)
+    site, notes = checked_site(read_yaml(path), str(path), registry, path.parent)
+    issues = start_file_issues(site, path.parent)
+    if issues:
+        raise ConfigError(str(path), issues)
+    return site, notes
+
+
+def start_file_issues(site: SiteConfig, base_dir: Path) -> list[ConfigIssue]:
+    """The files only a start reads: the central system's key and certificates (``ocpp``) and the page's certificate
+    and key (``web``). Checked with the site file, not with a change made on the page: a key set there is written
+    after the change has met its rules."""
+    issues: list[ConfigIssue] = []
+    ocpp = site.ocpp
+    if ocpp is not None and ocpp.password_file is not None:
+        try:
+            read_password(base_dir / ocpp.password_file)
+        except (OSError, ValueError) as exc:
+            issues.append(ConfigIssue("ocpp.password_file", tr("site.file.unreadable", error=text_of(exc))))
+    for name in ("ca_file", "client_cert", "client_key"):
+        value = getattr(ocpp, name) if ocpp is not None else None
+        if value is not None:
+            try:
+                (base_dir / value).read_bytes()
+            except OSError as exc:
+                issues.append(ConfigIssue(f"ocpp.{name}", tr("site.file.unreadable", error=text_of(exc))))
+    web = site.web
+    if web.enabled and web.tls_cert is not None and web.tls_key is not None:
+        try:
+            server_tls(base_dir / web.tls_cert, base_dir / web.tls_key)
+        except (OSError, ValueError) as exc:
+            issues.append(ConfigIssue("web.tls_cert", tr("site.web.tls_unusable", error=str(exc))))
+    return issues
 
 
 def checked_site(data: Any, source: str, registry: ProfileRegistry, base_dir: Path) -> tuple[SiteConfig, list[str]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.certs import self_signed
 
 from drivers.bus import BusPool
 from drivers.profile import ProfileRegistry
@@ -133,3 +134,25 @@ async def test_site_wiring_gives_ocpp_chargers_their_ratings_and_a_bus_per_charg
     assert [h.bus_key for h in handles] == ["ocpp:CP-1", "ocpp:CP-2", "ocpp:CP-2"]
     assert wiring.ocpp.endpoint.stations["CP-2"].settings.connectors == (1, 2)
     assert wiring.make_driver(config.chargers[0]).bus_key != "ocpp:CP-1"
+
+
+def test_check_config_reads_the_central_systems_key_and_the_pages_certificate_next_to_the_site_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only a start read them: check-config said the site was fine, and `run` then could not start.
+    modbus = {"id": "mb", "profile": "powershare-sim", "transport": {"type": "tcp", "host": "10.0.0.1"}}
+    upstream = {"url": "wss://cs.example.com/ocpp", "charge_point_id": "GW-1", "security_profile": 2,
+                "password_file": "cs.key", "ca_file": "cs-ca.pem"}
+    path = write_site(tmp_path, site(modbus, ocpp=upstream, web={"tls_cert": "page.pem", "tls_key": "page.key"}),
+                      password=None)
+    monkeypatch.chdir(tmp_path.parent)
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "ocpp.password_file: cannot read" in err and "ocpp.ca_file: cannot read" in err
+    assert "web.tls_cert: cannot load the certificate and key" in err
+
+    (tmp_path / "cs.key").write_text("an-authorization-key-for-gw\n", encoding="utf-8")
+    cert, key = self_signed(tmp_path)
+    cert.rename(tmp_path / "page.pem")
+    key.rename(tmp_path / "page.key")
+    (tmp_path / "cs-ca.pem").write_bytes((tmp_path / "page.pem").read_bytes())
+    assert main(["check-config", str(path)]) == 0, capsys.readouterr().err
