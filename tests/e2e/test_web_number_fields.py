@@ -73,3 +73,9 @@ def type_numbers(driver: Driver, rig: WebRig) -> None:
     set_network(driver, "13,5")
     wait(driver, lambda d: "13,5 A" in message(d), "13,5 taken as 13.5 A in German")
     assert rig.supervisor.status().network_limit_a == 13.5
+    # What the page fills in, it writes the language's way too.
+    driver.execute_script("document.activeElement.blur()")
+    wait(driver, lambda d: d.find_element(By.ID, "network-limit").get_attribute("value") == "13,5",
+         "the field showing 13,5")
+    row = driver.find_element(By.CSS_SELECTOR, '.unit-limit[data-unit="cp2"]')
+    assert row.find_element(By.TAG_NAME, "input").get_attribute("value") == "9,5"

@@ -61,7 +61,7 @@ function h(tag, attrs, ...children) {
 const decimal = (value, digits) => Number(value).toLocaleString(i18n.lang, { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
 const amps = (value, digits = 1) => (value === null || value === undefined ? "–" : `${decimal(value, digits)} A`);
 const num = (value) => Math.round(value * 10) / 10;  /* a number for t(): i18n.t writes it the language's way */
-const round = (value) => num(value).toString();  /* a number for an input field or the canvas */
+const round = (value) => i18n.field(value);  /* a number for an input field or a card, the language's way */
 const clock = (unixS) => new Date(unixS * 1000).toLocaleTimeString(i18n.lang, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 
 /* A text with elements in it ("add them in step 1 of {link}"): the template's {name}s become the given nodes. */

@@ -268,7 +268,7 @@
     renderRestart(state);
 
     const supply = $("cm-supply-form");
-    if (fresh(supply)) { supply.elements.limit_a.value = num(state.installation_limit_a); clean(supply); }
+    if (fresh(supply)) { supply.elements.limit_a.value = i18n.field(state.installation_limit_a); clean(supply); }
     $("cm-supply-hint").textContent = t("page.commissioning.installation_hint", { network: num(state.network_limit_a) });
 
     const treeKey = JSON.stringify([state.circuits, state.installation_limit_a, state.units.map((u) => u.circuit)]);
@@ -300,8 +300,8 @@
       : t("page.commissioning.no_bms"));
     const watchdog = $("cm-watchdog-form");
     if (fresh(watchdog)) {
-      watchdog.elements.timeout_s.value = num(state.bms_watchdog_s);
-      watchdog.elements.fallback_limit_a.value = num(state.bms_fallback_limit_a);
+      watchdog.elements.timeout_s.value = i18n.field(state.bms_watchdog_s);
+      watchdog.elements.fallback_limit_a.value = i18n.field(state.bms_fallback_limit_a);
       clean(watchdog);
     }
 
@@ -405,7 +405,7 @@
     cm.editingCircuit = circuit.id;
     form.elements.id.value = circuit.id;
     fillParents(form.elements.parent, circuit.id, circuit.parent);
-    form.elements.limit_a.value = num(circuit.limit_a);
+    form.elements.limit_a.value = i18n.field(circuit.limit_a);
     const row = $("cm-tree").querySelector(`[data-circuit="${CSS.escape(circuit.id)}"]`);
     row.after(h("li", { class: "cm-form-slot" }, form));
     form.hidden = false;
@@ -498,7 +498,7 @@
     const unit = cm.state.units.find((u) => u.id === id);
     const form = $("cm-wiring-form");
     cm.editingUnit = id;
-    form.elements.breaker_limit_a.value = unit.breaker_limit_a === null ? "" : num(unit.breaker_limit_a);
+    form.elements.breaker_limit_a.value = unit.breaker_limit_a === null ? "" : i18n.field(unit.breaker_limit_a);
     form.elements.breaker_limit_a.placeholder = t("page.commissioning.breaker_placeholder", { limit: num(unit.nameplate_a) });
     form.elements.phases.value = String(unit.phases);
     fillRotations(form, unit.phase_rotation);
@@ -569,10 +569,10 @@
     form.elements.baudrate.value = String(m.transport.baudrate || 9600);
     form.elements.parity.value = m.transport.parity || "N";
     form.elements.unit.value = m.transport.unit;
-    form.elements.limit_a.value = m.limit_a === "" ? "" : num(m.limit_a);
-    form.elements.margin_a.value = num(m.margin_a);
-    form.elements.fallback_limit_a.value = m.fallback_limit_a === "" ? "" : num(m.fallback_limit_a);
-    form.elements.stale_after_s.value = num(m.stale_after_s);
+    form.elements.limit_a.value = m.limit_a === "" ? "" : i18n.field(m.limit_a);
+    form.elements.margin_a.value = i18n.field(m.margin_a);
+    form.elements.fallback_limit_a.value = m.fallback_limit_a === "" ? "" : i18n.field(m.fallback_limit_a);
+    form.elements.stale_after_s.value = i18n.field(m.stale_after_s);
     meterProfileChanged(form);
     delete form.dataset.filling;
   }

@@ -11,6 +11,7 @@
  *   i18n.ready           a promise, settled once the texts are in (t() before that answers the id)
  *   i18n.lang            the language in force
  *   i18n.number(text)    a number as the reader typed it ("16,5" or "16.5"), or null if it is not one
+ *   i18n.field(value)    a number as a field shows it: the language's decimal mark, one decimal at most, no grouping
  * After each change of language the document gets a "powershare:language" event, for whatever draws texts itself.
  */
 "use strict";
@@ -41,6 +42,10 @@ const i18n = (() => {
     const [, sign, whole, mark, fraction] = match;
     if (mark !== undefined && fraction.length === 3 && mark === groupMark()) return null;
     return Number(`${sign}${whole || "0"}${mark === undefined ? "" : `.${fraction}`}`);
+  }
+
+  function field(value) {
+    return Number(value).toLocaleString(state.lang, { maximumFractionDigits: 1, useGrouping: false });
   }
 
   function groupMark() {
@@ -105,5 +110,5 @@ const i18n = (() => {
   }
 
   const ready = start().catch(() => { /* the gateway did not answer: the page keeps its English */ });
-  return { t, apply, number, ready, get lang() { return state.lang; } };
+  return { t, apply, number, field, ready, get lang() { return state.lang; } };
 })();
