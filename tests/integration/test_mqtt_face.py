@@ -20,10 +20,11 @@ from drivers.sim.clock import ScaledClock
 from drivers.sim.server import TcpListen
 from drivers.sim.site import SimulatedSite
 from drivers.sim.vehicle import VehicleSpec
-from gateway.faces.mqtt.face import MqttFace
+from gateway.faces.mqtt.face import MQTT_TASK, MqttFace
 from gateway.faces.mqtt.wiring import mqtt_face
 from gateway.runtime.app import GatewayApp
 from gateway.runtime.commands import RemoveFollower, SetBmsFallbackLimit, SetBmsWatchdog
+from gateway.runtime.read_model import GatewayHealth
 from gateway.site.config import MqttConfig, parse_site
 
 pytestmark = needs_mosquitto
@@ -223,6 +224,37 @@ async def test_a_lost_broker_is_reconnected_and_given_everything_again(tmp_path:
                 await sub.wait_for(lambda: {"powershare/site", "powershare/unit/bay-1"} <= sub.latest.keys())
                 assert sub.latest.get("powershare/availability") == b"online"
                 assert (await result_of(sub, "powershare/set/network_limit", "11"))["ok"]
+    finally:
+        await stop_rig(rig)
+
+
+async def test_a_fault_in_the_face_shows_fault_and_the_link_is_started_again(
+        tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fault in the face (not the broker's) was logged and the link reconnected, but the gateway never said so:
+    # the face ran outside the task supervisor and its health stayed OK.
+    rig, _ = await start_rig(tmp_path, broker)
+    original = MqttFace._publish_all
+    failed: list[bool] = []
+
+    async def publish_all(self: MqttFace, client: Any, status: Any, *, full: bool) -> None:
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("a bug in the face")
+        await original(self, client, status, full=full)
+
+    try:
+        monkeypatch.setattr(MqttFace, "_publish_all", publish_all)
+        tasks = rig.app.supervisor.tasks
+        async with asyncio.timeout(10):
+            while not tasks.is_down(MQTT_TASK):  # noqa: ASYNC110 - the task supervisor has no event to wait on
+                await asyncio.sleep(0.05)
+        assert rig.app.supervisor.status().health is GatewayHealth.FAULT
+        async with asyncio.timeout(10):  # started again after the first backoff (1 s)
+            await rig.face.connected.wait()
+        async with subscriber(broker, "powershare/result") as sub:
+            answer = await result_of(sub, "powershare/set/network_limit", "20")
+        assert answer["ok"] is True and rig.app.settings.config.network_limit_a == 32  # the BMS's own limit
+        assert rig.app.supervisor.status().network_limit_a == 20
     finally:
         await stop_rig(rig)
 

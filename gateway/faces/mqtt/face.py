@@ -15,6 +15,11 @@ says once in the log when the link changes. On every connection it
 Status goes out with QoS 0 (the next step or the reconnect repairs a loss); availability, discovery and command
 results with QoS 1. A command is answered on the result topic (``gateway.faces.mqtt.commands``); a bad one never
 reaches the supervisor and never stops the face.
+
+The link runs as the task ``mqtt`` of the gateway's task supervisor. A broker that is down or refuses the login
+is not a fault of the gateway's (the face retries and says so in the log); anything else ending the link (a bug
+in the face, a TLS setup the broker's certificate does not meet) is a crash: logged with its traceback, the
+gateway shows FAULT, and the link is started again after the task backoff.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from gateway.faces.mqtt.topics import OFFLINE, ONLINE, Topics, status_messages
 from gateway.faces.ocpp.client import backoff_s
 from gateway.runtime.commands import GatewayControl
 from gateway.runtime.read_model import SiteStatus
+from gateway.runtime.tasks import TaskSupervisor
 from gateway.site.config import MqttConfig
 
 log = logging.getLogger("gateway.faces.mqtt")
@@ -50,6 +56,7 @@ MAX_INFLIGHT = 200
 """QoS 1 messages awaiting the broker's acknowledgement at once; the first publication at a large site is thousands
 of discovery configs, which paho's default of 20 would send one round trip per 20."""
 STOP_TIMEOUT_S = 5.0
+MQTT_TASK = "mqtt"
 
 
 class MqttSetupError(StartError):
@@ -90,15 +97,19 @@ def tls_context(config: MqttConfig, base_dir: Path) -> ssl.SSLContext | None:
 class MqttFace:
     """One gateway's MQTT link; ``start`` returns at once (the broker may be down), ``stop`` says goodbye."""
 
-    def __init__(self, control: GatewayControl, config: MqttConfig, site_name: str, *, base_dir: Path) -> None:
+    def __init__(self, control: GatewayControl, config: MqttConfig, site_name: str, *, base_dir: Path,
+                 tasks: TaskSupervisor | None = None) -> None:
+        """``tasks``: who owns the face's task ``mqtt`` (the gateway's, so a fault in the face shows as FAULT and the
+        link is started again); a private one if None."""
         self._control = control
+        self._tasks = tasks if tasks is not None else TaskSupervisor()
         self.config = config
         self.topics = Topics(config.topic_prefix)
         self.discovery = Discovery(self.topics, config.discovery_prefix, config.client_id, site_name)
         self._commands = MqttCommands(BmsFace(control), self.topics, config.read_only)
         self._password = load_password(config, base_dir)
         self._tls = tls_context(config, base_dir)
-        self._task: asyncio.Task[None] | None = None
+        self._running = False
         self._client: aiomqtt.Client | None = None
         self._sent: dict[str, bytes] = {}
         """What the broker holds for each topic this face publishes retained (as far as the face knows)."""
@@ -122,20 +133,19 @@ class MqttFace:
         if not self.config.enabled:
             log.info("MQTT disabled (mqtt.enabled: false)")
             return
-        self._task = asyncio.create_task(self._run(), name="mqtt")
+        self._tasks.start(MQTT_TASK, self._run)
+        self._running = True
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
+        if not self._running:
             return
+        self._running = False
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 async with asyncio.timeout(STOP_TIMEOUT_S):
                     await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await self._tasks.stop(MQTT_TASK)
 
     # -- the link -----------------------------------------------------------------------------------------------
     def _note(self, text: str | None, level: int = logging.WARNING) -> None:
@@ -160,11 +170,8 @@ class MqttFace:
                         attempt = 0
                         self._note(f"MQTT connected to {self.config.host}:{self.config.port}", logging.INFO)
                         await self._session(client)
-                except aiomqtt.MqttError as exc:
+                except aiomqtt.MqttError as exc:  # the broker or the network: no fault of the gateway's
                     self._note(f"MQTT broker {self.config.host}:{self.config.port} unreachable: {exc}")
-                except Exception:  # a fault here must cost the link, never the face: log it and reconnect
-                    log.exception("MQTT link to %s:%d failed", self.config.host, self.config.port)
-                    self._note(None)
                 finally:
                     self._client = None
                     self.connected.clear()

@@ -18,7 +18,8 @@ def mqtt_face(config: MqttConfig, base_dir: Path) -> FaceFactory:
     raises ``MqttSetupError`` when the password or a TLS file cannot be loaded."""
 
     def make(app: GatewayApp) -> MqttFace:
-        return MqttFace(app.supervisor, config, app.settings.config.name, base_dir=base_dir)
+        return MqttFace(app.supervisor, config, app.settings.config.name, base_dir=base_dir,
+                        tasks=app.supervisor.tasks)
 
     return make
 
