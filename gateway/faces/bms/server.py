@@ -68,8 +68,8 @@ IDLE_TIMEOUT_S = 120.0
 """A TCP client that sends nothing for this long is disconnected (a BMS polls every few seconds)."""
 
 MIN_BACKLOG = 16
-RTU_TASK = "bms rtu"
 """Connections waiting to be accepted (and so the most accepted in one go) is the cap, but at least this."""
+RTU_TASK = "bms rtu"
 
 _refusals = RateLimitedLog(log, interval_s=60.0)
 

@@ -109,7 +109,6 @@ class MqttFace:
         self._commands = MqttCommands(BmsFace(control), self.topics, config.read_only)
         self._password = load_password(config, base_dir)
         self._tls = tls_context(config, base_dir)
-        self._running = False
         self._client: aiomqtt.Client | None = None
         self._sent: dict[str, bytes] = {}
         """What the broker holds for each topic this face publishes retained (as far as the face knows)."""
@@ -134,12 +133,10 @@ class MqttFace:
             log.info("MQTT disabled (mqtt.enabled: false)")
             return
         self._tasks.start(MQTT_TASK, self._run)
-        self._running = True
 
     async def stop(self) -> None:
-        if not self._running:
+        if MQTT_TASK not in self._tasks.names():
             return
-        self._running = False
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):

@@ -198,7 +198,7 @@ class WebServer:
 
         uvicorn ending on its own (a bug in it or in what it runs, or its giving up) is a crash like any other
         task's: it is logged, the gateway shows FAULT, and the task supervisor starts a new server after its
-        backoff, listening again on the same port (the old server closed the socket it listened on).
+        backoff, listening again on the same port (the crashed server's socket is closed here and a new one bound).
         """
         if self._stopping or self._uvicorn is None:
             return
